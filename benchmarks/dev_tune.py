@@ -1,0 +1,55 @@
+"""Development runs for choosing a recipe, without touching any test fold of the benchmark.
+
+Trains on the training side of EmoBox fold 1 (20 actors) and scores on the validation actors that
+:func:`emovox.protocols.validation_split` draws from that side. Fold 1's test actors (01, 11, 20,
+21) are never read. Prints one JSON line per run: the final-epoch and best validation UA.
+
+    python benchmarks/dev_tune.py --data ../shared/data/ravdess --model cnn \
+        --train-param epochs=30 --feature-param n_mels=64
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from emovox.cli import _parse_kv
+from emovox.corpora import scan_corpus
+from emovox.features import FeatureCache
+from emovox.labels import resolve_labels
+from emovox.models import model_class
+from emovox.pipeline import default_feature, fit, load_dataset
+from emovox.protocols import make_folds
+from emovox.training import TrainConfig
+
+
+@click.command()
+@click.option("--data", required=True)
+@click.option("--model", default="cnn")
+@click.option("--param", multiple=True)
+@click.option("--feature-param", multiple=True)
+@click.option("--train-param", multiple=True)
+@click.option("--tag", default="")
+def main(data, model, param, feature_params=(), train_param=(), tag="", feature_param=()) -> None:
+    manifest = scan_corpus("ravdess", data)
+    scheme = resolve_labels("emotion")
+    feature = default_feature(model, **_parse_kv(feature_param))
+    config = TrainConfig.for_model(model_class(model), **_parse_kv(train_param))
+    ds = load_dataset(manifest, scheme, feature, FeatureCache(), progress=False)
+    fold1 = make_folds(ds.manifest, "emobox")[0]
+    t0 = time.time()
+    _, result, val_speakers = fit(ds, fold1.train, model, config, _parse_kv(param), progress=False)
+    last = result.history[-1]
+    print(json.dumps({
+        "tag": tag, "model": model, "params": _parse_kv(param),
+        "feature": _parse_kv(feature_param), "train": _parse_kv(train_param),
+        "val_speakers": val_speakers, "final_val_ua": round(last.get("val_ua", 0), 2),
+        "best_val_ua": result.best_val_ua, "best_epoch": result.best_epoch,
+        "seconds": round(time.time() - t0, 1),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Corpus recipes: one module per corpus, each turning a folder into a :class:`Manifest`.
+
+A new corpus is one new module with a ``scan(root, **options) -> Manifest`` function and one line
+in :data:`CORPORA`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from emovox.corpora import csv_corpus, folder, ravdess
+from emovox.manifest import Manifest
+
+CORPORA: dict[str, Callable[..., Manifest]] = {
+    "ravdess": ravdess.scan,
+    "folder": folder.scan,
+    "csv": csv_corpus.scan,
+}
+
+
+def scan_corpus(name: str, root: str | os.PathLike, **options) -> Manifest:
+    """Scan ``root`` with the recipe registered as ``name``."""
+    try:
+        recipe = CORPORA[name]
+    except KeyError:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPORA))}") from None
+    return recipe(root, **options)
+
+
+__all__ = ["CORPORA", "scan_corpus"]

@@ -1,0 +1,73 @@
+"""What every feature shares: a JSON configuration, audio reading, batched extraction.
+
+A feature turns waveforms into arrays ``[streams, bins, frames]`` (``float32``). Its parameters are
+dataclass fields; ``to_dict()`` / ``feature_from_dict()`` round-trip them through JSON, which is how
+a model bundle remembers the feature it was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from emovox.audio import SAMPLE_RATE, load_audio
+
+
+@dataclasses.dataclass
+class Feature:
+    """Base class of registered features (see :data:`emovox.features.FEATURES`)."""
+
+    name: ClassVar[str] = ""
+    fixed_length: ClassVar[bool] = False
+    sample_rate: int = SAMPLE_RATE
+
+    # -- configuration -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-ready parameters, with the registry name under ``"name"``."""
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds per output frame (used for crops and time axes)."""
+        return getattr(self, "hop_length", 0) / self.sample_rate
+
+    # -- reading and computing -----------------------------------------------------------------
+    def load(self, path: str | os.PathLike) -> np.ndarray:
+        """Read the part of a file this feature looks at, at its sample rate."""
+        return load_audio(path, sr=self.sample_rate)
+
+    def compute(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, N]`` zero-padded audio and its lengths -> ``[B, S, F, T]`` and frame counts."""
+        raise NotImplementedError
+
+    def __call__(
+        self, waves: Sequence[np.ndarray], device: str | torch.device = "cpu", batch_size: int = 16
+    ) -> list[np.ndarray]:
+        """Features of each waveform (at :attr:`sample_rate`), computed in padded batches."""
+        out: list[np.ndarray] = []
+        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))  # little padding
+        results: dict[int, np.ndarray] = {}
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            lengths = torch.tensor([len(waves[i]) for i in idx])
+            batch = torch.zeros(len(idx), int(lengths.max()), dtype=torch.float32)
+            for row, i in enumerate(idx):
+                batch[row, : len(waves[i])] = torch.from_numpy(np.asarray(waves[i], np.float32))
+            with torch.no_grad():
+                feats, n_frames = self.compute(batch.to(device), lengths.to(device))
+            feats = feats.float().cpu().numpy()
+            for row, i in enumerate(idx):
+                results[i] = np.ascontiguousarray(feats[row, ..., : int(n_frames[row])])
+        out = [results[i] for i in range(len(waves))]
+        return out
+
+    def extract(self, audio: np.ndarray) -> np.ndarray:
+        """Features of one waveform."""
+        return self([audio])[0]

@@ -1,0 +1,118 @@
+"""Feature extraction over many files, with an on-disk cache.
+
+A cached entry is keyed by the file (absolute path, size, modification time) and the feature's
+configuration, so editing a file or changing a parameter never returns stale features. Entries are
+plain ``.npy`` arrays (no pickle), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from emovox._fs import atomic_write_bytes
+from emovox.audio import AudioError
+from emovox.features.base import Feature
+from emovox.progress import progress_bar
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox"))
+
+
+class FeatureCache:
+    """A folder of cached feature arrays, one sub-folder per feature configuration."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_CACHE_DIR / "features") -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def config_key(feature: Feature) -> str:
+        blob = json.dumps(feature.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def _path(self, feature: Feature, audio_path: str | os.PathLike) -> Path | None:
+        p = Path(audio_path).resolve()
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        ident = f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()
+        key = hashlib.sha256(ident).hexdigest()[:32]
+        return self.root / self.config_key(feature) / key[:2] / f"{key}.npy"
+
+    def get(self, feature: Feature, audio_path: str | os.PathLike) -> np.ndarray | None:
+        path = self._path(feature, audio_path)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged entry is recomputed
+
+    def put(self, feature: Feature, audio_path: str | os.PathLike, value: np.ndarray) -> None:
+        path = self._path(feature, audio_path)
+        if path is None:
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+        (self.root / self.config_key(feature) / "feature.json").write_text(
+            json.dumps(feature.to_dict(), indent=2)
+        )
+
+
+def extract_files(
+    feature: Feature,
+    paths: Sequence[str | os.PathLike],
+    cache: FeatureCache | None = None,
+    workers: int = 2,
+    batch_size: int = 32,
+    progress: bool = True,
+    device: str = "cpu",
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """Features of every file; a file that cannot be read is reported, never fatal.
+
+    Returns:
+        ``(features, errors)``: one array per path (``None`` where it failed) and a mapping from
+        each failed path to the reason.
+    """
+    out: list[np.ndarray | None] = [None] * len(paths)
+    errors: dict[str, str] = {}
+    todo = []
+    for i, p in enumerate(paths):
+        hit = cache.get(feature, p) if cache is not None else None
+        if hit is not None:
+            out[i] = hit
+        else:
+            todo.append(i)
+
+    def read(i: int) -> tuple[int, np.ndarray | None]:
+        try:
+            return i, feature.load(paths[i])
+        except AudioError as exc:
+            errors[str(paths[i])] = exc.reason
+        except Exception as exc:  # a batch never dies on one file
+            errors[str(paths[i])] = f"{type(exc).__name__}: {exc}"
+        return i, None
+
+    with (
+        progress_bar(len(todo), "features", enabled=progress and bool(todo)) as bar,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            loaded = [(i, w) for i, w in pool.map(read, chunk) if w is not None]
+            if loaded:
+                feats = feature([w for _, w in loaded], device=device)
+                for (i, _), f in zip(loaded, feats, strict=True):
+                    out[i] = f
+                    if cache is not None:
+                        cache.put(feature, paths[i], f)
+            bar.advance(len(chunk))
+    return out, errors

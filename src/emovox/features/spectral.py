@@ -1,0 +1,120 @@
+"""Torch-native log-mel and MFCC, batched, on CPU or CUDA.
+
+Pure functions with a cached mel filterbank (as in openai/whisper's ``audio.py``); the results
+match ``librosa.feature.melspectrogram`` + ``librosa.power_to_db`` (and ``librosa.feature.mfcc``)
+to within 1e-3 dB for the same parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import librosa
+import numpy as np
+import torch
+
+AMIN = 1e-10
+"""Floor on power before the logarithm, as in ``librosa.power_to_db``."""
+
+DELTA_WIDTH = 9
+"""Frames used by the delta regression (librosa's default)."""
+
+
+@lru_cache(maxsize=16)
+def _mel_filters_np(
+    sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
+) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+def mel_filters(
+    sr: int,
+    n_fft: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Slaney-normalised mel filterbank ``[n_mels, n_fft // 2 + 1]`` (cached per parameters)."""
+    return torch.from_numpy(_mel_filters_np(sr, n_fft, n_mels, fmin, fmax)).to(device)
+
+
+@lru_cache(maxsize=16)
+def _dct_np(n_mfcc: int, n_mels: int) -> np.ndarray:
+    # Orthonormal DCT-II, the matrix scipy.fft.dct(..., type=2, norm="ortho") applies.
+    n = np.arange(n_mels)
+    k = np.arange(n_mfcc)[:, None]
+    basis = np.cos(np.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
+    basis[0] /= math.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+def frame_count(n_samples: int | torch.Tensor, hop_length: int):
+    """Frames that a centred STFT gives for ``n_samples`` samples."""
+    return 1 + n_samples // hop_length
+
+
+def power_spectrogram(
+    audio: torch.Tensor, n_fft: int, hop_length: int, win_length: int
+) -> torch.Tensor:
+    """``|STFT|^2`` of ``[B, N]`` audio: ``[B, n_fft // 2 + 1, frames]`` (centred, zero-padded)."""
+    window = torch.hann_window(win_length, device=audio.device, dtype=audio.dtype)
+    spec = torch.stft(
+        audio,
+        n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    return spec.real.square() + spec.imag.square()
+
+
+def log_mel_spectrogram(
+    audio: torch.Tensor,
+    sr: int,
+    n_fft: int = 512,
+    hop_length: int = 160,
+    win_length: int | None = None,
+    n_mels: int = 64,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> torch.Tensor:
+    """Log-mel power in dB, ``[B, n_mels, frames]`` for ``[B, N]`` audio (no top-dB clipping)."""
+    power = power_spectrogram(audio, n_fft, hop_length, win_length or n_fft)
+    mel = mel_filters(sr, n_fft, n_mels, fmin, fmax, audio.device) @ power
+    return 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
+
+
+def clip_top_db(log_spec: torch.Tensor, top_db: float, n_frames: torch.Tensor | None = None):
+    """Floor each item at its own maximum minus ``top_db`` (``librosa.power_to_db``'s top_db)."""
+    if n_frames is None:
+        peak = log_spec.amax(dim=(-2, -1), keepdim=True)
+    else:
+        valid = _frame_mask(n_frames, log_spec.shape[-1])[:, None, :]
+        peak = log_spec.masked_fill(~valid, -torch.inf).amax(dim=(-2, -1), keepdim=True)
+    return torch.maximum(log_spec, peak - top_db)
+
+
+def mfcc_from_log_mel(log_mel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    """Orthonormal DCT-II over the mel axis: ``[B, n_mels, T]`` -> ``[B, n_mfcc, T]``."""
+    dct = torch.from_numpy(_dct_np(n_mfcc, log_mel.shape[-2])).to(log_mel)
+    return dct @ log_mel
+
+
+def deltas(x: torch.Tensor, width: int = DELTA_WIDTH) -> torch.Tensor:
+    """First-order regression deltas along the last axis (edges padded by repetition)."""
+    half = width // 2
+    kernel = torch.arange(-half, half + 1, dtype=x.dtype, device=x.device)
+    kernel = kernel / kernel.square().sum()
+    flat = x.reshape(-1, 1, x.shape[-1])
+    padded = torch.nn.functional.pad(flat, (half, half), mode="replicate")
+    out = torch.nn.functional.conv1d(padded, kernel.view(1, 1, -1))
+    return out.reshape(x.shape)
+
+
+def _frame_mask(n_frames: torch.Tensor, total: int) -> torch.Tensor:
+    return torch.arange(total, device=n_frames.device)[None, :] < n_frames[:, None]

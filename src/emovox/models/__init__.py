@@ -1,0 +1,31 @@
+"""Model registry. A new model is one new module and one line in :data:`MODELS`."""
+
+from __future__ import annotations
+
+from emovox.models.base import SERModel
+from emovox.models.cnn import CNN
+from emovox.models.tutorial_cnn1d import TutorialCNN1D
+
+MODELS: dict[str, type[SERModel]] = {
+    "tutorial-cnn1d": TutorialCNN1D,
+    "cnn": CNN,
+}
+
+
+def model_class(name: str) -> type[SERModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
+
+
+def build_model(name: str, n_classes: int, in_shape: tuple[int, int], **hparams) -> SERModel:
+    """Instantiate the model registered as ``name``."""
+    cls = model_class(name)
+    try:
+        return cls(n_classes, tuple(in_shape), **hparams)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for model {name!r}: {exc}") from exc
+
+
+__all__ = ["MODELS", "SERModel", "build_model", "model_class"]

@@ -1,0 +1,73 @@
+"""``emovox data summary``: what a corpus holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from emovox.audio import AudioError, audio_info
+from emovox.manifest import Manifest
+
+
+def total_duration(manifest: Manifest) -> tuple[float, list[str]]:
+    """Seconds of audio in the manifest (from file headers) and the files that failed."""
+    total, bad = 0.0, []
+    for u in manifest:
+        try:
+            info = audio_info(u.path)
+            total += info.frames / info.samplerate
+        except AudioError as exc:
+            bad.append(str(exc))
+    return total, bad
+
+
+def summarize(manifest: Manifest, durations: bool = True) -> dict:
+    """Counts per label, speaker, gender and corpus, and the total duration."""
+    out = {
+        "utterances": len(manifest),
+        "labels": dict(sorted(manifest.counts("label").items())),
+        "speakers": dict(sorted(manifest.counts("speaker").items())),
+        "genders": dict(sorted(manifest.counts("gender").items())),
+        "corpora": dict(sorted(manifest.counts("corpus").items())),
+    }
+    if durations:
+        seconds, bad = total_duration(manifest)
+        out["duration_seconds"] = seconds
+        out["unreadable"] = bad
+    return out
+
+
+def print_summary(
+    manifest: Manifest, durations: bool = True, console: Console | None = None
+) -> dict:
+    """Print the summary as tables; returns it as a dict too."""
+    console = console or Console()
+    s = summarize(manifest, durations)
+    head = f"[bold]{s['utterances']}[/bold] utterances, {len(s['speakers'])} speakers"
+    if durations:
+        d = s["duration_seconds"]
+        head += f", {d:.1f} s ({d / 3600:.2f} h) of audio"
+    console.print(head)
+    for title, counts in (
+        ("label", s["labels"]),
+        ("gender", s["genders"]),
+        ("corpus", s["corpora"]),
+    ):
+        _table(console, title, Counter(counts))
+    _table(console, "speaker", Counter(s["speakers"]))
+    if durations and s["unreadable"]:
+        console.print(f"[red]{len(s['unreadable'])} unreadable file(s):[/red]")
+        for line in s["unreadable"][:20]:
+            console.print(f"  {line}")
+    return s
+
+
+def _table(console: Console, title: str, counts: Counter) -> None:
+    t = Table(title=f"utterances per {title}", title_justify="left")
+    t.add_column(title)
+    t.add_column("n", justify="right")
+    for k, v in counts.items():
+        t.add_row(k or "(unknown)", str(v))
+    console.print(t)

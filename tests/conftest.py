@@ -1,0 +1,125 @@
+"""Shared helpers and fixtures. Every test makes its own audio; nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+# -- synthetic audio ------------------------------------------------------------------------------
+
+
+def tone(
+    seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.5
+) -> np.ndarray:
+    """A float32 sine of ``seconds`` at ``sr`` Hz."""
+    t = np.arange(round(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_tone(
+    path: str | os.PathLike,
+    seconds: float = 1.0,
+    sr: int = 16000,
+    freq: float = 220.0,
+    channels: int = 1,
+    subtype: str | None = "PCM_16",
+    fmt: str | None = None,
+) -> Path:
+    """Write a sine tone with soundfile; every channel holds the same signal. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    y = tone(seconds, sr, freq)
+    data = y if channels == 1 else np.repeat(y[:, None], channels, axis=1)
+    sf.write(str(path), data, sr, subtype=subtype, format=fmt)
+    return path
+
+
+def peak_frequency(x: np.ndarray, sr: int) -> float:
+    """The frequency (Hz) of the largest FFT bin of ``x``."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1.0 / sr)[int(np.argmax(spectrum))])
+
+
+# -- a tiny fake RAVDESS tree -------------------------------------------------------------------
+
+EMOTION_FREQS = {"01": 200.0, "02": 300.0, "03": 400.0, "04": 500.0, "05": 600.0, "06": 700.0}
+"""Emotion code -> tone frequency of the fake RAVDESS files (different per emotion)."""
+
+
+@dataclass
+class FakeRavdess:
+    root: Path
+    speech: list[Path] = field(default_factory=list)
+    song: list[Path] = field(default_factory=list)
+    bad: list[Path] = field(default_factory=list)
+
+    @property
+    def all_valid(self) -> list[Path]:
+        return self.speech + self.song
+
+
+@pytest.fixture
+def fake_ravdess(tmp_path: Path) -> FakeRavdess:
+    """Actors 01 (male) and 02 (female) x six emotions, 0.5 s tones.
+
+    Actor 01 is stored as ``.wav``, actor 02 as ``.flac``; one file is stereo and one is 48 kHz.
+    One song file (``03-02-...``), one badly named ``foo.wav`` and one invalid emotion code
+    (``03-01-09-...``) are added.
+    """
+    root = tmp_path / "ravdess"
+    tree = FakeRavdess(root)
+    for actor, ext in (("01", ".wav"), ("02", ".flac")):
+        folder = root / f"Actor_{actor}"
+        for emo, freq in EMOTION_FREQS.items():
+            intensity = "01" if emo == "01" else "02"
+            name = f"03-01-{emo}-{intensity}-01-01-{actor}{ext}"
+            channels = 2 if (actor, emo) == ("01", "03") else 1
+            sr = 48000 if (actor, emo) == ("02", "04") else 16000
+            tree.speech.append(
+                write_tone(folder / name, seconds=0.5, sr=sr, freq=freq, channels=channels)
+            )
+    tree.song.append(write_tone(root / "Actor_01" / "03-02-03-01-02-02-01.wav", seconds=0.5))
+    tree.bad.append(write_tone(root / "Actor_01" / "foo.wav", seconds=0.5))
+    tree.bad.append(write_tone(root / "Actor_02" / "03-01-09-01-01-01-01.wav", seconds=0.5))
+    (root / "README.txt").write_text("not audio, not scanned\n")
+    return tree
+
+
+# -- espeak-ng speech -----------------------------------------------------------------------------
+
+
+def espeak_available() -> bool:
+    """Whether the ``espeak-ng`` command is installed."""
+    return shutil.which("espeak-ng") is not None
+
+
+def require_espeak() -> None:
+    """Skip the calling test without espeak-ng, except on CI (``CI=true``), where it must exist."""
+    if espeak_available():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("espeak-ng is required on CI but is not installed")
+    pytest.skip("espeak-ng is not installed")
+
+
+def make_speech(
+    path: str | os.PathLike, text: str, voice: str = "en", speed: int = 175, pitch: int = 50
+) -> Path:
+    """Synthesise ``text`` into a wav file with the ``espeak-ng`` command line."""
+    require_espeak()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return path
