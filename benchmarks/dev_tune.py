@@ -14,6 +14,7 @@ import json
 import time
 
 import click
+import torch
 
 from emovox.cli import _parse_kv
 from emovox.corpora import scan_corpus
@@ -32,7 +33,10 @@ from emovox.training import TrainConfig
 @click.option("--feature-param", multiple=True)
 @click.option("--train-param", multiple=True)
 @click.option("--tag", default="")
-def main(data, model, param, feature_params=(), train_param=(), tag="", feature_param=()) -> None:
+@click.option("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+def main(data, model, param, feature_param, train_param, tag, threads) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     manifest = scan_corpus("ravdess", data)
     scheme = resolve_labels("emotion")
     feature = default_feature(model, **_parse_kv(feature_param))

@@ -123,3 +123,78 @@ def make_speech(
         timeout=60,
     )
     return path
+
+
+# -- a synthetic corpus and one trained model, shared by the end-to-end tests ---------------------
+
+SYNTH_EMOTIONS = ("neutral", "happy", "sad", "angry")
+"""The emotions of :func:`synth_corpus` (in this order, also the trained model's classes)."""
+
+SYNTH_SPEAKERS = ("Actor_01", "Actor_02", "Actor_03", "Actor_04")
+
+TINY_CNN = {"channels": [4, 8, 8, 8]}
+"""Model parameters of a ``cnn`` small enough to train in seconds."""
+
+
+def tiny_config(**overrides):
+    """The ``cnn`` training settings, shortened: 3 epochs in batches of 8 (``overrides`` win)."""
+    from emovox.models import model_class
+    from emovox.training import TrainConfig
+
+    return TrainConfig.for_model(model_class("cnn"), **{"epochs": 3, "batch_size": 8, **overrides})
+
+
+def synth_manifest(root: Path):
+    """The RAVDESS-recipe manifest of a :func:`synth_corpus` folder."""
+    from emovox.corpora import scan_corpus
+
+    return scan_corpus("ravdess", root)
+
+
+def synth_scheme():
+    """The label scheme of the synthetic corpus: its four emotions."""
+    from emovox.labels import resolve_labels
+
+    return resolve_labels(",".join(SYNTH_EMOTIONS))
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RAVDESS-named corpus: 4 speakers (2 male, 2 female) x 4 emotions x 2 sentences.
+
+    32 files of numpy "speech" (espeak-ng is not needed). Read-only for the tests: copy it first.
+    """
+    from emovox.synth import make_corpus
+
+    root = tmp_path_factory.mktemp("synth") / "corpus"
+    make_corpus(root, emotions=SYNTH_EMOTIONS, n_speakers=4, repetitions=1, engine="numpy")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ``cnn`` trained on :func:`synth_corpus` by ``emovox.pipeline.train`` (3 epochs).
+
+    The folder holds the bundle, the training curves and the checkpoint. Read-only for the
+    tests: copy it before changing anything.
+    """
+    from emovox.pipeline import train
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    return train(
+        synth_manifest(synth_corpus),
+        synth_scheme(),
+        "cnn",
+        out,
+        config=tiny_config(),
+        model_params=TINY_CNN,
+        progress=False,
+    )
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    """Copy only a bundle's two files (``model.safetensors``, ``config.json``) into ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy2(src / name, dst / name)
+    return dst

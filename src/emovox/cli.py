@@ -149,7 +149,24 @@ def _training_setup(
     return scheme, feature, config, _parse_kv(params)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The ``emovox`` group; remembers the arguments it was given (not only from ``sys.argv``)."""
+
+    argv: list[str] | None = None
+
+    def main(self, args=None, *rest, **kwargs):
+        self.argv = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *rest, **kwargs)
+
+
+def _command_line() -> list[str]:
+    """The command line to record in ``config.json`` / ``metrics.json``."""
+    root = click.get_current_context().find_root().command
+    argv = getattr(root, "argv", None)
+    return ["emovox", *(sys.argv[1:] if argv is None else argv)]
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emovox")
 def main() -> None:
     """emovox: speech emotion recognition — train, evaluate honestly, predict."""
@@ -232,7 +249,7 @@ def train(
             cache=_cache(cache_dir, no_cache),
             resume=resume,
             progress=not quiet,
-            metadata={"command": ["emovox", *sys.argv[1:]]},
+            metadata={"command": _command_line()},
         )
     except TrainingInterrupted as exc:
         click.echo(
@@ -319,7 +336,7 @@ def evaluate(
             cache=_cache(cache_dir, no_cache),
             resume=resume,
             progress=not quiet,
-            command=["emovox", *sys.argv[1:]],
+            command=_command_line(),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

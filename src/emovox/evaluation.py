@@ -26,7 +26,7 @@ from emovox.features import Feature, FeatureCache
 from emovox.labels import LabelScheme
 from emovox.manifest import Manifest
 from emovox.metrics import classification_metrics
-from emovox.models import model_class
+from emovox.models import build_model, model_class
 from emovox.pipeline import default_feature, fit, load_dataset
 from emovox.progress import console
 from emovox.protocols import make_folds
@@ -190,6 +190,9 @@ def evaluate(
         "feature": feature.to_dict(),
         "training": config.to_dict(),
         "model_params": model_params or {},
+        "n_parameters": build_model(
+            model, len(data.classes), tuple(data.features[0].shape[:2]), **(model_params or {})
+        ).n_parameters,
         "timing": {
             "feature_extraction_seconds": round(data.extract_seconds, 2),
             "training_seconds": round(train_seconds, 2),

@@ -10,7 +10,6 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -222,6 +221,3 @@ def write_history(history: list[dict], out: Path) -> None:
 
     plot_training_curves(history, out / "training_curves.png")
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -51,7 +51,6 @@ class Feature:
         self, waves: Sequence[np.ndarray], device: str | torch.device = "cpu", batch_size: int = 16
     ) -> list[np.ndarray]:
         """Features of each waveform (at :attr:`sample_rate`), computed in padded batches."""
-        out: list[np.ndarray] = []
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))  # little padding
         results: dict[int, np.ndarray] = {}
         for start in range(0, len(order), batch_size):
@@ -65,8 +64,7 @@ class Feature:
             feats = feats.float().cpu().numpy()
             for row, i in enumerate(idx):
                 results[i] = np.ascontiguousarray(feats[row, ..., : int(n_frames[row])])
-        out = [results[i] for i in range(len(waves))]
-        return out
+        return [results[i] for i in range(len(waves))]
 
     def extract(self, audio: np.ndarray) -> np.ndarray:
         """Features of one waveform."""

@@ -15,7 +15,7 @@ import librosa
 import numpy as np
 import torch
 
-from emovox.audio import load_audio
+from emovox.audio import AudioError, load_audio
 from emovox.features.base import Feature
 
 TUTORIAL_SAMPLE_RATE = 44100
@@ -41,8 +41,10 @@ class TutorialMFCC(Feature):
     def load(self, path: str | os.PathLike) -> np.ndarray:
         try:
             return load_audio(path, sr=self.sample_rate, offset=self.offset, duration=self.duration)
-        except Exception:
-            # Shorter than the offset: the tutorial would read nothing; read from the start.
+        except AudioError as exc:
+            if "offset" not in exc.reason and "shorter" not in exc.reason:
+                raise
+            # Too short for the offset: the tutorial would read nothing; read from the start.
             return load_audio(path, sr=self.sample_rate, duration=self.duration)
 
     def summary(self, audio: np.ndarray) -> np.ndarray:

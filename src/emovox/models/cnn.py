@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import SERModel, downsample_mask, masked_mean_max
+from emovox.models.base import SERModel, masked_mean_max
 
 
 def conv_block(c_in: int, c_out: int, stride: int = 1, pool: bool = True) -> nn.Sequential:
@@ -41,8 +41,8 @@ class CNN(SERModel):
         "weight_decay": 1e-2,
         "schedule": "onecycle",
         "batch_size": 32,
-        "epochs": 40,
-        "patience": 40,
+        "epochs": 30,
+        "patience": 30,
         "crop_seconds": 2.0,
         "specaugment": True,
         "mixup": 0.2,
@@ -55,20 +55,67 @@ class CNN(SERModel):
         in_shape: tuple[int, int],
         channels: tuple[int, ...] = (16, 32, 64, 128),
         dropout: float = 0.3,
+        freq_pool: str = "mean",
     ) -> None:
         channels = tuple(channels)
-        super().__init__(n_classes, in_shape, channels=list(channels), dropout=dropout)
+        if freq_pool not in ("mean", "flatten"):
+            raise ValueError("freq_pool must be 'mean' or 'flatten'")
+        super().__init__(
+            n_classes, in_shape, channels=list(channels), dropout=dropout, freq_pool=freq_pool
+        )
         streams = in_shape[0]
         blocks = [conv_block(streams, channels[0], stride=2, pool=False)]
         blocks += [conv_block(a, b) for a, b in itertools.pairwise(channels)]
         self.blocks = nn.Sequential(*blocks)
+        self.freq_pool = freq_pool
+        bins = in_shape[1]
+        for _ in channels:  # the stem halves the bins, every pooling block halves them again
+            bins = -(-bins // 2)
+        width = channels[-1] * (bins if freq_pool == "flatten" else 1)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(2 * channels[-1], n_classes)
+        self.classifier = nn.Linear(2 * width, n_classes)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The pooled utterance embedding ``[B, 2 * channels[-1]]``."""
-        h = self.blocks(x).mean(dim=2)  # [B, C, T']
-        return masked_mean_max(h, downsample_mask(mask, h.shape[-1]))
+        """The pooled utterance embedding ``[B, 2 * width]``.
+
+        With a mask, every item's valid length is followed through each layer and the frames past
+        it are zeroed after each activation, so a padded item gets exactly the embedding it gets
+        on its own.
+        """
+        if mask is None or bool(mask.all()):
+            return masked_mean_max(self._pool_freq(self.blocks(x)), None)
+        lengths = mask.sum(dim=1)
+        h = x * mask[:, None, None, :].to(x.dtype)
+        for block in self.blocks:
+            for layer in block:
+                h = layer(h)
+                if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+                    lengths = _out_length(lengths, layer)
+                elif isinstance(layer, nn.ReLU):
+                    h = h * _length_mask(lengths, h.shape[-1])[:, None, None, :].to(h.dtype)
+        h = self._pool_freq(h)  # [B, C or C * F', T']
+        return masked_mean_max(h, _length_mask(lengths, h.shape[-1]))
+
+    def _pool_freq(self, h: torch.Tensor) -> torch.Tensor:
+        return h.mean(dim=2) if self.freq_pool == "mean" else h.flatten(1, 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.classifier(self.dropout(self.embed(x, mask)))
+
+
+def _length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _out_length(n: torch.Tensor, layer: nn.Conv2d | nn.MaxPool2d) -> torch.Tensor:
+    """Output frames (last axis) of ``layer`` for inputs of ``n`` frames, as torch computes them."""
+
+    def last(v):
+        return v[-1] if isinstance(v, tuple) else v
+
+    k, s, p, d = (last(getattr(layer, a)) for a in ("kernel_size", "stride", "padding", "dilation"))
+    span = n + 2 * p - d * (k - 1) - 1
+    if not getattr(layer, "ceil_mode", False):
+        return span // s + 1
+    out = -(-span // s) + 1
+    return out - ((out - 1) * s >= n + p).long()  # the last window must start inside the input
