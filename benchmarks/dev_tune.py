@@ -41,7 +41,9 @@ def main(data, model, param, feature_param, train_param, tag, threads) -> None:
     scheme = resolve_labels("emotion")
     feature = default_feature(model, **_parse_kv(feature_param))
     config = TrainConfig.for_model(model_class(model), **_parse_kv(train_param))
-    ds = load_dataset(manifest, scheme, feature, FeatureCache(), progress=False)
+    ds = load_dataset(
+        manifest, scheme, feature, FeatureCache(), progress=False, speeds=config.speed_perturb
+    )
     fold1 = make_folds(ds.manifest, "emobox")[0]
     t0 = time.time()
     _, result, val_speakers = fit(ds, fold1.train, model, config, _parse_kv(param), progress=False)

@@ -109,11 +109,12 @@ def test_data_summary_counts_and_warns_once(fake_ravdess, tmp_path: Path) -> Non
     out = result.stdout
     assert "12 utterances, 2 speakers, 6.0 s" in out
     for label in ("neutral", "calm", "happy", "sad", "angry", "fearful"):
-        assert table_row(out, label) == [label, "2"]
-    assert table_row(out, "Actor_01") == ["Actor_01", "6"]
-    assert table_row(out, "Actor_02") == ["Actor_02", "6"]
-    assert table_row(out, "female") == ["female", "6"]
-    assert table_row(out, "male") == ["male", "6"]
+        assert table_row(out, label) == [label, "2", "16.7"]
+    # per speaker: gender, total, then one count per label (alphabetical)
+    assert table_row(out, "Actor_01") == ["Actor_01", "male", "6", *["1"] * 6]
+    assert table_row(out, "Actor_02") == ["Actor_02", "female", "6", *["1"] * 6]
+    assert table_row(out, "female") == ["female", "6", "50.0"]
+    assert table_row(out, "male") == ["male", "6", "50.0"]
     bad_names = [w for w in record if "not RAVDESS names" in str(w.message)]
     assert len(bad_names) == 1
     message = str(bad_names[0].message)

@@ -86,7 +86,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     feature = feature or default_feature(model)
     config = config or TrainConfig.for_model(model_class(model))
-    data = load_dataset(manifest, scheme, feature, cache, progress)
+    data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
     all_folds = make_folds(data.manifest, protocol, k=k, seed=config.seed)
     if folds:
         unknown = sorted(set(folds) - {f.index for f in all_folds})

@@ -45,9 +45,16 @@ class Dataset:
     errors: dict[str, str]
     dropped: int = 0
     extract_seconds: float = 0.0
+    variants: list[list[np.ndarray]] = dataclasses.field(default_factory=list)
 
-    def subset(self, indices: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
-        return [self.features[i] for i in indices], self.y[list(indices)]
+    def subset(self, indices: Sequence[int], augmented: bool = False) -> tuple[list, np.ndarray]:
+        """Features and labels of ``indices``; with ``augmented``, each item is a tuple of the
+        original and its augmented variants (the trainer picks one per epoch)."""
+        if augmented and self.variants:
+            items = [(self.features[i], *self.variants[i]) for i in indices]
+        else:
+            items = [self.features[i] for i in indices]
+        return items, self.y[list(indices)]
 
 
 def default_feature(model: str, **overrides) -> Feature:
@@ -64,6 +71,7 @@ def load_dataset(
     cache: FeatureCache | None = None,
     progress: bool = True,
     workers: int = 2,
+    speeds: Sequence[float] = (),
 ) -> Dataset:
     """Apply the label scheme and extract features; unreadable files are warned of and skipped."""
     import time
@@ -78,7 +86,6 @@ def load_dataset(
     feats, errors = extract_files(
         feature, kept.paths, cache=cache, progress=progress, workers=workers
     )
-    seconds = time.time() - t0
     if errors:
         listed = "\n  ".join(f"{p}: {r}" for p, r in list(errors.items())[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -87,12 +94,28 @@ def load_dataset(
             BadFilesWarning,
             stacklevel=2,
         )
+    extra = []
+    for speed in speeds:
+        more, _ = extract_files(
+            feature, kept.paths, cache=cache, progress=progress, workers=workers, speed=speed
+        )
+        extra.append(more)
+    seconds = time.time() - t0
     ok = [i for i, f in enumerate(feats) if f is not None]
+    variants = [[m[i] for m in extra if m[i] is not None] for i in ok]
     kept = kept.take(ok)
     index = {c: i for i, c in enumerate(scheme.classes)}
     y = np.array([index[u.label] for u in kept], dtype=int)
     return Dataset(
-        kept, [feats[i] for i in ok], y, list(scheme.classes), feature, errors, dropped, seconds
+        kept,
+        [feats[i] for i in ok],
+        y,
+        list(scheme.classes),
+        feature,
+        errors,
+        dropped,
+        seconds,
+        variants,
     )
 
 
@@ -220,4 +243,3 @@ def write_history(history: list[dict], out: Path) -> None:
     from emovox.plots import plot_training_curves
 
     plot_training_curves(history, out / "training_curves.png")
-

@@ -50,24 +50,38 @@ def print_summary(
         d = s["duration_seconds"]
         head += f", {d:.1f} s ({d / 3600:.2f} h) of audio"
     console.print(head)
+    n = max(1, s["utterances"])
     for title, counts in (
         ("label", s["labels"]),
         ("gender", s["genders"]),
         ("corpus", s["corpora"]),
     ):
-        _table(console, title, Counter(counts))
-    _table(console, "speaker", Counter(s["speakers"]))
+        t = Table(title=f"per {title}", title_justify="left", min_width=30)
+        t.add_column(title)
+        t.add_column("n", justify="right")
+        t.add_column("%", justify="right")
+        for k, v in counts.items():
+            t.add_row(k or "(unknown)", str(v), f"{100 * v / n:.1f}")
+        console.print(t)
+    labels = list(s["labels"])
+    gender = {u.speaker: u.gender for u in manifest}
+    per = Counter((u.speaker, u.label) for u in manifest)
+    t = Table(title="per speaker", title_justify="left")
+    t.add_column("speaker")
+    t.add_column("gender")
+    t.add_column("n", justify="right")
+    for lab in labels:
+        t.add_column(lab, justify="right")
+    for spk, v in s["speakers"].items():
+        t.add_row(
+            spk or "(unknown)",
+            gender.get(spk) or "?",
+            str(v),
+            *[str(per[(spk, lab)]) for lab in labels],
+        )
+    console.print(t)
     if durations and s["unreadable"]:
         console.print(f"[red]{len(s['unreadable'])} unreadable file(s):[/red]")
         for line in s["unreadable"][:20]:
             console.print(f"  {line}")
     return s
-
-
-def _table(console: Console, title: str, counts: Counter) -> None:
-    t = Table(title=f"utterances per {title}", title_justify="left")
-    t.add_column(title)
-    t.add_column("n", justify="right")
-    for k, v in counts.items():
-        t.add_row(k or "(unknown)", str(v))
-    console.print(t)

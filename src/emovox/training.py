@@ -43,6 +43,7 @@ class TrainConfig:
     specaugment: bool = True
     mixup: float = 0.0
     label_smoothing: float = 0.0
+    speed_perturb: tuple[float, ...] = ()
     balance: bool = True
     val_fraction: float = 0.2
     seed: int = 0
@@ -54,9 +55,14 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        self.speed_perturb = tuple(float(s) for s in self.speed_perturb)
+        if any(s <= 0 for s in self.speed_perturb):
+            raise ValueError("speed_perturb factors must be positive")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["speed_perturb"] = list(self.speed_perturb)
+        return d
 
     @classmethod
     def for_model(cls, model_cls: type[SERModel], **overrides) -> TrainConfig:
@@ -293,7 +299,9 @@ class Trainer:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             if not idx:
                 break
-            items = [xs[i] if crop is None else random_crop(xs[i], crop, gen) for i in idx]
+            items = [_pick_variant(xs[i], gen) for i in idx]
+            if crop is not None:
+                items = [random_crop(a, crop, gen) for a in items]
             x, mask = pad_batch(items)
             y = torch.as_tensor(ys[idx], dtype=torch.long)
             if cfg.specaugment:
@@ -376,6 +384,13 @@ def predict_proba(model: SERModel, xs: Sequence[np.ndarray], batch_size: int = 3
     """Softmax probabilities for full-length feature arrays."""
     logits = torch.from_numpy(predict_logits(model, xs, batch_size))
     return torch.softmax(logits, dim=1).numpy()
+
+
+def _pick_variant(item, gen: torch.Generator) -> np.ndarray:
+    """An array as is, or one of a tuple of augmented variants, drawn at random."""
+    if isinstance(item, (list, tuple)):
+        return item[int(torch.randint(0, len(item), (1,), generator=gen))]
+    return item
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from emovox._fs import atomic_write_bytes
 from emovox.audio import AudioError
+from emovox.augment import speed_perturb
 from emovox.features.base import Feature
 from emovox.progress import progress_bar
 
@@ -32,11 +33,15 @@ class FeatureCache:
         self.root = Path(root)
 
     @staticmethod
-    def config_key(feature: Feature) -> str:
+    def config_key(feature: Feature, variant: str = "") -> str:
+        """The folder name for a feature configuration (and an augmentation variant)."""
         blob = json.dumps(feature.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        key = hashlib.sha256(blob).hexdigest()[:16]
+        return f"{key}-{variant}" if variant else key
 
-    def _path(self, feature: Feature, audio_path: str | os.PathLike) -> Path | None:
+    def _path(
+        self, feature: Feature, audio_path: str | os.PathLike, variant: str = ""
+    ) -> Path | None:
         p = Path(audio_path).resolve()
         try:
             st = p.stat()
@@ -44,10 +49,12 @@ class FeatureCache:
             return None
         ident = f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()
         key = hashlib.sha256(ident).hexdigest()[:32]
-        return self.root / self.config_key(feature) / key[:2] / f"{key}.npy"
+        return self.root / self.config_key(feature, variant) / key[:2] / f"{key}.npy"
 
-    def get(self, feature: Feature, audio_path: str | os.PathLike) -> np.ndarray | None:
-        path = self._path(feature, audio_path)
+    def get(
+        self, feature: Feature, audio_path: str | os.PathLike, variant: str = ""
+    ) -> np.ndarray | None:
+        path = self._path(feature, audio_path, variant)
         if path is None or not path.is_file():
             return None
         try:
@@ -55,14 +62,16 @@ class FeatureCache:
         except (OSError, ValueError):
             return None  # a damaged entry is recomputed
 
-    def put(self, feature: Feature, audio_path: str | os.PathLike, value: np.ndarray) -> None:
-        path = self._path(feature, audio_path)
+    def put(
+        self, feature: Feature, audio_path: str | os.PathLike, value: np.ndarray, variant: str = ""
+    ) -> None:
+        path = self._path(feature, audio_path, variant)
         if path is None:
             return
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
         atomic_write_bytes(path, buf.getvalue())
-        (self.root / self.config_key(feature) / "feature.json").write_text(
+        (self.root / self.config_key(feature, variant) / "feature.json").write_text(
             json.dumps(feature.to_dict(), indent=2)
         )
 
@@ -75,8 +84,12 @@ def extract_files(
     batch_size: int = 32,
     progress: bool = True,
     device: str = "cpu",
+    speed: float = 1.0,
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
     """Features of every file; a file that cannot be read is reported, never fatal.
+
+    ``speed`` != 1 computes the features of a speed-perturbed copy
+    (:func:`emovox.augment.speed_perturb`), cached separately.
 
     Returns:
         ``(features, errors)``: one array per path (``None`` where it failed) and a mapping from
@@ -84,9 +97,10 @@ def extract_files(
     """
     out: list[np.ndarray | None] = [None] * len(paths)
     errors: dict[str, str] = {}
+    variant = "" if speed == 1.0 else f"speed{speed:g}"
     todo = []
     for i, p in enumerate(paths):
-        hit = cache.get(feature, p) if cache is not None else None
+        hit = cache.get(feature, p, variant) if cache is not None else None
         if hit is not None:
             out[i] = hit
         else:
@@ -94,7 +108,8 @@ def extract_files(
 
     def read(i: int) -> tuple[int, np.ndarray | None]:
         try:
-            return i, feature.load(paths[i])
+            wave = feature.load(paths[i])
+            return i, speed_perturb(wave, feature.sample_rate, speed)
         except AudioError as exc:
             errors[str(paths[i])] = exc.reason
         except Exception as exc:  # a batch never dies on one file
@@ -113,6 +128,6 @@ def extract_files(
                 for (i, _), f in zip(loaded, feats, strict=True):
                     out[i] = f
                     if cache is not None:
-                        cache.put(feature, paths[i], f)
+                        cache.put(feature, paths[i], f, variant)
             bar.advance(len(chunk))
     return out, errors
