@@ -2,13 +2,15 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := espeak-ng sox libsndfile1
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 libportaudio2 chromium chromium-driver
 
 .PHONY: setup system-deps demo test lint
 
 system-deps:
-	@if command -v apt-get >/dev/null && ! command -v espeak-ng >/dev/null; then \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages: $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # torch==2.13.0 is pinned through constraints.txt so that pip takes the CPU wheel where one is

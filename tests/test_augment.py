@@ -19,7 +19,7 @@ from conftest import (
 from emovox.augment import speed_perturb
 from emovox.features import FeatureCache, LogMel, extract_files
 from emovox.pipeline import fit, load_dataset
-from emovox.training import TrainConfig
+from emovox.training import TrainConfig, Trainer
 
 
 @pytest.mark.parametrize("factor", [0.9, 1.1])
@@ -52,7 +52,7 @@ def test_speed_variants_are_cached_apart(tmp_path: Path) -> None:
     assert cache.get(feature, path, "speed0.9") is None
 
 
-def test_dataset_variants_reach_the_trainer(synth_corpus: Path) -> None:
+def test_dataset_variants_reach_the_trainer(synth_corpus: Path, monkeypatch) -> None:
     config = tiny_config(speed_perturb=(0.9, 1.1), epochs=1)
     data = load_dataset(
         synth_manifest(synth_corpus),
@@ -67,7 +67,18 @@ def test_dataset_variants_reach_the_trainer(synth_corpus: Path) -> None:
     assert isinstance(items[0], tuple) and len(items[0]) == 3
     plain, _ = data.subset([0, 1])
     assert isinstance(plain[0], np.ndarray)
+    seen = []
+    real_fit = Trainer.fit
+
+    def spy(self, train_x, *args, **kwargs):
+        seen.extend(train_x)
+        return real_fit(self, train_x, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
     _model, result, _ = fit(
         data, range(len(data.features)), "cnn", config, TINY_CNN, progress=False
     )
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
+    assert seen and all(isinstance(x, tuple) and len(x) == 3 for x in seen)
+    # the variants are really different: slower copies are longer
+    assert all(x[1].shape[-1] > x[0].shape[-1] > x[2].shape[-1] for x in seen)

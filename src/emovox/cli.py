@@ -26,16 +26,58 @@ def _parse_kv(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _load_manifest(corpus: str, data: str):
+def _load_manifest(corpus: str, data: str | None):
     from emovox.corpora import scan_corpus
     from emovox.manifest import Manifest
 
+    if data is None:
+        raise click.UsageError("give the corpus with --data PATH (and --corpus NAME)")
     if corpus == "manifest":
         return Manifest.load(data)
     try:
         return scan_corpus(corpus, data)
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _parse_spec(spec: str) -> tuple[str, str]:
+    """``"ravdess:~/data/ravdess"`` -> ``("ravdess", "~/data/ravdess")`` (corpus name checked)."""
+    from emovox.corpora import CORPORA
+
+    name, sep, path = spec.partition(":")
+    name = name.strip().lower().replace("-", "")
+    known = [*sorted(CORPORA), "manifest"]
+    if not sep or not path or name not in known:
+        raise click.UsageError(f"{spec!r} is not CORPUS:PATH with CORPUS one of {', '.join(known)}")
+    if not Path(path).expanduser().exists():
+        raise click.UsageError(f"{spec!r}: no such file or folder {path}")
+    return name, str(Path(path).expanduser())
+
+
+def _load_specs(specs: tuple[str, ...] | list[str]):
+    """The union of the manifests of several ``CORPUS:PATH`` specs.
+
+    Speaker ids of the corpus modules are unique across corpora; a speaker id that two specs
+    share anyway (two ``folder`` corpora, say) is prefixed with its spec's corpus name and number
+    so that speakers never merge across corpora.
+    """
+    from dataclasses import replace
+
+    from emovox.manifest import Manifest
+
+    parts = [_load_manifest(*_parse_spec(spec)) for spec in specs]
+    owner: dict[str, int] = {}
+    for i, m in enumerate(parts):
+        for spk in m.speakers:
+            owner.setdefault(spk, i)
+    shared = {s for i, m in enumerate(parts) for s in m.speakers if owner[s] != i}
+    combined = Manifest()
+    for i, m in enumerate(parts):
+        tag = f"{_parse_spec(specs[i])[0]}{i + 1}"
+        combined = combined + m.map(
+            lambda u, t=tag: replace(u, speaker=f"{t}:{u.speaker}") if u.speaker in shared else u
+        )
+    return combined
 
 
 def _cache(cache_dir: str | None, no_cache: bool):
@@ -51,7 +93,6 @@ def corpus_options(fn):
     fn = click.option(
         "--data",
         "data",
-        required=True,
         type=click.Path(exists=True),
         help="Corpus folder (or CSV/manifest file).",
     )(fn)
@@ -59,7 +100,8 @@ def corpus_options(fn):
         "--corpus",
         default="ravdess",
         show_default=True,
-        help="Corpus recipe: ravdess, folder, csv, or manifest (a saved manifest).",
+        help="Corpus recipe: ravdess, emodb, tess, savee, cremad, iemocap, urdu, folder, csv, "
+        "or manifest (a saved manifest).",
     )(fn)
     return fn
 
@@ -180,15 +222,23 @@ def data() -> None:
 
 
 @data.command("summary")
-@click.argument("path", type=click.Path(exists=True))
-@click.option("--corpus", default="ravdess", show_default=True)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH | CORPUS:PATH ...")
+@click.option("--corpus", default="ravdess", show_default=True, help="Recipe of bare PATHs.")
 @click.option("--save", type=click.Path(), help="Also save the manifest (.csv or .jsonl).")
 @click.option("--no-duration", is_flag=True, help="Skip reading headers for the total duration.")
-def data_summary(path: str, corpus: str, save: str | None, no_duration: bool) -> None:
-    """Utterances per label, speaker and gender, and the total duration."""
+def data_summary(paths: tuple[str, ...], corpus: str, save: str | None, no_duration: bool) -> None:
+    """Utterances per label, speaker, gender and corpus, and the total duration.
+
+    Several corpora at once: ``emovox data summary ravdess:DIR emodb:DIR``.
+    """
     from emovox.summary import print_summary
 
-    manifest = _load_manifest(corpus, path)
+    specs = [p if ":" in p and not Path(p).exists() else f"{corpus}:{p}" for p in paths]
+    for spec in specs:
+        path = spec.partition(":")[2]
+        if not Path(path).expanduser().exists():
+            raise click.UsageError(f"no such file or folder: {path}")
+    manifest = _load_specs(specs)
     if save:
         manifest.save(save)
     print_summary(manifest, durations=not no_duration)
@@ -200,6 +250,13 @@ def data_summary(path: str, corpus: str, save: str | None, no_duration: bool) ->
 @training_options
 @click.option("--out", required=True, type=click.Path(), help="Model folder to write.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option(
+    "--train",
+    "train_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Training corpus (repeatable), instead of --data: trains on the union of the corpora.",
+)
 def train(
     corpus,
     data,
@@ -218,12 +275,15 @@ def train(
     quiet,
     out,
     resume,
+    train_specs,
 ) -> None:
     """Train a model; validation speakers are held out of the training speakers."""
     from emovox.pipeline import train as train_model
     from emovox.training import TrainingInterrupted
 
-    manifest = _load_manifest(corpus, data)
+    if data is not None and train_specs:
+        raise click.UsageError("use either --data or --train, not both")
+    manifest = _load_specs(train_specs) if train_specs else _load_manifest(corpus, data)
     scheme, feature, config, model_params = _training_setup(
         model_name,
         labels,
@@ -278,6 +338,21 @@ def train(
 @click.option("--folds", help="Run only these folds, e.g. 1,2.")
 @click.option("--out", required=True, type=click.Path(), help="Results folder.")
 @click.option("--resume", is_flag=True, help="Reuse folds already finished in --out.")
+@click.option(
+    "--train",
+    "train_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Training corpus (repeatable), instead of --data: with --test, a cross-corpus run; "
+    "alone, --protocol folds over the union of the corpora.",
+)
+@click.option(
+    "--test",
+    "test_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Test corpus (repeatable) of a cross-corpus run; needs --train.",
+)
 def evaluate(
     corpus,
     data,
@@ -299,14 +374,49 @@ def evaluate(
     folds,
     out,
     resume,
+    train_specs,
+    test_specs,
 ) -> None:
-    """Cross-validated, speaker-independent evaluation; writes metrics.json and a report."""
+    """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
+
+    \b
+    Three forms:
+      --corpus NAME --data PATH --protocol P            folds over one corpus
+      --train C:PATH [--train C:PATH ...] --protocol P  folds over the union of corpora
+      --train C:PATH ... --test C:PATH ...              cross-corpus: train on one, test on other
+    """
     from emovox.evaluation import evaluate as run_evaluation
 
+    if data is not None and (train_specs or test_specs):
+        raise click.UsageError("use either --data or --train/--test, not both")
+    if test_specs and not train_specs:
+        raise click.UsageError("--test needs at least one --train CORPUS:PATH")
+    if data is None and not train_specs:
+        raise click.UsageError(
+            "give the data: --data PATH [--corpus NAME], or --train CORPUS:PATH "
+            "[--train ...] [--test CORPUS:PATH ...]"
+        )
+    if test_specs:
+        ctx = click.get_current_context()
+        default_labels = ctx.get_parameter_source("labels") == click.core.ParameterSource.DEFAULT
+        for name in ("protocol", "k", "folds", "resume"):
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name} does not apply to a cross-corpus run (--test)")
+        _cross_corpus(
+            train_specs,
+            test_specs,
+            "common" if default_labels else labels,
+            model_name,
+            (epochs, batch_size, lr, patience, seed, params, feature_params, train_params),
+            _cache(cache_dir, no_cache),
+            quiet,
+            out,
+        )
+        return
     if ":" in protocol:
         protocol, k_text = protocol.split(":", 1)
         k = int(k_text)
-    manifest = _load_manifest(corpus, data)
+    manifest = _load_specs(train_specs) if train_specs else _load_manifest(corpus, data)
     scheme, feature, config, model_params = _training_setup(
         model_name,
         labels,
@@ -340,10 +450,65 @@ def evaluate(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    for c, v in m["dropped_utterances"].items():
+        if v:
+            click.echo(f"{c}: dropped {v} utterance(s) outside the labels", err=True)
     click.echo(
         f"{m['model']} on {m['protocol']}: UA {m['ua']:.2f} ± {m['ua_std']:.2f}  "
         f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
     )
+
+
+def _cross_corpus(train_specs, test_specs, labels, model_name, settings, cache, quiet, out) -> None:
+    """``emovox evaluate --train ... --test ...``: train on the union, test on the others."""
+    from emovox.evaluation import evaluate_cross_corpus
+    from emovox.taxonomy import common_labels
+
+    train = _load_specs(train_specs)
+    test = _load_specs(test_specs)
+    if labels == "common":
+        per_corpus = [
+            train.filter(lambda u, c=c: u.corpus == c) for c in sorted({u.corpus for u in train})
+        ] + [test.filter(lambda u, c=c: u.corpus == c) for c in sorted({u.corpus for u in test})]
+        common = common_labels(per_corpus)
+        if len(common) < 2:
+            raise click.UsageError(
+                f"the corpora share fewer than two labels ({common}); map labels with --labels, "
+                f"e.g. --labels calm=neutral,angry,happy,sad"
+            )
+        labels = ",".join(common)
+        click.echo(f"labels common to all corpora: {labels}", err=True)
+    scheme, feature, config, model_params = _training_setup(
+        model_name, labels, train + test, *settings
+    )
+    try:
+        m = evaluate_cross_corpus(
+            train,
+            test,
+            scheme,
+            model_name,
+            out,
+            feature=feature,
+            config=config,
+            model_params=model_params,
+            cache=cache,
+            progress=not quiet,
+            command=_command_line(),
+            sources={"train": list(train_specs), "test": list(test_specs)},
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for c, v in m["dropped_utterances"].items():
+        if v:
+            click.echo(f"{c}: dropped {v} utterance(s) outside the labels", err=True)
+    arrow = f"{'+'.join(m['train_corpora'])} -> {'+'.join(m['test_corpora'])}"
+    click.echo(
+        f"{m['model']} cross-corpus {arrow}: UA {m['ua']:.2f}  WA {m['wa']:.2f}  "
+        f"macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
+    )
+    if len(m["per_test_corpus"]) > 1:
+        for c, v in m["per_test_corpus"].items():
+            click.echo(f"  {c}: UA {v['ua']:.2f}  WA {v['wa']:.2f}  macro-F1 {v['macro_f1']:.2f}")
 
 
 # -- predict -----------------------------------------------------------------------------------
@@ -416,6 +581,113 @@ def demo(out: str, quiet: bool) -> None:
     from emovox.demo import run_demo
 
     run_demo(Path(out), progress=not quiet)
+
+
+# -- live and serve ----------------------------------------------------------------------------
+def _load_recognizer(model_dir: str | None, labels: str | None = None):
+    """The model of ``live``/``serve``; ``--model`` is required until a default model ships."""
+    from emovox.bundle import BundleError
+    from emovox.recognizer import Recognizer
+
+    if not model_dir:
+        raise click.UsageError(
+            "--model is required: give a model folder (e.g. one written by `emovox train --out`)"
+        )
+    try:
+        return Recognizer.load(model_dir, labels=labels.split(",") if labels else None)
+    except (BundleError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--model", "model_dir", type=click.Path(), help="Model folder (required for now).")
+@click.option("--input", "input_file", type=click.Path(), help="Play this file instead of the mic.")
+@click.option("--speed", default=1.0, show_default=True, help="Pace of --input (0: no waiting).")
+@click.option("--window", type=float, help="Rolling predictions of this many seconds of speech.")
+@click.option("--hop", type=float, help="Seconds between rolling predictions (default window/2).")
+@click.option("--save", "save_dir", type=click.Path(), help="Keep each utterance as a WAV here.")
+@click.option("--device", help="Input device (number or name; default: the system's).")
+@click.option("--labels", help="Restrict to these classes, e.g. angry,happy,neutral,sad.")
+@click.option("--json", "json_out", type=click.Path(), help="Write the results and latency here.")
+def live(model_dir, input_file, speed, window, hop, save_dir, device, labels, json_out) -> None:
+    """Listen to the microphone and print the emotion of every utterance as it ends."""
+    from emovox.audio import AudioError
+    from emovox.live import (
+        LATENCY_TARGET_MS,
+        LiveDisplay,
+        LiveSession,
+        MicrophoneSource,
+        NoInputDevice,
+        check_input_device,
+        file_blocks,
+        run_live,
+    )
+
+    rec = _load_recognizer(model_dir, labels)
+    try:
+        session = LiveSession(rec, window=window, hop=hop, save_dir=save_dir)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if input_file is None:
+        try:
+            name = check_input_device(int(device) if device and device.isdigit() else device)
+        except NoInputDevice as exc:
+            click.echo(f"emovox live: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"listening on {name} (Ctrl-C to stop)", err=True)
+    display = LiveDisplay(rec.labels)
+    try:
+        with display:
+            if input_file is not None:
+                blocks = file_blocks(input_file, rec.sample_rate, speed=speed)
+                out = run_live(session, blocks, display)
+            else:
+                dev = int(device) if device and device.isdigit() else device
+                with MicrophoneSource(rec.sample_rate, device=dev) as mic:
+                    out = run_live(session, mic, display)
+    except AudioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except NoInputDevice as exc:
+        click.echo(f"emovox live: {exc}", err=True)
+        sys.exit(2)
+    lat = out["latency"]
+    if lat["count"]:
+        verdict = "within" if lat["meets_target"] else "OVER"
+        click.echo(
+            f"{lat['count']} utterance(s); latency from the end of an utterance to its prediction: "
+            f"median {lat['median_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
+            f"({verdict} the {LATENCY_TARGET_MS:.0f} ms target)"
+        )
+    else:
+        click.echo("no speech heard")
+    if json_out:
+        Path(json_out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+@main.command()
+@click.option("--model", "model_dir", type=click.Path(), help="Model folder (required for now).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--max-upload-mb", default=25.0, show_default=True, help="Larger uploads get 413.")
+@click.option("--max-duration", default=600.0, show_default=True, help="Longer audio gets 413 (s).")
+@click.option("--timeout", default=60.0, show_default=True, help="Per-request limit (s), then 504.")
+@click.option("--max-concurrency", default=2, show_default=True, help="Predictions at once.")
+def serve(model_dir, host, port, max_upload_mb, max_duration, timeout, max_concurrency) -> None:
+    """Serve the REST API (/v1/predict, /v1/models, /healthz, /docs) and the web page at /."""
+    import uvicorn
+
+    from emovox.server import create_app
+
+    rec = _load_recognizer(model_dir)
+    app = create_app(
+        recognizer=rec,
+        max_upload_mb=max_upload_mb,
+        max_duration_s=max_duration,
+        timeout_s=timeout,
+        max_concurrency=max_concurrency,
+    )
+    click.echo(f"emovox: serving {model_dir} on http://{host}:{port}/  (API docs: /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ from emovox.metrics import classification_metrics
 from emovox.models import build_model, model_class
 from emovox.pipeline import default_feature, fit, load_dataset
 from emovox.progress import console
-from emovox.protocols import make_folds
+from emovox.protocols import SpeakerLeakWarning, make_folds
+from emovox.taxonomy import dropped_by_corpus
 from emovox.training import TrainConfig, predict_proba
 
 
@@ -86,6 +88,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     feature = feature or default_feature(model)
     config = config or TrainConfig.for_model(model_class(model))
+    for corpus, n in dropped_by_corpus(manifest, scheme).items():
+        if n:
+            console.log(f"{corpus}: dropped {n} utterance(s) outside the labels {scheme.name}")
     data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
     all_folds = make_folds(data.manifest, protocol, k=k, seed=config.seed)
     if folds:
@@ -187,6 +192,7 @@ def evaluate(
         "n_utterances": len(data.manifest),
         "n_test_predictions": len(pred_rows),
         "skipped_files": len(data.errors),
+        "dropped_utterances": dropped_by_corpus(manifest, scheme),
         "feature": feature.to_dict(),
         "training": config.to_dict(),
         "model_params": model_params or {},
@@ -204,17 +210,201 @@ def evaluate(
         "emovox_version": __version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_csv(out / "predictions.csv", pred_rows)
+    write_results(out, metrics, pred_rows)
+    return metrics
+
+
+def write_results(
+    out: Path, metrics: dict, pred_rows: list[dict], title: str | None = None
+) -> None:
+    """Write ``metrics.json``, ``predictions.csv``, ``confusion.png`` and ``report.md``."""
     from emovox.plots import plot_confusion
 
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _write_csv(out / "predictions.csv", pred_rows)
     plot_confusion(
-        pooled["confusion"]["matrix"],
-        data.classes,
+        metrics["confusion"]["matrix"],
+        metrics["labels"],
         out / "confusion.png",
-        title=f"{model} · {metrics['protocol']} · UA {metrics['ua']:.1f} %",
+        title=title or f"{metrics['model']} · {metrics['protocol']} · UA {metrics['ua']:.1f} %",
     )
     atomic_write_text(out / "report.md", render_report(metrics))
+
+
+def evaluate_cross_corpus(
+    train: Manifest,
+    test: Manifest,
+    scheme: LabelScheme,
+    model: str,
+    out_dir: str | os.PathLike,
+    *,
+    feature: Feature | None = None,
+    config: TrainConfig | None = None,
+    model_params: dict | None = None,
+    cache: FeatureCache | None = None,
+    progress: bool = True,
+    command: list[str] | None = None,
+    sources: dict[str, list[str]] | None = None,
+) -> dict:
+    """Train on ``train`` (the union of the training corpora), test on ``test`` (other corpora).
+
+    Utterances whose labels are outside ``scheme`` are dropped and counted per corpus (logged, and
+    in ``metrics.json`` as ``dropped_utterances``). Validation speakers for early stopping come
+    from the training corpora. Writes the same ``metrics.json`` (protocol ``cross-corpus``, one
+    fold: the test set, plus ``per_test_corpus`` scores), ``confusion.png``, ``report.md`` and
+    ``predictions.csv`` as :func:`evaluate`.
+
+    Args:
+        sources: what to record as the corpora, e.g. ``{"train": ["ravdess:DIR"], "test": [...]}``.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    t_start = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    feature = feature or default_feature(model)
+    config = config or TrainConfig.for_model(model_class(model))
+    leaked = sorted(set(train.speakers) & set(test.speakers))
+    if leaked:
+        warnings.warn(
+            f"{len(leaked)} speaker(s) are in both the training and the test corpora "
+            f"({', '.join(leaked[:10])}{' ...' if len(leaked) > 10 else ''}): the test is not "
+            f"speaker-independent",
+            SpeakerLeakWarning,
+            stacklevel=2,
+        )
+    dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
+    for side, counts in dropped.items():
+        for corpus, n in counts.items():
+            if n:
+                console.log(
+                    f"{side} corpus {corpus}: dropped {n} utterance(s) whose labels are outside "
+                    f"{', '.join(scheme.classes)}"
+                )
+    train_data = load_dataset(train, scheme, feature, cache, progress, speeds=config.speed_perturb)
+    absent = [c for c in scheme.classes if c not in set(train_data.manifest.labels)]
+    if absent:
+        raise ValueError(
+            f"the training corpora have no utterance of {absent}; choose --labels among "
+            f"{train_data.manifest.labels}"
+        )
+    test_data = load_dataset(test, scheme, feature, cache, progress)
+    classes = train_data.classes
+    console.log(
+        f"cross-corpus: training on {len(train_data.manifest)} utterances of "
+        f"{', '.join(sorted({u.corpus for u in train}))}, testing on {len(test_data.manifest)} "
+        f"of {', '.join(sorted({u.corpus for u in test}))}"
+    )
+    net, result, val_speakers = fit(
+        train_data,
+        range(len(train_data.manifest)),
+        model,
+        config,
+        model_params,
+        checkpoint_dir=None,
+        progress=progress,
+    )
+    tx, ty = test_data.subset(range(len(test_data.manifest)))
+    t0 = time.time()
+    proba = predict_proba(net, tx)
+    infer_seconds = time.time() - t0
+    pred = proba.argmax(1)
+    m = classification_metrics(ty, pred, classes)
+    test_corpora = sorted({u.corpus for u in test_data.manifest})
+    per_corpus = {}
+    for corpus in test_corpora:
+        idx = [i for i, u in enumerate(test_data.manifest) if u.corpus == corpus]
+        mc = classification_metrics(ty[idx], pred[idx], classes)
+        per_corpus[corpus] = {k: mc[k] for k in ("ua", "wa", "macro_f1", "n", "per_class")}
+        per_corpus[corpus]["confusion"] = mc["confusion"]
+    row = {
+        "fold": 1,
+        "test_corpora": test_corpora,
+        "test_speakers": test_data.manifest.speakers,
+        "validation_speakers": val_speakers,
+        "ua": m["ua"],
+        "wa": m["wa"],
+        "macro_f1": m["macro_f1"],
+        "n_test": m["n"],
+        "n_train": len(train_data.manifest),
+        "best_epoch": result.best_epoch,
+        "best_val_ua": result.best_val_ua,
+        "epochs_run": len(result.history),
+        "train_seconds": round(result.seconds, 2),
+        "inference_seconds": round(infer_seconds, 4),
+    }
+    pred_rows = [
+        {
+            "fold": 1,
+            "corpus": u.corpus,
+            "path": u.path,
+            "speaker": u.speaker,
+            "label": classes[int(ty[i])],
+            "predicted": classes[int(pred[i])],
+            **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, proba[i], strict=True)},
+        }
+        for i, u in enumerate(test_data.manifest)
+    ]
+
+    def corpora(side: str, manifest: Manifest, data) -> dict:
+        used = data.manifest.counts("corpus")
+        return {
+            c: {
+                "utterances": n,
+                "used": used.get(c, 0),
+                "dropped_utterances": dropped[side].get(c, 0),
+                "speakers": len({u.speaker for u in manifest if u.corpus == c}),
+            }
+            for c, n in sorted(manifest.counts("corpus").items())
+        }
+
+    total_dropped: dict[str, int] = {}
+    for counts in dropped.values():
+        for c, n in counts.items():
+            total_dropped[c] = total_dropped.get(c, 0) + n
+    metrics = {
+        "protocol": "cross-corpus",
+        "model": model,
+        "labels": classes,
+        "train_corpora": corpora("train", train, train_data),
+        "test_corpora": corpora("test", test, test_data),
+        "sources": sources or {},
+        "ua": m["ua"],
+        "wa": m["wa"],
+        "macro_f1": m["macro_f1"],
+        "ua_std": 0.0,
+        "wa_std": 0.0,
+        "macro_f1_std": 0.0,
+        "pooled": {k: m[k] for k in ("ua", "wa", "macro_f1")},
+        "folds": [row],
+        "per_class": m["per_class"],
+        "confusion": m["confusion"],
+        "per_test_corpus": per_corpus,
+        "n_utterances": len(train_data.manifest) + len(test_data.manifest),
+        "n_train_utterances": len(train_data.manifest),
+        "n_test_predictions": len(pred_rows),
+        "skipped_files": len(train_data.errors) + len(test_data.errors),
+        "dropped_utterances": dict(sorted(total_dropped.items())),
+        "feature": feature.to_dict(),
+        "training": config.to_dict(),
+        "model_params": model_params or {},
+        "n_parameters": net.n_parameters,
+        "timing": {
+            "feature_extraction_seconds": round(
+                train_data.extract_seconds + test_data.extract_seconds, 2
+            ),
+            "training_seconds": round(result.seconds, 2),
+            "inference_ms_per_utterance": round(1000 * infer_seconds / max(len(pred_rows), 1), 3),
+            "wall_seconds": round(time.time() - t_start, 2),
+        },
+        "command": command or [],
+        "machine": machine_info(),
+        "emovox_version": __version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    arrow = f"{'+'.join(metrics['train_corpora'])} → {'+'.join(test_corpora)}"
+    write_results(out, metrics, pred_rows, title=f"{model} · {arrow} · UA {m['ua']:.1f} %")
     return metrics
 
 
@@ -229,12 +419,13 @@ def render_report(m: dict) -> str:
         "",
         f"{m['n_utterances']} utterances, {len(m['labels'])} classes: {', '.join(m['labels'])}.",
         "",
+        *_corpora_lines(m),
         "| fold | test speakers | UA | WA | macro-F1 | best epoch | train s |",
         "|---|---|---|---|---|---|---|",
     ]
     for f in m["folds"]:
         lines.append(
-            f"| {f['fold']} | {', '.join(f['test_speakers']) or '(random)'} | {f['ua']:.2f} | "
+            f"| {f['fold']} | {_fold_test_set(f)} | {f['ua']:.2f} | "
             f"{f['wa']:.2f} | {f['macro_f1']:.2f} | {f['best_epoch']} | {f['train_seconds']:.0f} |"
         )
     lines += [
@@ -269,6 +460,42 @@ def render_report(m: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _fold_test_set(fold: dict) -> str:
+    """What a fold tested on: the test corpora of a cross-corpus run, else the test speakers."""
+    if fold.get("test_corpora"):
+        return ", ".join(fold["test_corpora"])
+    return ", ".join(fold["test_speakers"]) or "(random)"
+
+
+def _corpora_lines(m: dict) -> list[str]:
+    """Report lines on the corpora: train → test scores and the utterances dropped by labels."""
+    lines = []
+    if m.get("train_corpora"):
+        lines += [
+            f"Trained on {', '.join(m['train_corpora'])}; tested on "
+            f"{', '.join(m['test_corpora'])}.",
+            "",
+            "| side | corpus | utterances | used | dropped (labels) | speakers |",
+            "|---|---|---|---|---|---|",
+        ]
+        for side in ("train", "test"):
+            for c, v in m[f"{side}_corpora"].items():
+                lines.append(
+                    f"| {side} | {c} | {v['utterances']} | {v['used']} | "
+                    f"{v['dropped_utterances']} | {v['speakers']} |"
+                )
+        lines += ["", "| test corpus | UA | WA | macro-F1 | n |", "|---|---|---|---|---|"]
+        for c, v in m.get("per_test_corpus", {}).items():
+            lines.append(
+                f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | {v['n']} |"
+            )
+        lines.append("")
+    elif any(m.get("dropped_utterances", {}).values()):
+        dropped = ", ".join(f"{c} {n}" for c, n in m["dropped_utterances"].items() if n)
+        lines += [f"Utterances outside the labels, dropped: {dropped}.", ""]
+    return lines
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

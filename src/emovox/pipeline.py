@@ -153,7 +153,7 @@ def fit(
         console.log("no validation speakers (a single speaker): training for all epochs")
     val_speakers = sorted({data.manifest[i].speaker for i in va})
     trainer = Trainer(model, config, data.feature.hop_seconds or 0.01, checkpoint_dir, progress)
-    tx, ty = data.subset(tr)
+    tx, ty = data.subset(tr, augmented=True)
     vx, vy = data.subset(va) if va else (None, None)
     result = trainer.fit(tx, ty, vx, vy, resume=resume)
     return model, result, val_speakers
@@ -184,7 +184,7 @@ def train(
     out = Path(out_dir)
     feature = feature or default_feature(model)
     config = config or TrainConfig.for_model(model_class(model))
-    data = load_dataset(manifest, scheme, feature, cache, progress)
+    data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
     meta = {
         "labels_scheme": scheme.to_dict(),
         "training": config.to_dict(),

@@ -64,6 +64,17 @@ def print_summary(
             t.add_row(k or "(unknown)", str(v), f"{100 * v / n:.1f}")
         console.print(t)
     labels = list(s["labels"])
+    if len(s["corpora"]) > 1:  # several corpora: which labels each has (for --labels)
+        by_corpus = Counter((u.corpus, u.label) for u in manifest)
+        t = Table(title="per corpus and label", title_justify="left")
+        t.add_column("corpus")
+        t.add_column("speakers", justify="right")
+        for lab in labels:
+            t.add_column(lab, justify="right")
+        for corpus in s["corpora"]:
+            n_spk = len({u.speaker for u in manifest if u.corpus == corpus})
+            t.add_row(corpus, str(n_spk), *[str(by_corpus[(corpus, lab)]) for lab in labels])
+        console.print(t)
     gender = {u.speaker: u.gender for u in manifest}
     per = Counter((u.speaker, u.label) for u in manifest)
     t = Table(title="per speaker", title_justify="left")

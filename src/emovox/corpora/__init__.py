@@ -9,13 +9,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from emovox.corpora import csv_corpus, folder, ravdess
+from emovox.corpora import cremad, csv_corpus, emodb, folder, iemocap, ravdess, savee, tess, urdu
 from emovox.manifest import Manifest
 
 CORPORA: dict[str, Callable[..., Manifest]] = {
     "ravdess": ravdess.scan,
     "folder": folder.scan,
     "csv": csv_corpus.scan,
+    "emodb": emodb.scan,
+    "tess": tess.scan,
+    "savee": savee.scan,
+    "cremad": cremad.scan,
+    "iemocap": iemocap.scan,
+    "urdu": urdu.scan,
 }
 
 

@@ -1,0 +1,334 @@
+"""The REST API and web page: ``emovox serve`` (FastAPI), a thin shell over the Recognizer.
+
+Endpoints: ``POST /v1/predict`` (multipart ``audio``, optional ``labels`` and ``segments``),
+``GET /v1/models``, ``GET /healthz``, the OpenAPI schema at ``/openapi.json`` (docs at ``/docs``)
+and the web page at ``/`` (static files from ``emovox/web``, nothing loaded from elsewhere).
+
+The model is loaded once. Every upload goes to a temporary file that is deleted whatever
+happens (success, error, timeout); inference runs in a pool of ``max_concurrency`` threads.
+Limits: ``max_upload_mb`` (413), ``max_duration_s`` (413), ``timeout_s`` (504). Uploads that are
+not audio get 415, audio that cannot be decoded 422; any other failure is a 500 with a message,
+never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import soundfile as sf
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from emovox.audio import MIN_DURATION, AudioError, load_audio
+from emovox.recognizer import Recognizer
+from emovox.segments import predict_segments
+
+WEB_DIR = Path(__file__).parent / "web"
+"""The static files of the web page."""
+
+LONG_AUDIO_S = 15.0
+"""With ``segments`` left unset, audio longer than this also gets per-segment predictions."""
+
+_LABELS_HELP = "Restrict to these classes, comma-separated, e.g. angry,happy,neutral,sad."
+_SEGMENTS_HELP = (
+    f"Also predict each speech segment (default: only for audio longer than {LONG_AUDIO_S:g} s)."
+)
+
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"caff", b".snd", b"wvpk")
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the upload is larger than this server's limit of {max_bytes / 1e6:g} MB"
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to request bodies over ``max_bytes``.
+
+    A ``Content-Length`` over the limit is refused before anything is read; a body that grows
+    past it while streaming (chunked uploads) stops the request with an HTTP 413 error.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _send_json(send, 413, _too_large(self.max_bytes))
+            return
+        from starlette.exceptions import HTTPException
+
+        seen = 0
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, _too_large(self.max_bytes))
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+async def _send_json(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    model_path: str | os.PathLike | None = None,
+    *,
+    recognizer: Recognizer | None = None,
+    max_upload_mb: float = 25.0,
+    max_duration_s: float = 600.0,
+    timeout_s: float = 60.0,
+    max_concurrency: int = 2,
+    tmp_dir: str | os.PathLike | None = None,
+):
+    """Build the FastAPI application.
+
+    Args:
+        model_path: the model bundle folder (loaded once, here).
+        recognizer: an already loaded model instead of ``model_path``.
+        max_upload_mb: larger uploads get 413.
+        max_duration_s: longer audio gets 413.
+        timeout_s: a request waiting longer than this for its prediction gets 504.
+        max_concurrency: predictions that run at the same time (others wait their turn).
+        tmp_dir: where uploads are written while they are read (the system's temp dir when
+            ``None``); every file is deleted after its request.
+
+    Raises:
+        BundleError: the model cannot be loaded.
+    """
+    if recognizer is None:
+        if model_path is None:
+            raise ValueError("a model is needed: create_app(model_path) or recognizer=")
+        recognizer = Recognizer.load(model_path)
+    rec = recognizer
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    max_bytes = int(max_upload_mb * 1e6)
+    tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+    tmp.mkdir(parents=True, exist_ok=True)
+    pool = concurrent.futures.ThreadPoolExecutor(max_concurrency, thread_name_prefix="emovox-infer")
+    bundle_path = rec.bundle.path
+    model_name = Path(bundle_path).name if bundle_path else "model"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="emovox",
+        version=_version(),
+        summary="Speech emotion recognition: upload audio, get the emotion.",
+        lifespan=lifespan,
+    )
+    app.state.recognizer = rec
+    app.state.limits = {
+        "max_upload_mb": max_upload_mb,
+        "max_duration_s": max_duration_s,
+        "timeout_s": timeout_s,
+        "max_concurrency": max_concurrency,
+    }
+    app.state.tmp_dir = tmp
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        return JSONResponse(
+            {"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500
+        )
+
+    def model_info() -> dict:
+        cfg = rec.config
+        return {
+            "name": model_name,
+            "labels": rec.labels,
+            "sample_rate": rec.sample_rate,
+            "architecture": cfg.get("model", {}).get("name") if isinstance(cfg.get("model"), dict)
+            else cfg.get("model"),
+            "emovox_version": cfg.get("emovox_version"),
+            "default": True,
+        }
+
+    @app.get("/healthz", summary="Liveness: the model is loaded and the server answers")
+    def healthz() -> dict:
+        return {"status": "ok", "model": model_name}
+
+    @app.get("/v1/models", summary="The model this server predicts with")
+    def models() -> dict:
+        return {"models": [model_info()], "limits": app.state.limits}
+
+    def infer(path: Path, labels: list[str] | None, segments: bool | None) -> dict:
+        """Runs in the pool; owns ``path`` and deletes it."""
+        try:
+            t0 = time.perf_counter()
+            r = Recognizer(rec.bundle, labels=labels) if labels else rec
+            sr = r.sample_rate
+            try:
+                info = sf.info(str(path))
+            except Exception:  # load_audio below says what is wrong
+                info = None
+            if info is not None and info.frames > 0 and info.duration > max_duration_s:
+                raise _Http(413, _too_long(info.duration, max_duration_s))
+            audio = load_audio(path, sr=sr, min_duration=MIN_DURATION)
+            duration = audio.size / sr
+            if duration > max_duration_s:
+                raise _Http(413, _too_long(duration, max_duration_s))
+            pred = r.predict(audio, sr=sr)
+            want = segments if segments is not None else duration > LONG_AUDIO_S
+            segs = predict_segments(r, audio, sr) if want else None
+            return {
+                "model": model_name,
+                "duration": round(duration, 3),
+                "label": pred.label,
+                "labels": r.labels,
+                "probabilities": pred.probabilities,
+                "segments": segs,
+                "time_ms": round((time.perf_counter() - t0) * 1000, 2),
+            }
+        finally:
+            path.unlink(missing_ok=True)
+
+    @app.post(
+        "/v1/predict",
+        summary="Predict the emotion of an uploaded recording",
+        responses={
+            413: {"description": "upload too large or audio too long"},
+            415: {"description": "the upload is not audio"},
+            422: {"description": "the audio cannot be decoded, or a bad parameter"},
+            504: {"description": "the prediction took longer than the server's timeout"},
+        },
+    )
+    async def predict(
+        audio: Annotated[UploadFile, File(description="The recording (wav, flac, ogg, mp3...).")],
+        labels: Annotated[str | None, Form(description=_LABELS_HELP)] = None,
+        segments: Annotated[bool | None, Form(description=_SEGMENTS_HELP)] = None,
+    ) -> dict:
+        subset = [c.strip() for c in labels.split(",") if c.strip()] if labels else None
+        if subset:
+            try:
+                Recognizer(rec.bundle, labels=subset)
+            except ValueError as exc:
+                raise HTTPException(422, f"labels: {exc}") from None
+        name = audio.filename or "upload"
+        fd, tmp_name = tempfile.mkstemp(prefix="emovox-upload-", suffix=".audio", dir=tmp)
+        path = Path(tmp_name)
+        handed_over = False
+        try:
+            size = 0
+            head = b""
+            with os.fdopen(fd, "wb") as f:
+                while chunk := await audio.read(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise HTTPException(
+                            413, f"{name}: larger than this server's limit of {max_upload_mb:g} MB"
+                        )
+                    if len(head) < 16:
+                        head += chunk[:16]
+                    f.write(chunk)
+            if size == 0:
+                raise HTTPException(422, f"{name}: the upload is empty (0 bytes)")
+            if not _looks_like_audio(head):
+                raise HTTPException(
+                    415,
+                    f"{name}: not an audio file (expected wav, flac, ogg, mp3 or aiff; "
+                    f"got {audio.content_type or 'unknown type'})",
+                )
+            future = pool.submit(infer, path, subset, segments)
+            handed_over = True
+            try:
+                result = await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+            except asyncio.TimeoutError:
+                if future.cancel():  # never started: the file is still ours
+                    path.unlink(missing_ok=True)
+                raise HTTPException(
+                    504, f"{name}: no prediction within this server's timeout of {timeout_s:g} s"
+                ) from None
+            except _Http as exc:
+                raise HTTPException(exc.status, f"{name}: {exc.detail}") from None
+            except AudioError as exc:
+                reason = exc.reason.replace(str(path), name)  # never show the temp path
+                raise HTTPException(422, f"{name}: {reason}") from None
+        finally:
+            await audio.close()
+            if not handed_over:
+                path.unlink(missing_ok=True)
+        result["filename"] = name
+        return result
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    # the multipart envelope around the file takes a few bytes more than the file itself
+    app.add_middleware(BodyLimit, max_bytes=max_bytes + 64 * 1024)
+    return app
+
+
+class _Http(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _too_long(duration: float, limit: float) -> str:
+    return f"the audio is {duration:.1f} s long; this server accepts at most {limit:g} s"
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    """Whether the first bytes are those of an audio container libsndfile may read."""
+    if head.startswith(_MAGIC):
+        return True
+    # MPEG audio frame sync (mp3 without an ID3 tag)
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
+
+
+def _version() -> str:
+    from emovox import __version__
+
+    return __version__
+
+
+def serve(
+    model_path: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    **limits,
+) -> None:
+    """Load the model and run the server with uvicorn until Ctrl-C (``limits``: see create_app)."""
+    import uvicorn
+
+    app = create_app(model_path, **limits)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
