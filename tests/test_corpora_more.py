@@ -512,3 +512,35 @@ def test_multi_corpus_folds_from_the_command_line(
     fold = m["folds"][0]
     assert fold["n_train"] + fold["n_test"] == 40
     assert not set(fold["test_speakers"]) & set(fold["validation_speakers"])
+
+
+def test_iemocap_sessions_fold_by_session(tmp_path: Path) -> None:
+    root = tmp_path / "IEMOCAP"
+    write_iemocap(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = iemocap.scan(root)
+    folds = make_folds(m, "sessions")
+    assert [f.test_speakers for f in folds] == [
+        ("iemocap_Ses01F", "iemocap_Ses01M"),
+        ("iemocap_Ses02F", "iemocap_Ses02M"),
+    ]
+    for f in folds:
+        assert not {m[i].speaker for i in f.train} & set(f.test_speakers)
+    with pytest.raises(ValueError, match="needs a session"):
+        make_folds(m + scan_corpus("savee", _flat_savee(tmp_path)), "sessions")
+
+
+def _flat_savee(tmp_path: Path) -> Path:
+    root = tmp_path / "savee_flat"
+    tones(root, ["DC_a01.wav", "JE_h01.wav"])
+    return root
+
+
+def test_train_takes_either_data_or_train(synth_savee: Path, tmp_path: Path) -> None:
+    result = invoke(
+        "train", "--data", synth_savee, "--train", f"savee:{synth_savee}", "--out", tmp_path / "m"
+    )
+    assert result.exit_code == 2 and "not both" in result.output
+    result = invoke("train", "--out", tmp_path / "m")
+    assert result.exit_code == 2 and "--data PATH" in result.output

@@ -332,7 +332,7 @@ def train(
     "--protocol",
     default="emobox",
     show_default=True,
-    help="emobox, loso, speakers-kfold[:K], or random[:K] (speakers leak!).",
+    help="emobox, loso, sessions (IEMOCAP), speakers-kfold[:K], or random[:K] (speakers leak!).",
 )
 @click.option("--k", type=int, help="Folds for speakers-kfold / random.")
 @click.option("--folds", help="Run only these folds, e.g. 1,2.")

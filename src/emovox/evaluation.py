@@ -410,12 +410,20 @@ def evaluate_cross_corpus(
 
 def render_report(m: dict) -> str:
     """A Markdown summary of ``metrics.json``."""
+    headline = (
+        f"UA **{m['ua']:.2f} ± {m['ua_std']:.2f}** · WA {m['wa']:.2f} ± {m['wa_std']:.2f} · "
+        f"macro-F1 {m['macro_f1']:.2f} ± {m['macro_f1_std']:.2f} "
+        f"(mean ± std over {len(m['folds'])} folds; pooled UA {m['pooled']['ua']:.2f})."
+    )
+    if m["protocol"] == "cross-corpus":
+        headline = (
+            f"UA **{m['ua']:.2f}** · WA {m['wa']:.2f} · macro-F1 {m['macro_f1']:.2f} "
+            f"(one model trained on the training corpora, scored on the test corpora)."
+        )
     lines = [
         f"# {m['model']} — {m['protocol']} protocol",
         "",
-        f"UA **{m['ua']:.2f} ± {m['ua_std']:.2f}** · WA {m['wa']:.2f} ± {m['wa_std']:.2f} · "
-        f"macro-F1 {m['macro_f1']:.2f} ± {m['macro_f1_std']:.2f} "
-        f"(mean ± std over {len(m['folds'])} folds; pooled UA {m['pooled']['ua']:.2f}).",
+        headline,
         "",
         f"{m['n_utterances']} utterances, {len(m['labels'])} classes: {', '.join(m['labels'])}.",
         "",

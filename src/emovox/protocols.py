@@ -24,7 +24,7 @@ EMOBOX_RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
 )
 """Test actors of the EmoBox 6-fold speaker-independent split of RAVDESS (Ma et al., 2024)."""
 
-PROTOCOLS = ("emobox", "loso", "speakers-kfold", "random")
+PROTOCOLS = ("emobox", "loso", "sessions", "speakers-kfold", "random")
 
 
 class SpeakerLeakWarning(UserWarning):
@@ -47,7 +47,8 @@ def make_folds(
     """Split ``manifest`` into folds.
 
     Args:
-        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out),
+        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out), ``sessions``
+            (leave one session out: IEMOCAP, whose sessions group its speakers),
             ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
             utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
         k: number of folds for ``speakers-kfold`` and ``random`` (default 5).
@@ -62,6 +63,17 @@ def make_folds(
         groups = [[f"Actor_{a:02d}" for a in actors] for actors in EMOBOX_RAVDESS_FOLDS]
     elif protocol == "loso":
         groups = [[s] for s in sorted(set(speakers))]
+    elif protocol == "sessions":
+        sessions = {u.fields.get("session", "") for u in manifest}
+        if "" in sessions:
+            raise ValueError(
+                "the sessions protocol needs a session on every utterance (IEMOCAP's "
+                "fields['session']); use loso or speakers-kfold for other corpora"
+            )
+        groups = [
+            sorted({u.speaker for u in manifest if u.fields["session"] == s})
+            for s in sorted(sessions)
+        ]
     elif protocol == "speakers-kfold":
         groups = _speaker_groups(manifest, k or 5, seed)
     elif protocol == "random":
