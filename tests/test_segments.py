@@ -1,7 +1,8 @@
-"""The energy VAD of emovox.segments: offline segments, streaming events, per-segment predictions."""
+"""The energy VAD of emovox.segments: offline segments, streaming events, segment predictions."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,7 @@ def test_long_segments_are_cut_into_equal_pieces():
     assert max(lengths) <= 2.0 and min(lengths) == pytest.approx(max(lengths))
     assert segs[0].start == pytest.approx(0.3, abs=0.05)
     assert segs[-1].end == pytest.approx(5.3, abs=0.05)
-    assert all(a.end == b.start for a, b in zip(segs, segs[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(segs))
 
 
 def test_silence_and_empty_audio_have_no_segments():
@@ -115,7 +116,7 @@ def test_predict_segments(trained_bundle: Path):
     from emovox.recognizer import Recognizer
 
     rec = Recognizer.load(trained_bundle)
-    x, truth = tones_with_gaps()
+    x, _truth = tones_with_gaps()
     rows = predict_segments(rec, x, SR)
     assert [(r["start"], r["end"]) for r in rows] == [
         (round(s.start, 3), round(s.end, 3)) for s in segment_audio(x, SR)

@@ -263,19 +263,34 @@ class MicrophoneSource:
         sd = _sounddevice()
         check_input_device(self.device)
 
+        resampler = None
+
         def callback(indata, frames, time_info, status) -> None:
             if status.input_overflow:
                 self.overflows += 1
-            self._queue.put((indata[:, 0].copy(), time.perf_counter()))
+            block = indata[:, 0].copy()
+            if resampler is not None:
+                block = resampler.resample_chunk(block)
+            self._queue.put((block, time.perf_counter()))
 
-        self._stream = sd.InputStream(
-            samplerate=self.sr,
-            channels=1,
-            dtype="float32",
-            blocksize=self.blocksize,
-            device=self.device,
-            callback=callback,
-        )
+        def open_stream(rate: float, blocksize: int):
+            return sd.InputStream(
+                samplerate=rate,
+                channels=1,
+                dtype="float32",
+                blocksize=blocksize,
+                device=self.device,
+                callback=callback,
+            )
+
+        try:
+            self._stream = open_stream(self.sr, self.blocksize)
+        except sd.PortAudioError:  # the device cannot record at the model's rate: resample
+            import soxr
+
+            rate = float(sd.query_devices(self.device, kind="input")["default_samplerate"])
+            resampler = soxr.ResampleStream(rate, self.sr, 1, dtype="float32")
+            self._stream = open_stream(rate, max(1, round(self.blocksize * rate / self.sr)))
         self._stream.start()
         self._running = True
         return self

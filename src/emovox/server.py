@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import soundfile as sf
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -57,8 +58,9 @@ class BodyLimit:
     past it while streaming (chunked uploads) stops the request with an HTTP 413 error.
     """
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, slack: int = 64 * 1024) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.limit = max_bytes + slack  # the multipart envelope around the file
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -66,7 +68,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > self.limit:
             await _send_json(send, 413, _too_large(self.max_bytes))
             return
         from starlette.exceptions import HTTPException
@@ -78,7 +80,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > self.limit:
                     raise HTTPException(413, _too_large(self.max_bytes))
             return message
 
@@ -130,6 +132,8 @@ def create_app(
             raise ValueError("a model is needed: create_app(model_path) or recognizer=")
         recognizer = Recognizer.load(model_path)
     rec = recognizer
+    # the first prediction pays for lazy initialisation: pay it now, not in the first request
+    rec.predict_batch([np.zeros(rec.sample_rate, dtype=np.float32)], sr=rec.sample_rate)
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
     max_bytes = int(max_upload_mb * 1e6)
@@ -240,7 +244,7 @@ def create_app(
         name = audio.filename or "upload"
         fd, tmp_name = tempfile.mkstemp(prefix="emovox-upload-", suffix=".audio", dir=tmp)
         path = Path(tmp_name)
-        handed_over = False
+        future: concurrent.futures.Future | None = None
         try:
             size = 0
             head = b""
@@ -263,12 +267,9 @@ def create_app(
                     f"got {audio.content_type or 'unknown type'})",
                 )
             future = pool.submit(infer, path, subset, segments)
-            handed_over = True
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
             except asyncio.TimeoutError:
-                if future.cancel():  # never started: the file is still ours
-                    path.unlink(missing_ok=True)
                 raise HTTPException(
                     504, f"{name}: no prediction within this server's timeout of {timeout_s:g} s"
                 ) from None
@@ -277,9 +278,15 @@ def create_app(
             except AudioError as exc:
                 reason = exc.reason.replace(str(path), name)  # never show the temp path
                 raise HTTPException(422, f"{name}: {reason}") from None
+            except Exception as exc:  # a bug or a broken model: answer, do not crash
+                raise HTTPException(
+                    500, f"{name}: prediction failed ({type(exc).__name__}: {exc})"
+                ) from None
         finally:
             await audio.close()
-            if not handed_over:
+            # the job deletes the file once it has started; before that (or when it never
+            # will: timeout, shutdown) the file is ours to delete
+            if future is None or future.cancel() or future.cancelled():
                 path.unlink(missing_ok=True)
         result["filename"] = name
         return result
@@ -289,8 +296,7 @@ def create_app(
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    # the multipart envelope around the file takes a few bytes more than the file itself
-    app.add_middleware(BodyLimit, max_bytes=max_bytes + 64 * 1024)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
     return app
 
 

@@ -107,7 +107,7 @@ function show(r) {
   $("result").hidden = false;
   $("label").textContent = r.label;
   $("meta").textContent = r.duration.toFixed(1) + " s of audio · " + r.time_ms.toFixed(0) +
-    " ms on the server · model " + r.model;
+    " ms on the server · model: " + r.model;
   const bars = $("bars");
   bars.replaceChildren();
   const order = r.labels.slice().sort((a, b) => r.probabilities[b] - r.probabilities[a]);
@@ -153,6 +153,9 @@ function showTimeline(r) {
   }
   const legend = $("legend");
   legend.replaceChildren();
+  const span = document.createElement("span");
+  span.textContent = "0–" + total.toFixed(1) + " s, " + segs.length + " segments:";
+  legend.appendChild(span);
   for (const c of r.labels) {
     const item = document.createElement("span");
     const swatch = document.createElement("i");

@@ -1,0 +1,311 @@
+"""The REST API: every endpoint, every error, the limits, and no temporary file left behind."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import tone, write_tone
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient
+
+from emovox import server as server_mod
+from emovox.cli import main
+from emovox.recognizer import Recognizer
+from emovox.server import WEB_DIR, create_app
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def rec(trained_bundle: Path) -> Recognizer:
+    return Recognizer.load(trained_bundle)
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Path:
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def client(rec, uploads):
+    app = create_app(recognizer=rec, tmp_dir=uploads, max_upload_mb=1.0, max_duration_s=30.0)
+    with TestClient(app) as c:
+        yield c
+    assert list(uploads.iterdir()) == []
+
+
+def wav_bytes(seconds: float = 1.0, freq: float = 220.0, gaps: bool = False) -> bytes:
+    if gaps:  # three tones separated by silence
+        quiet = np.zeros(round(0.5 * SR), np.float32)
+        x = np.concatenate([quiet, tone(1.0, SR, 220), quiet, tone(1.0, SR, 330), quiet,
+                            tone(1.0, SR, 440), quiet])
+    else:
+        x = tone(seconds, SR, freq)
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def post(c: TestClient, data: bytes, name: str = "clip.wav", ctype: str = "audio/wav", **form):
+    return c.post("/v1/predict", files={"audio": (name, data, ctype)}, data=form)
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+
+def test_healthz_and_models(client, rec):
+    assert client.get("/healthz").json() == {"status": "ok", "model": "model"}
+    body = client.get("/v1/models").json()
+    (m,) = body["models"]
+    assert m["labels"] == rec.labels and m["sample_rate"] == rec.sample_rate
+    assert m["architecture"] == "cnn"
+    assert body["limits"]["max_upload_mb"] == 1.0
+
+
+def test_predict(client, rec):
+    r = post(client, wav_bytes(1.0))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["label"] in rec.labels and body["labels"] == rec.labels
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert body["duration"] == pytest.approx(1.0) and body["filename"] == "clip.wav"
+    assert body["segments"] is None  # short audio: no segments unless asked
+    # the same answer as the Python API
+    expected = rec.predict(tone(1.0, SR, 220), sr=SR)
+    assert body["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
+
+
+def test_predict_other_formats(client, tmp_path):
+    flac = write_tone(tmp_path / "a.flac", seconds=0.7, sr=44100, channels=2)
+    r = post(client, flac.read_bytes(), "a.flac", "audio/flac")
+    assert r.status_code == 200, r.text
+    assert r.json()["duration"] == pytest.approx(0.7, abs=0.01)
+
+
+def test_predict_labels_subset(client):
+    r = post(client, wav_bytes(), labels="happy, sad")
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == ["happy", "sad"]
+    assert set(r.json()["probabilities"]) == {"happy", "sad"}
+
+
+def test_predict_segments(client, rec):
+    r = post(client, wav_bytes(gaps=True), segments="true")
+    assert r.status_code == 200, r.text
+    segs = r.json()["segments"]
+    assert len(segs) == 3
+    for s, (a, b) in zip(segs, [(0.5, 1.5), (2.0, 3.0), (3.5, 4.5)], strict=True):
+        assert s["start"] == pytest.approx(a, abs=0.1) and s["end"] == pytest.approx(b, abs=0.1)
+    assert all(s["label"] in rec.labels for s in segs)
+    assert post(client, wav_bytes(gaps=True), segments="false").json()["segments"] is None
+
+
+def test_long_audio_gets_segments_by_default(rec, uploads, monkeypatch):
+    monkeypatch.setattr(server_mod, "LONG_AUDIO_S", 4.0)
+    with TestClient(create_app(recognizer=rec, tmp_dir=uploads)) as c:
+        assert len(post(c, wav_bytes(gaps=True)).json()["segments"]) == 3
+    assert list(uploads.iterdir()) == []
+
+
+def test_web_page_and_docs(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "/static/app.js" in r.text
+    for name, ctype in (("app.js", "javascript"), ("style.css", "text/css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and ctype in r.headers["content-type"]
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/models", "/healthz"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_web_page_loads_nothing_from_other_sites():
+    for f in ("index.html", "app.js", "style.css"):
+        text = (WEB_DIR / f).read_text()
+        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), f
+        assert "import(" not in text and "@import" not in text, f
+        assert not re.search(r"url\(\s*[\"']?(https?:)?//", text), f
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_not_audio_is_415(client):
+    r = post(client, b"hello, this is plain text and no audio", "notes.txt", "text/plain")
+    assert r.status_code == 415
+    assert r.json()["detail"].startswith("notes.txt: not an audio file")
+
+
+def test_corrupt_audio_is_422(client):
+    good = wav_bytes()
+    r = post(client, good[:60], "cut.wav")  # a header and almost no data
+    assert r.status_code == 422
+    r = post(client, b"RIFF\x24\x00\x00\x00WAVEfmt garbage garbage", "bad.wav")
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail.startswith("bad.wav: ") and "emovox-upload" not in detail
+
+
+def test_empty_and_too_short_and_missing_are_422(client):
+    r = post(client, b"", "empty.wav")
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+    r = post(client, wav_bytes(0.05), "short.wav")
+    assert r.status_code == 422 and "shorter than" in r.json()["detail"]
+    assert client.post("/v1/predict").status_code == 422
+    r = post(client, wav_bytes(), labels="happy,nonsense")
+    assert r.status_code == 422 and "nonsense" in r.json()["detail"]
+
+
+def test_upload_too_large_is_413(rec, uploads):
+    app = create_app(recognizer=rec, tmp_dir=uploads, max_upload_mb=0.05)
+    with TestClient(app) as c:
+        # over the limit by far: refused on the Content-Length header
+        r = post(c, wav_bytes(10.0))
+        assert r.status_code == 413 and "0.05 MB" in r.json()["detail"]
+        # just over the file limit (within the envelope allowance): refused while copying
+        r = post(c, wav_bytes(1.7))
+        assert r.status_code == 413 and r.json()["detail"].startswith("clip.wav: larger")
+        # streamed without a length: refused once the body passes the limit
+        data = wav_bytes(10.0)
+        body = (
+            b'--xyz\r\nContent-Disposition: form-data; name="audio"; filename="big.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n" + data + b"\r\n--xyz--\r\n"
+        )
+        r = c.post(
+            "/v1/predict",
+            content=(body[i : i + 16384] for i in range(0, len(body), 16384)),
+            headers={"content-type": "multipart/form-data; boundary=xyz"},
+        )
+        assert r.status_code == 413
+        assert post(c, wav_bytes(0.5)).status_code == 200
+    assert list(uploads.iterdir()) == []
+
+
+def test_audio_too_long_is_413(rec, uploads):
+    with TestClient(create_app(recognizer=rec, tmp_dir=uploads, max_duration_s=2.0)) as c:
+        r = post(c, wav_bytes(3.0))
+        assert r.status_code == 413
+        assert "3.0 s long; this server accepts at most 2 s" in r.json()["detail"]
+    assert list(uploads.iterdir()) == []
+
+
+def test_timeout_is_504_and_the_file_is_still_deleted(rec, uploads, monkeypatch):
+    real = server_mod.load_audio
+
+    def slow(*a, **k):
+        time.sleep(0.6)
+        return real(*a, **k)
+
+    monkeypatch.setattr(server_mod, "load_audio", slow)
+    with TestClient(create_app(recognizer=rec, tmp_dir=uploads, timeout_s=0.1)) as c:
+        r = post(c, wav_bytes())
+        assert r.status_code == 504 and "timeout of 0.1 s" in r.json()["detail"]
+        deadline = time.time() + 5
+        while list(uploads.iterdir()) and time.time() < deadline:  # the job finishes later
+            time.sleep(0.05)
+        assert list(uploads.iterdir()) == []
+        assert c.get("/healthz").status_code == 200
+
+
+def test_timeouts_while_queued_leave_no_files(rec, uploads, monkeypatch):
+    real = server_mod.load_audio
+
+    def slow(*a, **k):
+        time.sleep(0.4)
+        return real(*a, **k)
+
+    monkeypatch.setattr(server_mod, "load_audio", slow)
+    app = create_app(recognizer=rec, tmp_dir=uploads, timeout_s=0.15, max_concurrency=1)
+    codes: list[int] = []
+    with TestClient(app) as c:
+        threads = [
+            threading.Thread(target=lambda: codes.append(post(c, wav_bytes(0.5)).status_code))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == [504] * 4
+        deadline = time.time() + 5
+        while list(uploads.iterdir()) and time.time() < deadline:
+            time.sleep(0.05)
+    assert list(uploads.iterdir()) == []
+
+
+def test_internal_error_is_500_and_the_server_goes_on(rec, uploads, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("the model is broken")
+
+    monkeypatch.setattr(server_mod, "load_audio", broken)
+    with TestClient(create_app(recognizer=rec, tmp_dir=uploads)) as c:
+        r = post(c, wav_bytes())
+        assert r.status_code == 500 and "the model is broken" in r.json()["detail"]
+        assert c.get("/healthz").status_code == 200
+    assert list(uploads.iterdir()) == []
+
+
+def test_concurrent_inferences_are_bounded(rec, uploads, monkeypatch):
+    real = server_mod.load_audio
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def counting(*a, **k):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.1)
+        try:
+            return real(*a, **k)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(server_mod, "load_audio", counting)
+    app = create_app(recognizer=rec, tmp_dir=uploads, max_concurrency=2)
+    data = wav_bytes(0.5)
+    codes: list[int] = []
+    with TestClient(app) as c:
+        threads = [
+            threading.Thread(target=lambda: codes.append(post(c, data).status_code))
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert codes == [200] * 6
+    assert state["max"] == 2
+    assert list(uploads.iterdir()) == []
+
+
+def test_create_app_loads_the_model_once(trained_bundle, monkeypatch, uploads):
+    calls = []
+    real = Recognizer.load.__func__
+
+    def counting(cls, *a, **k):
+        calls.append(a)
+        return real(cls, *a, **k)
+
+    monkeypatch.setattr(Recognizer, "load", classmethod(counting))
+    with TestClient(create_app(trained_bundle, tmp_dir=uploads)) as c:
+        for _ in range(3):
+            assert post(c, wav_bytes(0.5), labels="happy,sad").status_code == 200
+    assert len(calls) == 1
+
+
+def test_cli_serve_needs_a_model(tmp_path):
+    res = CliRunner().invoke(main, ["serve"])
+    assert res.exit_code == 2 and "--model is required" in res.output
+    res = CliRunner().invoke(main, ["serve", "--model", str(tmp_path / "nope")])
+    assert res.exit_code == 1 and "no such model folder" in res.output
