@@ -53,14 +53,38 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def dev_table() -> str:
+    """The development runs of ``benchmarks/dev_tune.py`` (validation actors only)."""
+    path = HERE / "results" / "dev_runs.jsonl"
+    lines = [
+        "| run | change from the first recipe | final-epoch val UA % | best val UA % (epoch) "
+        "| seconds | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        change = {**r.get("feature", {}), **r.get("params", {}), **r.get("train", {})}
+        text = ", ".join(f"{k}={v}" for k, v in change.items()) or "–"
+        lines.append(
+            f"| {r['tag']} | {text} | {r['final_val_ua']:.2f} | {r['best_val_ua']:.2f} "
+            f"({r['best_epoch']}) | {r['seconds']:.0f} | {r.get('note', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def replace_between(text: str, start: str, end: str, body: str) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"the markers {start} and {end} are missing from the README")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main() -> None:
     readme = HERE / "README.md"
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme}: the markers {START} and {END} are missing")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
+    text = replace_between(readme.read_text(), START, END, table())
+    text = replace_between(text, "<!-- dev -->", "<!-- /dev -->", dev_table())
+    readme.write_text(text)
     print(table())
 
 
