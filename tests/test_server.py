@@ -126,7 +126,12 @@ def test_web_page_and_docs(client):
         assert r.status_code == 200 and ctype in r.headers["content-type"]
     schema = client.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/models", "/healthz"} <= set(schema["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # the API docs work offline: every script and style sheet comes from this server
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", docs.text)
+    for asset in re.findall(r"/_docs/[\w.-]+", docs.text):
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_web_page_loads_nothing_from_other_sites():

@@ -153,7 +153,9 @@ def create_app(
         version=_version(),
         summary="Speech emotion recognition: upload audio, get the emotion.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files, so the docs work offline too
     )
+    _mount_offline_docs(app)
     app.state.recognizer = rec
     app.state.limits = {
         "max_upload_mb": max_upload_mb,
@@ -338,3 +340,21 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
+
+
+def _mount_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from the ``swagger-ui-bundle`` package: nothing from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/_docs", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="emovox API",
+            swagger_js_url="/_docs/swagger-ui-bundle.js",
+            swagger_css_url="/_docs/swagger-ui.css",
+            swagger_favicon_url="/_docs/favicon-32x32.png",
+        )
