@@ -32,7 +32,7 @@ def run_demo(out: Path, progress: bool = True, epochs: int = 25, n_speakers: int
     engine = "espeak-ng" if espeak_available() else "numpy (install espeak-ng for real speech)"
     console.rule("1. a synthetic corpus")
     console.print(f"voice engine: {engine}")
-    make_corpus(corpus, emotions=DEMO_EMOTIONS, n_speakers=n_speakers, repetitions=3)
+    make_corpus(corpus, emotions=DEMO_EMOTIONS, n_speakers=n_speakers, repetitions=2)
     manifest = scan_corpus("ravdess", corpus)
     print_summary(manifest, console=console)
 

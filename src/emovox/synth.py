@@ -116,6 +116,10 @@ def make_corpus(
     Args:
         engine: ``espeak`` (needs espeak-ng), ``numpy``, or ``auto`` (espeak when available).
     """
+    if not 1 <= repetitions <= 2:
+        raise ValueError("RAVDESS names allow repetitions 1 or 2")
+    if not 1 <= n_speakers <= 24:
+        raise ValueError("RAVDESS names allow actors 01-24")
     use_espeak = engine == "espeak" or (engine == "auto" and espeak_available())
     rng = np.random.default_rng(seed)
     root = Path(root)
