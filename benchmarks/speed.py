@@ -1,0 +1,180 @@
+"""End-to-end prediction speed: audio files on disk -> probabilities, as real-time factors.
+
+Measured in one run on the same files:
+
+- ``decode+resample``: reading and resampling alone (``emovox.audio.load_audio`` at the model's
+  rate), the ceiling of any pipeline that reads these files;
+- ``emovox-torch`` and ``emovox-onnx``: ``Recognizer.predict_batch`` end to end (decode, feature,
+  model) with the torch and the onnxruntime backends, on 1 and on 2 threads;
+- ``tutorial``: the reference tutorial pipeline, ``librosa.load`` at 44.1 kHz (0.5 s offset,
+  2.5 s) + the ``tutorial-mfcc`` feature + ``tutorial-cnn1d`` (the ``--tutorial-model`` bundle,
+  or an untrained network of the same shape: the speed is the same).
+
+A real-time factor is audio seconds / wall seconds (higher is faster). Writes
+``benchmarks/results/speed.json`` with the machine.
+
+    python benchmarks/speed.py --data DIR --model MODEL_DIR [--tutorial-model DIR] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from emovox._fs import atomic_write_text
+from emovox.audio import load_audio
+from emovox.batch import expand_inputs
+from emovox.evaluation import machine_info
+from emovox.recognizer import Recognizer
+
+RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
+
+
+def audio_seconds(files: list[str]) -> float:
+    return float(sum(sf.info(f).duration for f in files))
+
+
+REPEAT = [3]
+
+
+def timed(fn) -> float:
+    """The best wall time (s) of ``REPEAT[0]`` runs of ``fn``."""
+    best = float("inf")
+    for _ in range(max(1, REPEAT[0])):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def tutorial_pipeline(files: list[str], tutorial_model: str | None):
+    """A callable running the tutorial's pipeline on ``files``, and a note on its model."""
+    import librosa
+
+    from emovox.features import TutorialMFCC
+    from emovox.models import build_model
+
+    feature = TutorialMFCC()
+    if tutorial_model:
+        rec = Recognizer.load(tutorial_model)
+        model, note = rec.model, f"bundle {tutorial_model}"
+    else:
+        model = build_model("tutorial-cnn1d", 8, (1, 1)).eval()
+        note = "untrained tutorial-cnn1d (8 classes): same computation as a trained one"
+
+    def run() -> np.ndarray:
+        rows = []
+        for f in files:
+            y, _ = librosa.load(
+                f, sr=feature.sample_rate, offset=feature.offset, duration=feature.duration
+            )
+            if y.size < 2048:  # too short for the offset: read from the start, as emovox does
+                y, _ = librosa.load(f, sr=feature.sample_rate, duration=feature.duration)
+            rows.append(feature.summary(y))
+        x = torch.from_numpy(np.stack(rows))[:, None, None, :]
+        with torch.no_grad():
+            return torch.softmax(model(x), dim=1).numpy()
+
+    return run, note
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="Folder (searched recursively) of audio files.")
+    ap.add_argument("--model", required=True, help="emovox model folder.")
+    ap.add_argument("--tutorial-model", help="A trained tutorial-cnn1d bundle (optional).")
+    ap.add_argument("--limit", type=int, help="Use the first N files only.")
+    ap.add_argument("--threads", default="1,2", help="Thread counts to measure (default 1,2).")
+    ap.add_argument("--repeat", type=int, default=3, help="Runs per measurement (best kept).")
+    ap.add_argument("--out", default=str(RESULTS), help="JSON to write.")
+    args = ap.parse_args(argv)
+    REPEAT[0] = args.repeat
+
+    files, _ = expand_inputs([args.data])
+    files = files[: args.limit] if args.limit else files
+    if not files:
+        print(f"no audio files under {args.data}", file=sys.stderr)
+        return 2
+    seconds = audio_seconds(files)
+    threads = [int(t) for t in args.threads.split(",")]
+    warm = files[: min(2, len(files))]
+    runs: list[dict] = []
+
+    def record(name: str, n: int, wall: float, **extra) -> None:
+        runs.append(
+            {
+                "pipeline": name,
+                "threads": n,
+                "wall_s": round(wall, 4),
+                "rtf": round(seconds / wall, 2),
+                **extra,
+            }
+        )
+        print(f"{name:18s} {n} thread(s): {wall:8.3f} s  RTF {seconds / wall:8.1f}")
+
+    print(f"{len(files)} files, {seconds:.1f} s of audio")
+    onnx_dir = Path(tempfile.mkdtemp(prefix="emovox-speed-"))
+    onnx_file: Path | None = None
+    onnx_note = None
+    try:
+        from emovox.onnx_backend import export_onnx
+
+        onnx_file = export_onnx(args.model, onnx_dir / "model.onnx")
+    except Exception as exc:  # onnx extras missing, or the export failed: measure the rest
+        onnx_note = f"onnx backend not measured: {exc}"
+        print(onnx_note, file=sys.stderr)
+
+    rec = Recognizer.load(args.model)
+    torch.set_num_threads(1)
+    rec.predict_batch(warm)
+    record(
+        "decode+resample",
+        1,
+        timed(lambda: [load_audio(f, sr=rec.sample_rate) for f in files]),
+    )
+    for n in threads:
+        torch.set_num_threads(n)
+        rec.predict_batch(warm)
+        record("emovox-torch", n, timed(lambda: rec.predict_batch(files)))
+        if onnx_file is not None:
+            rec_o = Recognizer.load(args.model, backend="onnx", onnx_path=onnx_file)
+            rec_o.predict_batch(warm)
+            record("emovox-onnx", n, timed(lambda r=rec_o: r.predict_batch(files)))
+    torch.set_num_threads(1)
+    run_tutorial, tutorial_note = tutorial_pipeline(files, args.tutorial_model)
+    run_tutorial_warm, _ = tutorial_pipeline(warm, args.tutorial_model)
+    run_tutorial_warm()
+    record("tutorial", 1, timed(run_tutorial), model=tutorial_note)
+
+    by = {(r["pipeline"], r["threads"]): r["rtf"] for r in runs}
+    tutorial_rtf = by[("tutorial", 1)]
+    result = {
+        "command": " ".join(["python", "benchmarks/speed.py", *(argv or sys.argv[1:])]),
+        "data": str(args.data),
+        "model": str(args.model),
+        "files": len(files),
+        "audio_seconds": round(seconds, 3),
+        "machine": machine_info(),
+        "runs": runs,
+        "speedup_over_tutorial_1_thread": {
+            name: round(by[(name, 1)] / tutorial_rtf, 2)
+            for name in ("emovox-torch", "emovox-onnx", "decode+resample")
+            if (name, 1) in by
+        },
+        "notes": [n for n in (onnx_note, f"tutorial: {tutorial_note}") if n],
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
