@@ -48,18 +48,53 @@ class Recognizer:
         labels: restrict predictions to these classes (probabilities renormalised over them).
     """
 
-    def __init__(self, bundle: Bundle, labels: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, labels: Sequence[str] | None = None, onnx_model=None
+    ) -> None:
         self.bundle = bundle
         self.model = bundle.model
         self.feature = bundle.feature
+        self.onnx_model = onnx_model
         self._keep = self._resolve_subset(labels)
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, device: str = "cpu", labels: Sequence[str] | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        labels: Sequence[str] | None = None,
+        backend: str = "torch",
+        onnx_path: str | os.PathLike | None = None,
     ) -> Recognizer:
-        """Load a bundle folder (``model.safetensors`` + ``config.json``)."""
-        return cls(load_bundle(path, device=device), labels=labels)
+        """Load a bundle folder (``model.safetensors`` + ``config.json``).
+
+        Args:
+            path: the bundle folder.
+            device: torch device of the torch backend.
+            labels: restrict predictions to these classes.
+            backend: ``"torch"``, or ``"onnx"`` to run the model with onnxruntime (features are
+                computed as with torch). The ONNX file is ``onnx_path``, by default
+                ``<path>/model.onnx`` (written by ``emovox export``); it must fit the bundle.
+
+        Raises:
+            BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
+            OnnxUnavailable: ``backend="onnx"`` without onnxruntime installed.
+        """
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        bundle = load_bundle(path, device=device)
+        onnx_model = None
+        if backend == "onnx":
+            from emovox.onnx_backend import ONNX_FILE, OnnxModel
+
+            file = Path(onnx_path) if onnx_path is not None else Path(path) / ONNX_FILE
+            onnx_model = OnnxModel(file, bundle=bundle)
+        return cls(bundle, labels=labels, onnx_model=onnx_model)
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``."""
+        return "onnx" if self.onnx_model is not None else "torch"
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -113,11 +148,7 @@ class Recognizer:
             for i, f in zip(wave_idx, self.feature(waves), strict=True):
                 feats[i] = f
         good = [i for i in range(len(items)) if feats[i] is not None]
-        proba = (
-            predict_proba(self.model, [feats[i] for i in good], batch_size)
-            if good
-            else np.zeros((0, 0))
-        )
+        proba = self._proba([feats[i] for i in good], batch_size) if good else np.zeros((0, 0))
         out: list[Prediction] = []
         row = {i: r for r, i in enumerate(good)}
         for i in range(len(items)):
@@ -127,7 +158,59 @@ class Recognizer:
             out.append(self._prediction(names[i], proba[row[i]]))
         return out
 
+    def predict_waveforms(
+        self, waves: Sequence[np.ndarray], names: Sequence[str], batch_size: int = 32
+    ) -> list[Prediction]:
+        """Predict waveforms already at :attr:`sample_rate` (as :meth:`Feature.load` gives them)."""
+        if not waves:
+            return []
+        feats = self.feature(list(waves))
+        proba = self._proba(feats, batch_size)
+        return [self._prediction(n, p) for n, p in zip(names, proba, strict=True)]
+
+    def predict_segments(
+        self,
+        audio: AudioInput,
+        sr: int | None = None,
+        vad: str = "auto",
+        config=None,
+        block_seconds: float = 30.0,
+        batch_size: int = 16,
+    ) -> list[dict]:
+        """One prediction per speech segment of a (long) recording, read in blocks.
+
+        Args:
+            audio: a file (streamed block by block, never decoded whole) or a waveform.
+            sr: the waveform's sample rate (required for arrays).
+            vad: ``"silero"``, ``"energy"`` or ``"auto"`` (silero when installed).
+            config: :class:`emovox.longaudio.LongAudioConfig` (segment lengths, padding).
+            block_seconds: seconds of audio read at once.
+            batch_size: segments predicted together.
+
+        Returns:
+            ``[{"start", "end", "label", "probabilities"}]`` in time order (seconds).
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        from emovox.longaudio import predict_long
+
+        return predict_long(
+            self,
+            audio,
+            sr=sr,
+            vad=vad,
+            config=config,
+            block_seconds=block_seconds,
+            batch_size=batch_size,
+        )
+
     # -- internals -----------------------------------------------------------------------------
+    def _proba(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        if self.onnx_model is not None:
+            return self.onnx_model.predict_proba(feats, batch_size)
+        return predict_proba(self.model, feats, batch_size)
+
     def _read(self, x: AudioInput, sr: int | None) -> np.ndarray:
         if isinstance(x, (str, os.PathLike)):
             return self.feature.load(x)

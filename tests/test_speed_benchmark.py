@@ -1,0 +1,32 @@
+"""benchmarks/speed.py runs end to end on a few synthetic files and writes its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+
+
+def test_speed_benchmark_on_a_synthetic_folder(
+    synth_corpus: Path, trained_bundle: Path, tmp_path: Path
+) -> None:
+    spec = importlib.util.spec_from_file_location("emovox_speed_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "speed.json"
+    args = ["--data", str(synth_corpus), "--model", str(trained_bundle), "--limit", "4"]
+    assert module.main([*args, "--threads", "1,2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["files"] == 4 and result["audio_seconds"] > 0
+    names = {(r["pipeline"], r["threads"]) for r in result["runs"]}
+    assert {
+        ("decode+resample", 1),
+        ("emovox-torch", 1),
+        ("emovox-torch", 2),
+        ("tutorial", 1),
+    } <= names
+    assert all(r["rtf"] > 0 for r in result["runs"])
+    assert "cpu" in result["machine"]
+    assert "emovox-torch" in result["speedup_over_tutorial_1_thread"]
