@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from emovox.audio import AUDIO_EXTENSIONS
+from emovox.manifest import Manifest, Utterance
 
 
 def corpus_root(root: str | os.PathLike) -> Path:
@@ -35,10 +36,55 @@ def warn_skipped(bad: list[str], root: Path, what: str, limit: int = 50) -> None
     warnings.warn(
         f"skipped {len(bad)} file(s) under {root} whose names are not {what} names:\n"
         f"  {shown}{more}",
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
 def no_rows(root: Path, what: str, example: str) -> ValueError:
     """The error for a folder without a single file of the corpus."""
     return ValueError(f"{root}: no {what} files found (expected names like {example})")
+
+
+def scan_named(
+    root: str | os.PathLike,
+    corpus: str,
+    display: str,
+    extensions: tuple[str, ...],
+    parse: Callable[[Path], dict[str, str]],
+    speaker_field: str,
+    gender: str | Callable[[dict[str, str]], str],
+    example: str,
+) -> Manifest:
+    """The scan of a corpus whose file paths name everything: one :class:`Utterance` per file.
+
+    ``parse(path)`` returns the corpus fields with the canonical ``emotion`` (and ``gender`` when
+    the path tells it) or raises :class:`ValueError`; files it rejects are listed in one warning.
+    The speaker is ``<corpus>_<fields[speaker_field]>``; ``gender`` is a constant or a function
+    of the fields.
+    """
+    root = corpus_root(root)
+    rows, bad = [], []
+    for path in audio_files(root, extensions):
+        try:
+            fields = parse(path)
+        except ValueError as exc:
+            bad.append(f"{path.relative_to(root)} ({exc})")
+            continue
+        label = fields.pop("emotion")
+        sex = fields.pop("gender", None)
+        if sex is None:
+            sex = gender(fields) if callable(gender) else gender
+        rows.append(
+            Utterance(
+                path=str(path),
+                label=label,
+                speaker=f"{corpus}_{fields[speaker_field]}",
+                gender=sex,
+                corpus=corpus,
+                fields=fields,
+            )
+        )
+    warn_skipped(bad, root, display)
+    if not rows:
+        raise no_rows(root, display, example)
+    return Manifest(rows)

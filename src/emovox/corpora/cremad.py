@@ -14,9 +14,9 @@ import os
 import re
 from pathlib import Path
 
-from emovox.corpora._common import audio_files, corpus_root, no_rows, warn_skipped
+from emovox.corpora._common import corpus_root, scan_named
 from emovox.corpora.csv_corpus import normalize_gender
-from emovox.manifest import Manifest, Utterance
+from emovox.manifest import Manifest
 from emovox.taxonomy import CORPUS_CODES
 
 NAME = "cremad"
@@ -101,24 +101,13 @@ def scan(root: str | os.PathLike, demographics: str | os.PathLike | None = None)
         found = [p for p in (root / DEMOGRAPHICS, root.parent / DEMOGRAPHICS) if p.is_file()]
         demographics = found[0] if found else None
     genders = read_demographics(demographics) if demographics is not None else {}
-    rows, bad = [], []
-    for path in audio_files(root, EXTENSIONS):
-        try:
-            f = parse_name(path.name)
-        except ValueError as exc:
-            bad.append(f"{path.relative_to(root)} ({exc})")
-            continue
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f.pop("emotion"),
-                speaker=f"{NAME}_{f['actor']}",
-                gender=genders.get(f["actor"], ""),
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    warn_skipped(bad, root, "CREMA-D")
-    if not rows:
-        raise no_rows(root, "CREMA-D", "AudioWAV/1001_DFA_ANG_XX.wav")
-    return Manifest(rows)
+    return scan_named(
+        root,
+        NAME,
+        "CREMA-D",
+        EXTENSIONS,
+        lambda p: parse_name(p.name),
+        "actor",
+        lambda f: genders.get(f["actor"], ""),
+        "AudioWAV/1001_DFA_ANG_XX.wav",
+    )

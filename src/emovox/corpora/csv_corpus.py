@@ -14,8 +14,15 @@ from emovox.manifest import CORE_COLUMNS, Manifest, Utterance
 NAME = "csv"
 
 
-GENDER_NAMES = {"f": "female", "female": "female", "w": "female", "woman": "female",
-                "m": "male", "male": "male", "man": "male"}
+GENDER_NAMES = {
+    "f": "female",
+    "female": "female",
+    "w": "female",
+    "woman": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+}
 
 
 def normalize_gender(value: str) -> str:
@@ -53,9 +60,7 @@ def scan(root: str | os.PathLike) -> Manifest:
                     speaker=(rec.get("speaker") or "").strip() or str(rec["path"]),
                     gender=normalize_gender(rec.get("gender") or ""),
                     corpus=NAME,
-                    fields={
-                        k: v or "" for k, v in rec.items() if k not in CORE_COLUMNS and k
-                    },
+                    fields={k: v or "" for k, v in rec.items() if k not in CORE_COLUMNS and k},
                 )
             )
     return Manifest(rows)

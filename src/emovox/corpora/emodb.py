@@ -13,8 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from emovox.corpora._common import audio_files, corpus_root, no_rows, warn_skipped
-from emovox.manifest import Manifest, Utterance
+from emovox.corpora._common import scan_named
+from emovox.manifest import Manifest
 from emovox.taxonomy import CORPUS_CODES
 
 NAME = "emodb"
@@ -60,25 +60,13 @@ def parse_name(name: str) -> dict[str, str]:
 
 def scan(root: str | os.PathLike) -> Manifest:
     """Scan ``root`` recursively for EmoDB files; badly named files are skipped in one warning."""
-    root = corpus_root(root)
-    rows, bad = [], []
-    for path in audio_files(root, EXTENSIONS):
-        try:
-            f = parse_name(path.name)
-        except ValueError as exc:
-            bad.append(f"{path.relative_to(root)} ({exc})")
-            continue
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f.pop("emotion"),
-                speaker=f"{NAME}_{f['speaker']}",
-                gender=SPEAKERS[f["speaker"]],
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    warn_skipped(bad, root, "EmoDB")
-    if not rows:
-        raise no_rows(root, "EmoDB", "wav/03a01Fa.wav")
-    return Manifest(rows)
+    return scan_named(
+        root,
+        NAME,
+        "EmoDB",
+        EXTENSIONS,
+        lambda p: parse_name(p.name),
+        "speaker",
+        lambda f: SPEAKERS[f["speaker"]],
+        "wav/03a01Fa.wav",
+    )

@@ -12,8 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from emovox.corpora._common import audio_files, corpus_root, no_rows, warn_skipped
-from emovox.manifest import Manifest, Utterance
+from emovox.corpora._common import scan_named
+from emovox.manifest import Manifest
 from emovox.taxonomy import CORPUS_CODES
 
 NAME = "savee"
@@ -50,25 +50,13 @@ def parse_name(name: str, folder: str = "") -> dict[str, str]:
 def scan(root: str | os.PathLike) -> Manifest:
     """Scan ``root`` recursively for SAVEE files in either layout; others are skipped in one
     warning."""
-    root = corpus_root(root)
-    rows, bad = [], []
-    for path in audio_files(root, EXTENSIONS):
-        try:
-            f = parse_name(path.name, folder=path.parent.name)
-        except ValueError as exc:
-            bad.append(f"{path.relative_to(root)} ({exc})")
-            continue
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f.pop("emotion"),
-                speaker=f"{NAME}_{f['speaker']}",
-                gender="male",
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    warn_skipped(bad, root, "SAVEE")
-    if not rows:
-        raise no_rows(root, "SAVEE", "DC/a01.wav or DC_a01.wav")
-    return Manifest(rows)
+    return scan_named(
+        root,
+        NAME,
+        "SAVEE",
+        EXTENSIONS,
+        lambda p: parse_name(p.name, folder=p.parent.name),
+        "speaker",
+        "male",
+        "DC/a01.wav or DC_a01.wav",
+    )

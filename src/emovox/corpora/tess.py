@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emovox.corpora._common import audio_files, corpus_root, no_rows, warn_skipped
-from emovox.manifest import Manifest, Utterance
+from emovox.corpora._common import scan_named
+from emovox.manifest import Manifest
 from emovox.taxonomy import CORPUS_CODES
 
 NAME = "tess"
@@ -42,25 +42,13 @@ def parse_name(name: str) -> dict[str, str]:
 
 def scan(root: str | os.PathLike) -> Manifest:
     """Scan ``root`` recursively for TESS files; badly named files are skipped in one warning."""
-    root = corpus_root(root)
-    rows, bad = [], []
-    for path in audio_files(root, EXTENSIONS):
-        try:
-            f = parse_name(path.name)
-        except ValueError as exc:
-            bad.append(f"{path.relative_to(root)} ({exc})")
-            continue
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f.pop("emotion"),
-                speaker=f"{NAME}_{f['speaker']}",
-                gender="female",
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    warn_skipped(bad, root, "TESS")
-    if not rows:
-        raise no_rows(root, "TESS", "OAF_angry/OAF_back_angry.wav")
-    return Manifest(rows)
+    return scan_named(
+        root,
+        NAME,
+        "TESS",
+        EXTENSIONS,
+        lambda p: parse_name(p.name),
+        "speaker",
+        "female",
+        "OAF_angry/OAF_back_angry.wav",
+    )

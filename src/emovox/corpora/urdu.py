@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from emovox.corpora._common import audio_files, corpus_root, no_rows, warn_skipped
-from emovox.manifest import Manifest, Utterance
+from emovox.corpora._common import scan_named
+from emovox.manifest import Manifest
 from emovox.taxonomy import CORPUS_CODES
 
 NAME = "urdu"
@@ -45,26 +45,13 @@ def parse_path(name: str, folder: str) -> dict[str, str]:
 
 def scan(root: str | os.PathLike) -> Manifest:
     """Scan the emotion folders of ``root``; other files are skipped in one warning."""
-    root = corpus_root(root)
-    rows, bad = [], []
-    for path in audio_files(root, EXTENSIONS):
-        try:
-            f = parse_path(path.name, path.parent.name)
-        except ValueError as exc:
-            bad.append(f"{path.relative_to(root)} ({exc})")
-            continue
-        gender = f.pop("gender")
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f.pop("emotion"),
-                speaker=f"{NAME}_{f['speaker']}",
-                gender=gender,
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    warn_skipped(bad, root, "URDU")
-    if not rows:
-        raise no_rows(root, "URDU", "Angry/SM1_F10_A010.wav")
-    return Manifest(rows)
+    return scan_named(
+        root,
+        NAME,
+        "URDU",
+        EXTENSIONS,
+        lambda p: parse_path(p.name, p.parent.name),
+        "speaker",
+        "",
+        "Angry/SM1_F10_A010.wav",
+    )
