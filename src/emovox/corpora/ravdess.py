@@ -13,22 +13,15 @@ import warnings
 from pathlib import Path
 
 from emovox.manifest import Manifest, Utterance
+from emovox.taxonomy import CORPUS_CODES
 
 NAME = "ravdess"
 EXTENSIONS = (".wav", ".flac")
 
 MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
-EMOTIONS = {
-    "01": "neutral",
-    "02": "calm",
-    "03": "happy",
-    "04": "sad",
-    "05": "angry",
-    "06": "fearful",
-    "07": "disgust",
-    "08": "surprised",
-}
+EMOTIONS = CORPUS_CODES[NAME]
+"""Emotion code -> label: RAVDESS's row of the one taxonomy table."""
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 N_ACTORS = 24
