@@ -1,8 +1,8 @@
 """``emovox demo``: the whole pipeline on synthetic speech, with no user data.
 
 Makes a small RAVDESS-named corpus of synthetic emotional speech, summarises it, trains the ``cnn``
-model on five speakers (validation speakers drawn from them), and predicts the emotions of the
-recordings of a sixth speaker the model never heard.
+model on seven speakers (validation speakers drawn from them), and predicts the emotions of the
+recordings of an eighth speaker the model never heard.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from emovox.training import TrainConfig
 DEMO_EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 
-def run_demo(out: Path, progress: bool = True, epochs: int = 25, n_speakers: int = 6) -> dict:
+def run_demo(out: Path, progress: bool = True, epochs: int = 60, n_speakers: int = 8) -> dict:
     """Run the demo into ``out``; returns how many of the unseen speaker's files were right."""
     console = Console()
     out = Path(out)
