@@ -437,3 +437,18 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, some_files, monkeypatch):
     after, errors = extract_files(f, good[:1], cache=cache, progress=False)
     assert errors == {} and counter.calls == [good[0].name]
     np.testing.assert_array_equal(after[0], before[0])
+
+
+def test_relative_floor_makes_quiet_audio_gain_invariant() -> None:
+    """With a tiny absolute floor, top_db alone sets the floor: a quiet utterance with digital
+    silence keeps exactly its normalised features 20 and 40 dB quieter."""
+    rng = np.random.default_rng(0)
+    speech = 0.003 * rng.standard_normal(16000).astype(np.float32)  # about -50 dBFS
+    audio = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(8000, np.float32)])
+    relative = LogMel(amin=1e-20)
+    base = relative.extract(audio)
+    for gain in (0.1, 0.01):
+        assert np.abs(relative.extract(audio * gain) - base).max() < 1e-3
+    # the librosa-compatible default floor (-100 dB) is what breaks invariance on such audio
+    default = LogMel()
+    assert np.abs(default.extract(audio * 0.01) - default.extract(audio)).max() > 0.05

@@ -30,6 +30,10 @@ class LogMel(Feature):
     deltas: int = 0
     normalize: str = "utterance"
     trim_db: float | None = None
+    amin: float = spectral.AMIN
+    """Absolute power floor before the log. With ``top_db`` set, a tiny value (e.g. 1e-20) leaves
+    only the floor relative to each utterance's peak, so quiet recordings (RAVDESS peaks near
+    -20 dB) keep exactly their shape when their gain changes; the default matches librosa."""
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZATIONS:
@@ -48,6 +52,7 @@ class LogMel(Feature):
             self.n_mels,
             self.fmin,
             self.fmax,
+            self.amin,
         )
         if self.top_db is not None:
             log_mel = spectral.clip_top_db(log_mel, self.top_db, n_frames)

@@ -82,11 +82,15 @@ def log_mel_spectrogram(
     n_mels: int = 64,
     fmin: float = 0.0,
     fmax: float | None = None,
+    amin: float = AMIN,
 ) -> torch.Tensor:
-    """Log-mel power in dB, ``[B, n_mels, frames]`` for ``[B, N]`` audio (no top-dB clipping)."""
+    """Log-mel power in dB, ``[B, n_mels, frames]`` for ``[B, N]`` audio (no top-dB clipping).
+
+    ``amin`` is the absolute power floor (librosa's default 1e-10, i.e. -100 dB).
+    """
     power = power_spectrogram(audio, n_fft, hop_length, win_length or n_fft)
     mel = mel_filters(sr, n_fft, n_mels, fmin, fmax, audio.device) @ power
-    return 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
+    return 10.0 * torch.log10(torch.clamp(mel, min=amin))
 
 
 def clip_top_db(log_spec: torch.Tensor, top_db: float, n_frames: torch.Tensor | None = None):
