@@ -34,6 +34,7 @@ class CNN(SERModel):
         "n_mels": 64,
         "normalize": "utterance",
         "trim_db": 40.0,
+        "amin": 1e-20,  # only the per-utterance top_db floor: gain-invariant on quiet audio
     }
     default_training: ClassVar[dict] = {
         "optimizer": "adamw",
