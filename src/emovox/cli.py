@@ -81,6 +81,12 @@ def _load_specs(specs: tuple[str, ...] | list[str]):
     return combined
 
 
+def _echo_dropped(metrics: dict) -> None:
+    for corpus, n in metrics["dropped_utterances"].items():
+        if n:
+            click.echo(f"{corpus}: dropped {n} utterance(s) outside the labels", err=True)
+
+
 def _cache(cache_dir: str | None, no_cache: bool):
     from emovox.features import FeatureCache
     from emovox.features.cache import DEFAULT_CACHE_DIR
@@ -451,9 +457,7 @@ def evaluate(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    for c, v in m["dropped_utterances"].items():
-        if v:
-            click.echo(f"{c}: dropped {v} utterance(s) outside the labels", err=True)
+    _echo_dropped(m)
     click.echo(
         f"{m['model']} on {m['protocol']}: UA {m['ua']:.2f} ± {m['ua_std']:.2f}  "
         f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
@@ -499,9 +503,7 @@ def _cross_corpus(train_specs, test_specs, labels, model_name, settings, cache, 
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    for c, v in m["dropped_utterances"].items():
-        if v:
-            click.echo(f"{c}: dropped {v} utterance(s) outside the labels", err=True)
+    _echo_dropped(m)
     arrow = f"{'+'.join(m['train_corpora'])} -> {'+'.join(m['test_corpora'])}"
     click.echo(
         f"{m['model']} cross-corpus {arrow}: UA {m['ua']:.2f}  WA {m['wa']:.2f}  "

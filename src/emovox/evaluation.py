@@ -27,8 +27,8 @@ from emovox.features import Feature, FeatureCache
 from emovox.labels import LabelScheme
 from emovox.manifest import Manifest
 from emovox.metrics import classification_metrics
-from emovox.models import build_model, model_class
-from emovox.pipeline import default_feature, fit, load_dataset
+from emovox.models import build_model
+from emovox.pipeline import fit, load_dataset, resolve_recipe
 from emovox.progress import console
 from emovox.protocols import SpeakerLeakWarning, make_folds
 from emovox.taxonomy import dropped_by_corpus
@@ -86,11 +86,8 @@ def evaluate(
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    feature = feature or default_feature(model)
-    config = config or TrainConfig.for_model(model_class(model))
-    for corpus, n in dropped_by_corpus(manifest, scheme).items():
-        if n:
-            console.log(f"{corpus}: dropped {n} utterance(s) outside the labels {scheme.name}")
+    feature, config = resolve_recipe(model, feature, config)
+    _log_dropped(dropped_by_corpus(manifest, scheme), scheme)
     data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
     all_folds = make_folds(data.manifest, protocol, k=k, seed=config.seed)
     if folds:
@@ -263,8 +260,7 @@ def evaluate_cross_corpus(
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    feature = feature or default_feature(model)
-    config = config or TrainConfig.for_model(model_class(model))
+    feature, config = resolve_recipe(model, feature, config)
     leaked = sorted(set(train.speakers) & set(test.speakers))
     if leaked:
         warnings.warn(
@@ -276,12 +272,7 @@ def evaluate_cross_corpus(
         )
     dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
     for side, counts in dropped.items():
-        for corpus, n in counts.items():
-            if n:
-                console.log(
-                    f"{side} corpus {corpus}: dropped {n} utterance(s) whose labels are outside "
-                    f"{', '.join(scheme.classes)}"
-                )
+        _log_dropped(counts, scheme, f"{side} corpus ")
     train_data = load_dataset(train, scheme, feature, cache, progress, speeds=config.speed_perturb)
     absent = [c for c in scheme.classes if c not in set(train_data.manifest.labels)]
     if absent:
@@ -504,6 +495,15 @@ def _corpora_lines(m: dict) -> list[str]:
         dropped = ", ".join(f"{c} {n}" for c, n in m["dropped_utterances"].items() if n)
         lines += [f"Utterances outside the labels, dropped: {dropped}.", ""]
     return lines
+
+
+def _log_dropped(counts: dict[str, int], scheme: LabelScheme, prefix: str = "") -> None:
+    for corpus, n in counts.items():
+        if n:
+            console.log(
+                f"{prefix}{corpus}: dropped {n} utterance(s) whose labels are outside "
+                f"{', '.join(scheme.classes)}"
+            )
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -64,6 +64,15 @@ def default_feature(model: str, **overrides) -> Feature:
     return make_feature(params.pop("name"), **params)
 
 
+def resolve_recipe(
+    model: str, feature: Feature | None = None, config: TrainConfig | None = None
+) -> tuple[Feature, TrainConfig]:
+    """The given feature and training settings, or the model's own where one is left out."""
+    feature = feature or default_feature(model)
+    config = config or TrainConfig.for_model(model_class(model))
+    return feature, config
+
+
 def load_dataset(
     manifest: Manifest,
     scheme: LabelScheme,
@@ -182,8 +191,7 @@ def train(
     from emovox.training import TrainingInterrupted
 
     out = Path(out_dir)
-    feature = feature or default_feature(model)
-    config = config or TrainConfig.for_model(model_class(model))
+    feature, config = resolve_recipe(model, feature, config)
     data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
     meta = {
         "labels_scheme": scheme.to_dict(),
