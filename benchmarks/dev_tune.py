@@ -21,7 +21,7 @@ from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache
 from emovox.labels import resolve_labels
 from emovox.models import model_class
-from emovox.pipeline import default_feature, fit, load_dataset
+from emovox.pipeline import default_feature, fit, load_dataset, variant_options
 from emovox.protocols import make_folds
 from emovox.training import TrainConfig
 
@@ -42,7 +42,7 @@ def main(data, model, param, feature_param, train_param, tag, threads) -> None:
     feature = default_feature(model, **_parse_kv(feature_param))
     config = TrainConfig.for_model(model_class(model), **_parse_kv(train_param))
     ds = load_dataset(
-        manifest, scheme, feature, FeatureCache(), progress=False, speeds=config.speed_perturb
+        manifest, scheme, feature, FeatureCache(), progress=False, **variant_options(config)
     )
     fold1 = make_folds(ds.manifest, "emobox")[0]
     t0 = time.time()

@@ -4,8 +4,10 @@ Every file is read once, scaled by each gain (clipped to [-1, 1] as a real recor
 clipped samples are counted), and predicted; the result is the share of files whose label equals
 the label of the unscaled audio, and the UA against the true labels at each gain.
 
-    python benchmarks/gain_invariance.py --data ../shared/data/ravdess --model MODEL_DIR \
+    python benchmarks/gain_invariance.py --data ../shared/data/ravdess [--model MODEL_DIR] \
         [--gains -20,-10,10,20] [--out benchmarks/results/gain_invariance.json]
+
+Without ``--model`` the default model bundled with emovox is measured.
 """
 
 from __future__ import annotations
@@ -30,10 +32,19 @@ HERE = Path(__file__).parent
 @click.command()
 @click.option("--data", required=True, type=click.Path(exists=True))
 @click.option("--corpus", default="ravdess", show_default=True)
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True))
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True),
+    help="Model folder (default: the bundled default model).",
+)
 @click.option("--gains", default="-20,-10,10,20", show_default=True, help="dB, comma-separated.")
 @click.option("--out", default=str(HERE / "results" / "gain_invariance.json"), show_default=True)
 def main(data: str, corpus: str, model_dir: str, gains: str, out: str) -> None:
+    if model_dir is None:
+        from emovox.pretrained import default_model_path
+
+        model_dir = str(default_model_path())
     rec = Recognizer.load(model_dir)
     manifest = scan_corpus(corpus, data)
     manifest = manifest.filter(lambda u: u.label in rec.labels)

@@ -13,7 +13,9 @@ Measured in one run on the same files:
 A real-time factor is audio seconds / wall seconds (higher is faster). Writes
 ``benchmarks/results/speed.json`` with the machine.
 
-    python benchmarks/speed.py --data DIR --model MODEL_DIR [--tutorial-model DIR] [--limit N]
+    python benchmarks/speed.py --data DIR [--model MODEL_DIR] [--tutorial-model DIR] [--limit N]
+
+Without ``--model`` the default model bundled with emovox is measured.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def tutorial_pipeline(files: list[str], tutorial_model: str | None):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="Folder (searched recursively) of audio files.")
-    ap.add_argument("--model", required=True, help="emovox model folder.")
+    ap.add_argument("--model", help="emovox model folder (default: the bundled default model).")
     ap.add_argument("--tutorial-model", help="A trained tutorial-cnn1d bundle (optional).")
     ap.add_argument("--limit", type=int, help="Use the first N files only.")
     ap.add_argument("--threads", default="1,2", help="Thread counts to measure (default 1,2).")
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="JSON to write.")
     args = ap.parse_args(argv)
     REPEAT[0] = args.repeat
+    if args.model is None:
+        from emovox.pretrained import default_model_path
+
+        args.model = str(default_model_path())
 
     files, _ = expand_inputs([args.data])
     files = files[: args.limit] if args.limit else files

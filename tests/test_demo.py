@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from emovox.demo import DEMO_EMOTIONS, run_demo
+from emovox.synth import DEMO_SCRIPT
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -17,3 +18,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert config["labels"] == list(DEMO_EMOTIONS)
     assert "Actor_03" not in config["data"]["speakers"]  # never trained on the held-out speaker
     assert (Path(result["model"]) / "training_curves.png").is_file()
+    # step 4: the bundled default model on the demo clip, one segment per sentence
+    assert result["clip"]["segments"] == len(DEMO_SCRIPT)
+    assert Path(result["clip"]["timeline"]).stat().st_size > 0

@@ -291,6 +291,8 @@ NON_DEFAULT = {
     "logmel": {"n_mels": 40, "deltas": 1, "fmax": 7600.0, "top_db": None, "trim_db": 35.0},
     "mfcc": {"n_mfcc": 20, "normalize": "utterance", "hop_length": 320},
     "tutorial-mfcc": {"offset": 0.25, "n_frames": 100},
+    "egemaps": {"min_seconds": 0.3, "sample_rate": 22050},
+    "librosa-stats": {"n_mfcc": 20, "n_mels": 64, "sample_rate": 16000},
 }
 
 

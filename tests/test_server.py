@@ -309,8 +309,16 @@ def test_create_app_loads_the_model_once(trained_bundle, monkeypatch, uploads):
     assert len(calls) == 1
 
 
-def test_cli_serve_needs_a_model(tmp_path):
-    res = CliRunner().invoke(main, ["serve"])
-    assert res.exit_code == 2 and "--model is required" in res.output
+def test_cli_serve_defaults_to_the_bundled_model(tmp_path, monkeypatch):
+    import uvicorn
+
+    from emovox.pretrained import DEFAULT_MODEL_DIR
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    res = CliRunner().invoke(main, ["serve", "--port", "8123"])
+    assert res.exit_code == 0, res.output
+    assert "bundled default model" in res.output and str(DEFAULT_MODEL_DIR) in res.output
+    assert len(served) == 1 and served[0][1]["port"] == 8123
     res = CliRunner().invoke(main, ["serve", "--model", str(tmp_path / "nope")])
     assert res.exit_code == 1 and "no such model folder" in res.output

@@ -27,6 +27,16 @@ def _parse_kv(items: tuple[str, ...]) -> dict:
     return out
 
 
+def _check_conditions(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Canonical test conditions of ``--condition``; a malformed one is a usage error."""
+    from emovox.augment import parse_condition
+
+    try:
+        return tuple(parse_condition(v).name for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 def _load_manifest(corpus: str, data: str | None):
     from emovox.corpora import scan_corpus
     from emovox.manifest import Manifest
@@ -360,6 +370,16 @@ def train(
     metavar="CORPUS:PATH",
     help="Test corpus (repeatable) of a cross-corpus run; needs --train.",
 )
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    metavar="KIND:VALUE",
+    callback=_check_conditions,
+    help="Also score every fold's test files under a test condition (repeatable): white:SNR, "
+    "speech:SNR (speech-shaped noise), gain:DB (clipped), pitch:SEMITONES, reverb:RT60, "
+    "e.g. --condition white:20 --condition gain:-20.",
+)
 def evaluate(
     corpus,
     data,
@@ -383,6 +403,7 @@ def evaluate(
     resume,
     train_specs,
     test_specs,
+    conditions,
 ) -> None:
     """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
 
@@ -409,6 +430,8 @@ def evaluate(
         for name in ("protocol", "k", "folds", "resume"):
             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name} does not apply to a cross-corpus run (--test)")
+        if conditions:
+            raise click.UsageError("--condition does not apply to a cross-corpus run (--test)")
         _cross_corpus(
             train_specs,
             test_specs,
@@ -454,6 +477,7 @@ def evaluate(
             resume=resume,
             progress=not quiet,
             command=_command_line(),
+            conditions=conditions,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -462,6 +486,12 @@ def evaluate(
         f"{m['model']} on {m['protocol']}: UA {m['ua']:.2f} ± {m['ua_std']:.2f}  "
         f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
     )
+    for name, c in m.get("conditions", {}).items():
+        if name != "clean":
+            click.echo(
+                f"  {name}: UA {c['ua']:.2f} ({c['ua_delta']:+.2f} vs clean), "
+                f"{c['clipped_files']} file(s) clipped"
+            )
 
 
 def _cross_corpus(train_specs, test_specs, labels, model_name, settings, cache, quiet, out) -> None:
@@ -517,7 +547,12 @@ def _cross_corpus(train_specs, test_specs, labels, model_name, settings, cache, 
 # -- predict -----------------------------------------------------------------------------------
 @main.command()
 @click.argument("inputs", nargs=-1)
-@click.option("--model", "model_dir", required=True, type=click.Path(), help="Model folder.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(),
+    help="Model folder (default: the model bundled with emovox; see `emovox.pretrained`).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -571,7 +606,12 @@ def predict(
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
 
+    Without --model, the default model bundled with emovox is used (trained on the RAVDESS
+    speech, 8 emotions; licence CC BY-NC-SA 4.0; see its MODEL_CARD.md).
+
     \b
+    emovox predict clip.wav
+    emovox predict clip.wav --segments --plot timeline.png
     emovox predict --model M a.wav recordings/ "more/**/*.flac"
     emovox predict --model M --manifest manifest.csv --output preds.jsonl --resume
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
@@ -594,7 +634,7 @@ def predict(
 
     try:
         rec = Recognizer.load(
-            model_dir,
+            model_dir or None,
             labels=labels.split(",") if labels else None,
             backend=backend,
             onnx_path=onnx_file,
@@ -699,16 +739,31 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
 
 # -- export ------------------------------------------------------------------------------------
 @main.command()
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=click.Path(), required=False)
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
-@click.option("--out", type=click.Path(), help="File to write (default: MODEL_DIR/model.onnx).")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="File to write (default: MODEL_DIR/model.onnx; required without MODEL_DIR).",
+)
 @click.option("--opset", default=18, show_default=True, help="ONNX opset.")
 def export(model_dir, fmt, out, opset) -> None:
-    """Export a model folder to ONNX (features in, logits and probabilities out)."""
+    """Export a model folder to ONNX (features in, logits and probabilities out).
+
+    Without MODEL_DIR the default model bundled with emovox is exported (give --out).
+    """
     from emovox.bundle import BundleError
     from emovox.onnx_backend import OnnxUnavailable, export_onnx
 
     try:
+        if not model_dir:
+            from emovox.pretrained import default_model_path
+
+            if not out:
+                raise click.UsageError(
+                    "exporting the bundled default model (no MODEL_DIR) needs --out FILE"
+                )
+            model_dir = default_model_path()
         path = export_onnx(model_dir, out, opset=opset)
     except (BundleError, OnnxUnavailable, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -752,24 +807,50 @@ def demo(out: str, quiet: bool) -> None:
     run_demo(Path(out), progress=not quiet)
 
 
+@main.command("demo-clip")
+@click.argument("out", type=click.Path(dir_okay=False), default="clip.wav", required=False)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "espeak", "numpy"]),
+    default="auto",
+    show_default=True,
+    help="Voice: espeak-ng, a numpy speech-like signal, or auto (espeak-ng when installed).",
+)
+@click.option("--pause", default=1.0, show_default=True, help="Seconds between sentences.")
+def demo_clip(out: str, engine: str, pause: float) -> None:
+    """Write a ~20 s WAV of five synthetic sentences with pauses, to try `emovox predict` on.
+
+    \b
+    emovox demo-clip clip.wav
+    emovox predict clip.wav
+    emovox predict clip.wav --segments --plot timeline.png
+    """
+    from emovox.synth import make_demo_clip
+
+    try:
+        clip = make_demo_clip(out, engine=engine, pause=pause)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"wrote {clip.path} ({clip.duration:.1f} s, {len(clip.sentences)} sentences, "
+        f"voice: {clip.engine})"
+    )
+
+
 # -- live and serve ----------------------------------------------------------------------------
 def _load_recognizer(model_dir: str | None, labels: str | None = None):
-    """The model of ``live``/``serve``; ``--model`` is required until a default model ships."""
+    """The model of ``live``/``serve``: ``--model``, else the default model bundled with emovox."""
     from emovox.bundle import BundleError
     from emovox.recognizer import Recognizer
 
-    if not model_dir:
-        raise click.UsageError(
-            "--model is required: give a model folder (e.g. one written by `emovox train --out`)"
-        )
     try:
-        return Recognizer.load(model_dir, labels=labels.split(",") if labels else None)
+        return Recognizer.load(model_dir or None, labels=labels.split(",") if labels else None)
     except (BundleError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
-@click.option("--model", "model_dir", type=click.Path(), help="Model folder (required for now).")
+@click.option("--model", "model_dir", type=click.Path(), help="Model folder (default: bundled).")
 @click.option("--input", "input_file", type=click.Path(), help="Play this file instead of the mic.")
 @click.option("--speed", default=1.0, show_default=True, help="Pace of --input (0: no waiting).")
 @click.option("--window", type=float, help="Rolling predictions of this many seconds of speech.")
@@ -834,7 +915,7 @@ def live(model_dir, input_file, speed, window, hop, save_dir, device, labels, js
 
 
 @main.command()
-@click.option("--model", "model_dir", type=click.Path(), help="Model folder (required for now).")
+@click.option("--model", "model_dir", type=click.Path(), help="Model folder (default: bundled).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--max-upload-mb", default=25.0, show_default=True, help="Larger uploads get 413.")
@@ -855,7 +936,8 @@ def serve(model_dir, host, port, max_upload_mb, max_duration, timeout, max_concu
         timeout_s=timeout,
         max_concurrency=max_concurrency,
     )
-    click.echo(f"emovox: serving {model_dir} on http://{host}:{port}/  (API docs: /docs)", err=True)
+    name = model_dir or f"the bundled default model ({rec.bundle.path})"
+    click.echo(f"emovox: serving {name} on http://{host}:{port}/  (API docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

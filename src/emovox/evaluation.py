@@ -16,6 +16,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,17 @@ from emovox.labels import LabelScheme
 from emovox.manifest import Manifest
 from emovox.metrics import classification_metrics
 from emovox.models import build_model
-from emovox.pipeline import fit, load_dataset, resolve_recipe
+from emovox.pipeline import fit, load_dataset, predict_subset, resolve_recipe, variant_options
 from emovox.progress import console
 from emovox.protocols import SpeakerLeakWarning, make_folds
+from emovox.robustness import (
+    ConditionScorer,
+    condition_report_lines,
+    parse_conditions,
+    summarize_conditions,
+)
 from emovox.taxonomy import dropped_by_corpus
-from emovox.training import TrainConfig, predict_proba
+from emovox.training import TrainConfig
 
 
 def machine_info() -> dict:
@@ -72,6 +79,7 @@ def evaluate(
     resume: bool = False,
     progress: bool = True,
     command: list[str] | None = None,
+    conditions: Sequence[str] = (),
 ) -> dict:
     """Run ``protocol`` over ``manifest`` and write the results into ``out_dir``.
 
@@ -79,6 +87,9 @@ def evaluate(
         folds: 1-based fold numbers to run (default: all).
         resume: reuse the results of folds already finished in ``out_dir``.
         command: the command line to record in ``metrics.json``.
+        conditions: test conditions, e.g. ``["white:20", "gain:-20"]``
+            (:func:`emovox.augment.parse_condition`): each fold's model is also scored on its
+            test files under each (``conditions`` in the fold rows and in ``metrics.json``).
 
     Returns:
         The content of ``metrics.json``.
@@ -88,7 +99,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     feature, config = resolve_recipe(model, feature, config)
     _log_dropped(dropped_by_corpus(manifest, scheme), scheme)
-    data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
+    conds = parse_conditions(conditions)  # a typo fails here, before any training
+    data = load_dataset(manifest, scheme, feature, cache, progress, **variant_options(config))
+    scorer = ConditionScorer(data, conds, cache, progress) if conditions else None
     all_folds = make_folds(data.manifest, protocol, k=k, seed=config.seed)
     if folds:
         unknown = sorted(set(folds) - {f.index for f in all_folds})
@@ -123,9 +136,9 @@ def evaluate(
                 checkpoint_dir=None,
                 progress=progress,
             )
-            tx, ty = data.subset(fold.test)
+            ty = data.y[list(fold.test)]
             t0 = time.time()
-            proba = predict_proba(net, tx)
+            proba = predict_subset(net, data, fold.test, config)
             dt = time.time() - t0
             m = classification_metrics(ty, proba.argmax(1), data.classes)
             row = {
@@ -143,6 +156,8 @@ def evaluate(
                 "train_seconds": round(result.seconds, 2),
                 "inference_seconds": round(dt, 4),
             }
+            if scorer is not None:
+                row["conditions"] = scorer.score(net, fold.test, config)
             preds = [
                 {
                     "fold": fold.index,
@@ -207,6 +222,8 @@ def evaluate(
         "emovox_version": __version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if scorer is not None:
+        metrics["conditions"] = summarize_conditions(fold_rows, scorer.names)
     write_results(out, metrics, pred_rows)
     return metrics
 
@@ -273,7 +290,7 @@ def evaluate_cross_corpus(
     dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
     for side, counts in dropped.items():
         _log_dropped(counts, scheme, f"{side} corpus ")
-    train_data = load_dataset(train, scheme, feature, cache, progress, speeds=config.speed_perturb)
+    train_data = load_dataset(train, scheme, feature, cache, progress, **variant_options(config))
     absent = [c for c in scheme.classes if c not in set(train_data.manifest.labels)]
     if absent:
         raise ValueError(
@@ -296,9 +313,10 @@ def evaluate_cross_corpus(
         checkpoint_dir=None,
         progress=progress,
     )
-    tx, ty = test_data.subset(range(len(test_data.manifest)))
+    test_idx = range(len(test_data.manifest))
+    ty = test_data.y[list(test_idx)]
     t0 = time.time()
-    proba = predict_proba(net, tx)
+    proba = predict_subset(net, test_data, test_idx, config)
     infer_seconds = time.time() - t0
     pred = proba.argmax(1)
     m = classification_metrics(ty, pred, classes)
@@ -427,6 +445,7 @@ def render_report(m: dict) -> str:
             f"| {f['fold']} | {_fold_test_set(f)} | {f['ua']:.2f} | "
             f"{f['wa']:.2f} | {f['macro_f1']:.2f} | {f['best_epoch']} | {f['train_seconds']:.0f} |"
         )
+    lines += condition_report_lines(m)
     lines += [
         "",
         "## Per class (pooled over folds)",

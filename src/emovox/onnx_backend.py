@@ -72,6 +72,7 @@ def _metadata(bundle: Bundle) -> dict[str, str]:
         f"{META_PREFIX}labels": json.dumps(list(bundle.labels)),
         f"{META_PREFIX}feature": json.dumps(bundle.feature.to_dict(), sort_keys=True),
         f"{META_PREFIX}sample_rate": str(bundle.feature.sample_rate),
+        f"{META_PREFIX}inference": json.dumps(bundle.config.get("inference") or {}),
         f"{META_PREFIX}model": json.dumps(
             {
                 "name": spec.get("name"),

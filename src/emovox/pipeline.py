@@ -19,14 +19,24 @@ import numpy as np
 import torch
 
 from emovox._fs import atomic_write_text
+from emovox.augment import augment_transform
 from emovox.bundle import save_bundle
 from emovox.features import Feature, FeatureCache, extract_files, make_feature
 from emovox.labels import LabelScheme
 from emovox.manifest import Manifest
 from emovox.models import SERModel, build_model, model_class
+from emovox.models.ensemble import Ensemble
+from emovox.normalization import normalize_by_speaker
 from emovox.progress import console
 from emovox.protocols import validation_split
-from emovox.training import TrainConfig, Trainer, TrainResult
+from emovox.training import (
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    aux_labels,
+    crop_frames,
+    predict_proba,
+)
 
 
 class BadFilesWarning(UserWarning):
@@ -81,8 +91,16 @@ def load_dataset(
     progress: bool = True,
     workers: int = 2,
     speeds: Sequence[float] = (),
+    augment: Sequence[str] = (),
+    augment_copies: int = 0,
+    augment_seed: int = 0,
 ) -> Dataset:
-    """Apply the label scheme and extract features; unreadable files are warned of and skipped."""
+    """Apply the label scheme and extract features; unreadable files are warned of and skipped.
+
+    Each of ``speeds`` and each of the ``augment_copies`` randomly augmented copies (``augment``
+    kinds, :func:`emovox.augment.augment_transform` with ``augment_seed``) adds one variant per
+    file to :attr:`Dataset.variants`; only training items use them (:meth:`Dataset.subset`).
+    """
     import time
 
     kept, dropped = scheme.apply(manifest)
@@ -109,6 +127,16 @@ def load_dataset(
             feature, kept.paths, cache=cache, progress=progress, workers=workers, speed=speed
         )
         extra.append(more)
+    for copy in range(augment_copies if augment else 0):
+        more, _ = extract_files(
+            feature,
+            kept.paths,
+            cache=cache,
+            progress=progress,
+            workers=workers,
+            transform=augment_transform(augment, augment_seed, copy),
+        )
+        extra.append(more)
     seconds = time.time() - t0
     ok = [i for i, f in enumerate(feats) if f is not None]
     variants = [[m[i] for m in extra if m[i] is not None] for i in ok]
@@ -126,6 +154,17 @@ def load_dataset(
         seconds,
         variants,
     )
+
+
+def variant_options(config: TrainConfig) -> dict:
+    """The :func:`load_dataset` arguments that make the training variants ``config`` asks for
+    (speed perturbation and augmented copies)."""
+    return {
+        "speeds": config.speed_perturb,
+        "augment": config.augment,
+        "augment_copies": config.augment_copies,
+        "augment_seed": config.seed,
+    }
 
 
 def data_fingerprint(manifest: Manifest) -> str:
@@ -152,20 +191,116 @@ def fit(
 ) -> tuple[SERModel, TrainResult, list[str]]:
     """Train ``model_name`` on ``data[indices]``, validating on speakers drawn from them.
 
+    With ``config.speaker_norm`` the training and the validation items are normalised per speaker
+    (:func:`speaker_subset`); with ``config.aux_targets`` the auxiliary targets come from the
+    manifest (:func:`emovox.training.aux_labels`). A model with a method
+    ``fit_arrays(train_x, train_y, val_x, val_y, config, progress=...)`` returning a
+    :class:`TrainResult` (the SVM baselines) fits itself with it instead of the gradient trainer.
+
     Returns the model with its best weights, the training result and the validation speakers.
     """
     torch.manual_seed(config.seed)
     in_shape = tuple(data.features[indices[0]].shape[:2])
     model = build_model(model_name, len(data.classes), in_shape, **(model_params or {}))
+    if isinstance(model, Ensemble):
+        return _fit_ensemble(model, data, indices, config, checkpoint_dir, resume, progress)
     tr, va = validation_split(data.manifest, list(indices), config.val_fraction, config.seed)
     if not va:
         console.log("no validation speakers (a single speaker): training for all epochs")
     val_speakers = sorted({data.manifest[i].speaker for i in va})
+    fit_arrays = getattr(model, "fit_arrays", None)
+    if callable(fit_arrays):  # closed-form models (the SVM baselines) fit themselves
+        tx, ty = speaker_subset(data, tr, config)
+        vx, vy = speaker_subset(data, va, config) if va else (None, None)
+        return model, fit_arrays(tx, ty, vx, vy, config, progress=progress), val_speakers
     trainer = Trainer(model, config, data.feature.hop_seconds or 0.01, checkpoint_dir, progress)
-    tx, ty = data.subset(tr, augmented=True)
-    vx, vy = data.subset(va) if va else (None, None)
-    result = trainer.fit(tx, ty, vx, vy, resume=resume)
+    tx, ty = speaker_subset(data, tr, config, augmented=True)
+    vx, vy = speaker_subset(data, va, config) if va else (None, None)
+    aux = aux_labels([data.manifest[i] for i in tr], config.aux_targets)
+    result = trainer.fit(tx, ty, vx, vy, resume=resume, aux_y=aux)
     return model, result, val_speakers
+
+
+def _fit_ensemble(
+    model: Ensemble,
+    data: Dataset,
+    indices: Sequence[int],
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
+    progress: bool,
+) -> tuple[SERModel, TrainResult, list[str]]:
+    """Train each member of ``model`` with :func:`fit` and seed ``config.seed + k`` (its own
+    initialisation, batches and validation speakers); checkpoints go to ``member_k/``."""
+    history: list[dict] = []
+    best_uas: list[float] = []
+    best_epochs: list[int] = []
+    val_speakers: set[str] = set()
+    seconds = 0.0
+    for k, member in enumerate(model.members):
+        if progress:
+            console.log(f"ensemble member {k + 1}/{len(model.members)} ({model.member_name})")
+        trained, result, speakers = fit(
+            data,
+            indices,
+            model.member_name,
+            dataclasses.replace(config, seed=config.seed + k),
+            model.member_params,
+            Path(checkpoint_dir) / f"member_{k}" if checkpoint_dir else None,
+            resume,
+            progress,
+        )
+        member.load_state_dict(trained.state_dict())
+        history += [{"member": k, **row} for row in result.history]
+        if result.best_val_ua is not None:
+            best_uas.append(result.best_val_ua)
+        best_epochs.append(result.best_epoch)
+        val_speakers.update(speakers)
+        seconds += result.seconds
+    model.eval()
+    result = TrainResult(
+        history=history,
+        best_epoch=round(float(np.mean(best_epochs))),  # the members' mean
+        best_val_ua=float(np.mean(best_uas)) if best_uas else None,
+        seconds=seconds,
+    )
+    return model, result, sorted(val_speakers)
+
+
+def speaker_subset(
+    data: Dataset, indices: Sequence[int], config: TrainConfig, augmented: bool = False
+) -> tuple[list, np.ndarray]:
+    """:meth:`Dataset.subset`, normalised per speaker when ``config.speaker_norm`` is on (each
+    speaker's statistics from its own utterances among ``indices`` only)."""
+    items, y = data.subset(indices, augmented=augmented)
+    if config.speaker_norm:
+        items = normalize_by_speaker(items, [data.manifest[i].speaker for i in indices])
+    return items, y
+
+
+def predict_subset(
+    model: SERModel,
+    data: Dataset,
+    indices: Sequence[int],
+    config: TrainConfig,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Test probabilities ``[len(indices), n_classes]`` of ``data[indices]`` as the training
+    settings ask: speaker normalisation (test speakers' own statistics) and multi-crop averaging.
+    """
+    xs, _ = speaker_subset(data, indices, config)
+    crop = crop_frames(config.crop_seconds, data.feature.hop_seconds or 0.01)
+    return predict_proba(model, xs, batch_size, config.test_crops, crop)
+
+
+def inference_settings(config: TrainConfig, feature: Feature) -> dict:
+    """What prediction with a bundle must repeat (``config.json``'s ``inference``): the number of
+    test crops, their length in frames and whether features are normalised per speaker."""
+    return {
+        "test_crops": config.test_crops,
+        "crop_frames": crop_frames(config.crop_seconds, feature.hop_seconds or 0.01),
+        "speaker_norm": config.speaker_norm,
+    }
 
 
 def train(
@@ -192,10 +327,11 @@ def train(
 
     out = Path(out_dir)
     feature, config = resolve_recipe(model, feature, config)
-    data = load_dataset(manifest, scheme, feature, cache, progress, speeds=config.speed_perturb)
+    data = load_dataset(manifest, scheme, feature, cache, progress, **variant_options(config))
     meta = {
         "labels_scheme": scheme.to_dict(),
         "training": config.to_dict(),
+        "inference": inference_settings(config, feature),
         "data": {
             "fingerprint": data_fingerprint(data.manifest),
             "n_utterances": len(data.manifest),

@@ -6,6 +6,7 @@ The CLI, and later the server and the live mode, are thin shells over this class
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,7 +16,11 @@ import torch
 
 from emovox.audio import AudioError, prepare_array
 from emovox.bundle import Bundle, load_bundle
-from emovox.training import predict_proba
+from emovox.normalization import SpeakerStats
+from emovox.normalization import speaker_stats as _speaker_stats
+from emovox.training import multi_crop_proba, predict_proba
+
+log = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike | np.ndarray
 
@@ -46,6 +51,11 @@ class Recognizer:
     Args:
         bundle: the loaded bundle.
         labels: restrict predictions to these classes (probabilities renormalised over them).
+
+    The bundle's ``inference`` settings (``config.json``) are followed by both backends: with
+    ``test_crops > 1`` each utterance's probabilities are the mean over that many evenly spaced
+    windows of ``crop_frames`` frames (:func:`emovox.training.crop_windows`); with
+    ``speaker_norm`` features are standardised per speaker (see :meth:`predict_batch`).
     """
 
     def __init__(
@@ -56,11 +66,16 @@ class Recognizer:
         self.feature = bundle.feature
         self.onnx_model = onnx_model
         self._keep = self._resolve_subset(labels)
+        inference = bundle.config.get("inference") or {}
+        self.test_crops: int = int(inference.get("test_crops", 1))
+        self.crop_frames: int | None = inference.get("crop_frames")
+        self.speaker_norm: bool = bool(inference.get("speaker_norm", False))
+        self._warned_speaker_norm = False
 
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike | None = None,
         device: str = "cpu",
         labels: Sequence[str] | None = None,
         backend: str = "torch",
@@ -69,7 +84,8 @@ class Recognizer:
         """Load a bundle folder (``model.safetensors`` + ``config.json``).
 
         Args:
-            path: the bundle folder.
+            path: the bundle folder; ``None`` loads the default model bundled with emovox
+                (:func:`emovox.pretrained.default_model_path`, see its ``MODEL_CARD.md``).
             device: torch device of the torch backend.
             labels: restrict predictions to these classes.
             backend: ``"torch"``, or ``"onnx"`` to run the model with onnxruntime (features are
@@ -82,6 +98,10 @@ class Recognizer:
         """
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        if path is None:
+            from emovox.pretrained import default_model_path
+
+            path = default_model_path()
         bundle = load_bundle(path, device=device)
         onnx_model = None
         if backend == "onnx":
@@ -128,9 +148,28 @@ class Recognizer:
         return np.array([[p.probabilities[c] for c in self.labels] for p in preds])
 
     def predict_batch(
-        self, items: Iterable[AudioInput], sr: int | None = None, batch_size: int = 32
+        self,
+        items: Iterable[AudioInput],
+        sr: int | None = None,
+        batch_size: int = 32,
+        speaker_stats: SpeakerStats | str | None = None,
     ) -> list[Prediction]:
-        """Predict many inputs; an unreadable one gets a :class:`Prediction` with ``error`` set."""
+        """Predict many inputs; an unreadable one gets a :class:`Prediction` with ``error`` set.
+
+        Args:
+            items: files, or waveforms at ``sr``.
+            sr: the waveforms' sample rate.
+            batch_size: inputs run through the model together.
+            speaker_stats: only for a bundle trained with ``speaker_norm``, which expects every
+                utterance standardised by its speaker's statistics. Give the speaker's
+                :class:`~emovox.normalization.SpeakerStats` (from :meth:`speaker_stats` over
+                that speaker's recordings), or ``"batch"`` when all ``items`` are of one speaker
+                (the statistics of the readable items are then used). When left out, each
+                utterance is standardised by its own statistics (so a prediction never depends
+                on which other files are in the call) and a warning is logged once, since
+                single-utterance statistics are noisier than a speaker's. Ignored, with a
+                warning, by bundles trained without ``speaker_norm``.
+        """
         items = list(items)
         names = [_name(x, i) for i, x in enumerate(items)]
         feats: list[np.ndarray | None] = []
@@ -148,7 +187,14 @@ class Recognizer:
             for i, f in zip(wave_idx, self.feature(waves), strict=True):
                 feats[i] = f
         good = [i for i in range(len(items)) if feats[i] is not None]
-        proba = self._proba([feats[i] for i in good], batch_size) if good else np.zeros((0, 0))
+        good_feats = [feats[i] for i in good]
+        if isinstance(speaker_stats, str):
+            if speaker_stats != "batch":
+                raise ValueError(
+                    f"speaker_stats must be SpeakerStats or 'batch', not {speaker_stats!r}"
+                )
+            speaker_stats = _speaker_stats(good_feats) if good_feats else None
+        proba = self._proba(good_feats, batch_size, speaker_stats) if good else np.zeros((0, 0))
         out: list[Prediction] = []
         row = {i: r for r, i in enumerate(good)}
         for i in range(len(items)):
@@ -205,11 +251,52 @@ class Recognizer:
             batch_size=batch_size,
         )
 
+    def speaker_stats(self, items: Iterable[AudioInput], sr: int | None = None) -> SpeakerStats:
+        """The feature statistics of one speaker's recordings (no labels needed), for
+        ``predict_batch(..., speaker_stats=...)`` with a bundle trained with ``speaker_norm``.
+
+        Raises:
+            AudioError: an input cannot be read.
+        """
+        waves = [self._read(x, sr) for x in items]
+        if not waves:
+            raise ValueError("speaker statistics need at least one recording")
+        return _speaker_stats(self.feature(waves))
+
     # -- internals -----------------------------------------------------------------------------
-    def _proba(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        if self.onnx_model is not None:
-            return self.onnx_model.predict_proba(feats, batch_size)
-        return predict_proba(self.model, feats, batch_size)
+    def _proba(
+        self,
+        feats: Sequence[np.ndarray],
+        batch_size: int,
+        speaker_stats: SpeakerStats | None = None,
+    ) -> np.ndarray:
+        feats = self._normalize(feats, speaker_stats)
+
+        def run(xs: list[np.ndarray]) -> np.ndarray:
+            if self.onnx_model is not None:
+                return self.onnx_model.predict_proba(xs, batch_size)
+            return predict_proba(self.model, xs, batch_size)
+
+        return multi_crop_proba(run, feats, self.test_crops, self.crop_frames)
+
+    def _normalize(
+        self, feats: Sequence[np.ndarray], stats: SpeakerStats | None
+    ) -> Sequence[np.ndarray]:
+        """Speaker normalisation as the bundle was trained with (see :meth:`predict_batch`)."""
+        if not self.speaker_norm:
+            if stats is not None:
+                log.warning("speaker_stats ignored: this model was trained without speaker_norm")
+            return feats
+        if stats is not None:
+            return [stats.apply(f) for f in feats]
+        if not self._warned_speaker_norm:
+            self._warned_speaker_norm = True
+            log.warning(
+                "this model was trained with speaker_norm but no speaker_stats were given: each "
+                "utterance is normalised by its own statistics (less accurate); pass "
+                "speaker_stats=recognizer.speaker_stats(files_of_the_speaker) or 'batch'"
+            )
+        return [_speaker_stats([f]).apply(f) for f in feats]
 
     def _read(self, x: AudioInput, sr: int | None) -> np.ndarray:
         if isinstance(x, (str, os.PathLike)):

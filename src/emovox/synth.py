@@ -152,3 +152,83 @@ def make_corpus(
                     sf.write(path, audio.astype(np.float32), sr, subtype="PCM_16")
                     paths.append(path)
     return paths
+
+
+# -- the demo clip ---------------------------------------------------------------------------------
+
+DEMO_SCRIPT = (
+    ("neutral", "en+m3", "The train to the city leaves at nine."),
+    ("happy", "en+f2", "We won the match, what a wonderful day!"),
+    ("sad", "en+m3", "I miss the old house where we grew up."),
+    ("angry", "en+f2", "Stop that right now, I told you twice!"),
+    ("surprised", "en+m3", "Really? You came all this way?"),
+)
+"""The demo clip's sentences: the prosody (an emotion of :data:`PROSODY`), the voice, the text."""
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    """A written demo clip: its file, length (s), voice engine and ``(start, end, emotion,
+    text)`` of each sentence (seconds)."""
+
+    path: Path
+    duration: float
+    engine: str
+    sentences: tuple[tuple[float, float, str, str], ...]
+
+
+def make_demo_clip(
+    path: str | Path,
+    engine: str = "auto",
+    pause: float = 1.0,
+    sr: int = 16000,
+    seed: int = 0,
+) -> DemoClip:
+    """Write a short recording of a few synthetic sentences separated by pauses (a WAV file).
+
+    Each sentence is spoken with the prosody of one emotion, so that ``emovox predict CLIP
+    --segments`` finds one segment per sentence; the voices are synthetic, so the bundled model
+    (trained on acted human speech) is not expected to name the intended emotions.
+
+    Args:
+        path: the WAV file to write (its folder is created).
+        engine: ``espeak`` (needs espeak-ng), ``numpy`` (a speech-like signal), or ``auto``
+            (espeak-ng when installed).
+        pause: seconds of near-silence before, between and after the sentences.
+        sr: sample rate of the file.
+        seed: seed of the background noise (and of the numpy voice).
+
+    Raises:
+        ValueError: an unknown engine, ``espeak`` without espeak-ng installed, a negative pause.
+    """
+    if engine not in ("auto", "espeak", "numpy"):
+        raise ValueError(f"engine must be auto, espeak or numpy, not {engine!r}")
+    if engine == "espeak" and not espeak_available():
+        raise ValueError("engine='espeak' needs the espeak-ng command (apt install espeak-ng)")
+    if pause < 0:
+        raise ValueError(f"pause must be >= 0 seconds, not {pause}")
+    use_espeak = engine == "espeak" or (engine == "auto" and espeak_available())
+    rng = np.random.default_rng(seed)
+    gap = np.zeros(round(pause * sr), dtype=np.float32)
+    parts: list[np.ndarray] = [gap]
+    sentences: list[tuple[float, float, str, str]] = []
+    t = pause
+    for i, (emotion, voice, text) in enumerate(DEMO_SCRIPT):
+        p = PROSODY[emotion]
+        # numpy_voice's length follows the text's: a shorter text keeps each sentence near 2 s
+        speech = speak(text, voice, p, sr) if use_espeak else numpy_voice(text[:14], i, p, sr, rng)
+        speech = speech.astype(np.float32)
+        sentences.append((round(t, 3), round(t + speech.size / sr, 3), emotion, text))
+        parts += [speech, gap]
+        t += (speech.size + gap.size) / sr
+    audio = np.concatenate(parts)
+    audio += (3e-4 * rng.standard_normal(audio.size)).astype(np.float32)  # a quiet room
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16")
+    return DemoClip(
+        path=path,
+        duration=round(audio.size / sr, 3),
+        engine="espeak-ng" if use_espeak else "numpy",
+        sentences=tuple(sentences),
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from emovox.features.base import Feature
 from emovox.features.cache import FeatureCache, extract_files
+from emovox.features.egemaps import EGeMAPS
+from emovox.features.librosa_stats import LibrosaStats
 from emovox.features.logmel import MFCC, LogMel
 from emovox.features.tutorial import TutorialMFCC
 
@@ -11,6 +13,8 @@ FEATURES: dict[str, type[Feature]] = {
     "logmel": LogMel,
     "mfcc": MFCC,
     "tutorial-mfcc": TutorialMFCC,
+    "egemaps": EGeMAPS,
+    "librosa-stats": LibrosaStats,
 }
 
 
@@ -37,8 +41,10 @@ def feature_from_dict(config: dict) -> Feature:
 __all__ = [
     "FEATURES",
     "MFCC",
+    "EGeMAPS",
     "Feature",
     "FeatureCache",
+    "LibrosaStats",
     "LogMel",
     "TutorialMFCC",
     "extract_files",

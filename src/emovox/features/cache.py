@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox._fs import atomic_write_bytes
+from emovox._fs import atomic_write_bytes, atomic_write_text
 from emovox.audio import AudioError
-from emovox.augment import speed_perturb
+from emovox.augment import WaveTransform, speed_transform
 from emovox.features.base import Feature
 from emovox.progress import progress_bar
 
@@ -63,7 +63,12 @@ class FeatureCache:
             return None  # a damaged entry is recomputed
 
     def put(
-        self, feature: Feature, audio_path: str | os.PathLike, value: np.ndarray, variant: str = ""
+        self,
+        feature: Feature,
+        audio_path: str | os.PathLike,
+        value: np.ndarray,
+        variant: str = "",
+        info: dict | None = None,
     ) -> None:
         path = self._path(feature, audio_path, variant)
         if path is None:
@@ -71,9 +76,24 @@ class FeatureCache:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
         atomic_write_bytes(path, buf.getvalue())
+        if info is not None:
+            atomic_write_text(path.with_suffix(".json"), json.dumps(info))
         (self.root / self.config_key(feature, variant) / "feature.json").write_text(
             json.dumps(feature.to_dict(), indent=2)
         )
+
+    def info(
+        self, feature: Feature, audio_path: str | os.PathLike, variant: str = ""
+    ) -> dict | None:
+        """The small JSON record stored beside an entry by :meth:`put` (e.g. clipped samples)."""
+        path = self._path(feature, audio_path, variant)
+        if path is None:
+            return None
+        try:
+            value = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
 
 
 def extract_files(
@@ -85,22 +105,40 @@ def extract_files(
     progress: bool = True,
     device: str = "cpu",
     speed: float = 1.0,
+    transform: WaveTransform | None = None,
+    clipped: dict[str, int] | None = None,
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
     """Features of every file; a file that cannot be read is reported, never fatal.
 
     ``speed`` != 1 computes the features of a speed-perturbed copy
     (:func:`emovox.augment.speed_perturb`), cached separately.
 
+    ``transform`` changes each waveform before extraction (an augmented copy, a test condition:
+    see :class:`emovox.augment.WaveTransform`); its features are cached under
+    ``transform.variant``. With ``clipped``, that dict is filled with the number of clipped
+    samples of each file the transform produced (kept in the cache too).
+
     Returns:
         ``(features, errors)``: one array per path (``None`` where it failed) and a mapping from
         each failed path to the reason.
     """
+    if transform is not None and speed != 1.0:
+        raise ValueError("give either speed or transform, not both")
+    if transform is None and speed != 1.0:
+        transform = speed_transform(speed)
     out: list[np.ndarray | None] = [None] * len(paths)
+    counts: list[int] = [0] * len(paths)
     errors: dict[str, str] = {}
-    variant = "" if speed == 1.0 else f"speed{speed:g}"
+    variant = transform.variant if transform is not None else ""
     todo = []
     for i, p in enumerate(paths):
         hit = cache.get(feature, p, variant) if cache is not None else None
+        if hit is not None and clipped is not None and transform is not None:
+            info = cache.info(feature, p, variant)
+            if info is None or "clipped" not in info:
+                hit = None  # made before counts were kept: compute again
+            else:
+                counts[i] = int(info["clipped"])
         if hit is not None:
             out[i] = hit
         else:
@@ -109,7 +147,9 @@ def extract_files(
     def read(i: int) -> tuple[int, np.ndarray | None]:
         try:
             wave = feature.load(paths[i])
-            return i, speed_perturb(wave, feature.sample_rate, speed)
+            if transform is not None:
+                wave, counts[i] = transform(wave, feature.sample_rate, paths[i])
+            return i, wave
         except AudioError as exc:
             errors[str(paths[i])] = exc.reason
         except Exception as exc:  # a batch never dies on one file
@@ -128,6 +168,9 @@ def extract_files(
                 for (i, _), f in zip(loaded, feats, strict=True):
                     out[i] = f
                     if cache is not None:
-                        cache.put(feature, paths[i], f, variant)
+                        info = {"clipped": counts[i]} if transform is not None else None
+                        cache.put(feature, paths[i], f, variant, info)
             bar.advance(len(chunk))
+    if clipped is not None:
+        clipped.update({str(paths[i]): counts[i] for i, f in enumerate(out) if f is not None})
     return out, errors

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from emovox.models.base import SERModel
 from emovox.models.cnn import CNN
+from emovox.models.conformer import Conformer
+from emovox.models.crnn import CRNN
+from emovox.models.ensemble import Ensemble, ensemble_of
+from emovox.models.resnet import ResNet
+from emovox.models.svm import EGeMAPSSVM, LibrosaStatsSVM
+from emovox.models.timnet import TIMNet
 from emovox.models.tutorial_cnn1d import TutorialCNN1D
 
 MODELS: dict[str, type[SERModel]] = {
     "tutorial-cnn1d": TutorialCNN1D,
     "cnn": CNN,
+    "egemaps-svm": EGeMAPSSVM,
+    "librosa-stats-svm": LibrosaStatsSVM,
+    "resnet": ResNet,
+    "crnn": CRNN,
+    "conformer": Conformer,
+    "timnet": TIMNet,
+    "cnn-x2": ensemble_of(CNN, 2),
 }
 
 
@@ -28,4 +41,4 @@ def build_model(name: str, n_classes: int, in_shape: tuple[int, int], **hparams)
         raise ValueError(f"bad parameters for model {name!r}: {exc}") from exc
 
 
-__all__ = ["MODELS", "SERModel", "build_model", "model_class"]
+__all__ = ["MODELS", "Ensemble", "SERModel", "build_model", "model_class"]

@@ -1,0 +1,135 @@
+"""Cost of the registered models: parameters, inference latency and training-step time.
+
+For each model (untrained, at its default feature's shape):
+
+- ``params``: the parameter count;
+- ``infer_ms``: median latency of one 3-second utterance (300 frames), the recognizer's call
+  (``model(x, mask)`` in eval mode, no gradients) on ONE thread;
+- ``train_ms``: median time of one training step (forward, backward, AdamW step) on a batch of 32
+  crops of 1.5 s (150 frames), and ``train_vs_cnn``, its ratio to ``cnn``'s.
+
+Each measurement is repeated ``--rounds`` times and the minimum of the medians is kept, which is
+the least disturbed by other work on a shared machine. Prints a Markdown table; ``--json`` writes
+the numbers too.
+
+    nice -n 19 python benchmarks/model_cost.py [--models resnet,crnn] [--threads 1] [--json out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from emovox.features import make_feature
+from emovox.models import build_model, model_class
+
+
+def in_shape(name: str) -> tuple[int, int]:
+    """The (streams, bins) of the model's default feature."""
+    params = dict(model_class(name).default_feature)
+    feature = make_feature(params.pop("name"), **params)
+    x = feature.extract(torch.randn(feature.sample_rate).numpy() * 0.1)
+    return int(x.shape[0]), int(x.shape[1])
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(1000.0 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+class Probe:
+    """One model with its inputs: :meth:`infer` (one utterance) and :meth:`step` (a batch)."""
+
+    def __init__(self, name: str) -> None:
+        torch.manual_seed(0)
+        shape = in_shape(name)
+        self.name = name
+        self.model = build_model(name, 8, shape)
+        self.x1 = torch.randn(1, *shape, 300)
+        self.m1 = torch.ones(1, 300, dtype=torch.bool)
+        self.xb = torch.randn(32, *shape, 150)
+        self.mb = torch.ones(32, 150, dtype=torch.bool)
+        self.yb = torch.randint(0, 8, (32,))
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def infer(self) -> None:
+        with torch.no_grad():
+            self.model(self.x1, self.m1)
+
+    def step(self) -> None:
+        loss = self.loss_fn(self.model(self.xb, self.mb), self.yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
+    """Parameters, inference ms per utterance (1 thread) and training-step ms of each model.
+
+    The models take turns within every round, so that they all see the same background load.
+    """
+    probes = [Probe(n) for n in names]
+    infer = {n: float("inf") for n in names}
+    train = {n: float("inf") for n in names}
+    for _ in range(rounds):
+        for p in probes:
+            torch.set_num_threads(1)
+            p.model.eval()
+            p.infer()
+            infer[p.name] = min(infer[p.name], median_ms(p.infer, 30))
+            torch.set_num_threads(threads)
+            p.model.train()
+            p.step()
+            train[p.name] = min(train[p.name], median_ms(p.step, 5))
+    return [
+        {
+            "model": p.name,
+            "params": p.model.n_parameters,
+            "infer_ms": round(infer[p.name], 2),
+            "train_ms": round(train[p.name], 1),
+        }
+        for p in probes
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models", default="resnet,crnn,conformer,timnet", help="comma-separated; cnn is added"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="threads of the training step")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if "cnn" not in names:
+        names.insert(0, "cnn")
+    rows = measure(names, args.rounds, args.threads)
+    base = next(r["train_ms"] for r in rows if r["model"] == "cnn")
+    print(
+        f"| model | parameters | ms/utt (300 frames, 1 thread) | train step ms ({args.threads} "
+        "thread(s), 32 x 150 frames) | train cost vs cnn |"
+    )
+    print("|---|---|---|---|---|")
+    for r in rows:
+        r["train_vs_cnn"] = round(r["train_ms"] / base, 2)
+        print(
+            f"| `{r['model']}` | {r['params']} | {r['infer_ms']:.2f} | {r['train_ms']:.0f} "
+            f"| {r['train_vs_cnn']:.2f} |"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

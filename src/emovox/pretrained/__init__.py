@@ -1,0 +1,288 @@
+"""The default model that ships inside the package, and its model card.
+
+``emovox predict FILE`` (and ``live``, ``serve``, ``export``, ``Recognizer.load()``) use the
+bundle in ``emovox/pretrained/default/`` when no model folder is given. The folder holds the
+usual two bundle files (``model.safetensors``, ``config.json``) and ``MODEL_CARD.md``.
+
+The card's numbers are not typed by hand: the block between ``<!-- generated -->`` and
+``<!-- /generated -->`` is rendered from the bundled ``config.json`` and from the benchmark files
+it names (the cross-validated ``metrics.json`` of the same recipe, the gain-invariance JSON), and
+:func:`check_model_card` (run by the tests) fails when the card and those files disagree.
+
+Replacing the default model (run from the repository root)::
+
+    emovox train --corpus ravdess --data DATA --labels emotion --model cnn --out /tmp/default_cnn
+    python -m emovox.pretrained install /tmp/default_cnn \\
+        --metrics benchmarks/results/cnn/metrics.json \\
+        --gain benchmarks/results/gain_invariance.json
+    python -m emovox.pretrained check
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from emovox._fs import atomic_write_text
+from emovox.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+"""Where the bundled default model lives (inside the installed package)."""
+
+MODEL_CARD = "MODEL_CARD.md"
+MAX_MODEL_BYTES = 20_000_000
+"""The bundled folder must stay under 20 MB (it ships in every wheel)."""
+
+LICENCE = "CC BY-NC-SA 4.0"
+CITATION_DOI = "10.1371/journal.pone.0196391"
+
+_BEGIN, _END = "<!-- generated -->", "<!-- /generated -->"
+_SOURCES = re.compile(r"<!-- sources: metrics=(\S+) gain=(\S+) -->")
+_RECIPE_KEYS = ("feature", "training")
+
+
+class DefaultModelMissing(BundleError):
+    """The bundled default model is not where the package expects it."""
+
+
+def default_model_path() -> Path:
+    """The folder of the bundled default model.
+
+    Raises:
+        DefaultModelMissing: a file of the bundle is missing (a broken or trimmed install).
+    """
+    missing = [n for n in (WEIGHTS, CONFIG) if not (DEFAULT_MODEL_DIR / n).is_file()]
+    if missing:
+        raise DefaultModelMissing(
+            f"{DEFAULT_MODEL_DIR}: the bundled default model is incomplete "
+            f"({', '.join(missing)} missing); reinstall emovox or give a model folder "
+            "(--model DIR / Recognizer.load(DIR))"
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def model_size(path: str | os.PathLike = DEFAULT_MODEL_DIR) -> int:
+    """Bytes of all files in a model folder (what the wheel carries for it)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# -- the model card ------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: no such file (named by the model card)") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def _pm(m: dict, key: str) -> str:
+    std = m.get(f"{key}_std")
+    return f"{m[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _settings(d: dict, skip: tuple[str, ...] = ()) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in d.items() if k not in skip)
+
+
+def _relative(path: str | os.PathLike, root: Path) -> str:
+    rel = os.path.relpath(Path(path).resolve(), root.resolve())
+    if rel.startswith(".."):
+        raise ValueError(f"{path}: must lie inside the repository {root}")
+    return Path(rel).as_posix()
+
+
+def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path) -> str:
+    """The generated part of the card, from the bundle's config and the two result files.
+
+    Args:
+        config: the bundled ``config.json``.
+        metrics_rel: the cross-validated ``metrics.json`` of the same recipe (relative to root).
+        gain_rel: the JSON of ``benchmarks/gain_invariance.py`` (relative to root).
+        root: the repository root.
+    """
+    m = _read_json(root / metrics_rel)
+    g = _read_json(root / gain_rel)
+    data = config.get("data", {})
+    feature = config.get("feature", {})
+    res = config.get("training_result", {})
+    command = " ".join(config.get("command") or ["(not recorded)"])
+    val = res.get("validation_speakers") or []
+    folds = m.get("folds", [])
+    per_fold = ", ".join(f"{f['ua']:.1f}" for f in folds)
+    lines = [
+        _BEGIN,
+        f"<!-- sources: metrics={metrics_rel} gain={gain_rel} -->",
+        "<!-- rendered by `python -m emovox.pretrained card`; checked by the tests -->",
+        "",
+        "### Training",
+        "",
+        f"    {command}",
+        "",
+        f"- Model `{config['model']['name']}` ({_settings(config['model']['params'])}), "
+        f"{config['model']['n_parameters']:,} parameters; "
+        f"{len(config['labels'])} classes: {', '.join(config['labels'])}.",
+        f"- Feature `{feature.get('name')}`: {_settings(feature, skip=('name',))}.",
+        f"- Training settings: {_settings(config.get('training', {}))}.",
+        f"- Data: {data.get('n_utterances')} utterances of {len(data.get('speakers', []))} "
+        f"speakers ({', '.join(data.get('corpora', []))}); "
+        f"{len(val)} of the speakers ({', '.join(val)}) were held out of the weight updates to "
+        f"pick the checkpoint (best epoch {res.get('best_epoch')} of {res.get('epochs_run')}, "
+        f"validation UA {res.get('best_val_ua', float('nan')):.1f} %).",
+        "",
+        "### Cross-validated scores of this recipe",
+        "",
+        "| protocol | folds | utterances | UA % | WA % | macro-F1 % |",
+        "|---|---|---|---|---|---|",
+        f"| {m['protocol']} | {len(folds)} | {m.get('n_utterances')} | {_pm(m, 'ua')} | "
+        f"{_pm(m, 'wa')} | {_pm(m, 'macro_f1')} |",
+        "",
+        "Mean ± standard deviation over the folds; each fold tests on speakers it never trained "
+        f"on. Per-fold UA: {per_fold}; chance "
+        f"{100 / len(m['labels']):.1f} %. Source: `{metrics_rel}`, made by "
+        f"`{' '.join(m.get('command', []))}`.",
+        "",
+        "### Gain invariance",
+        "",
+        "| gain dB | same label as at 0 dB % | files clipped |",
+        "|---|---|---|",
+        *(
+            f"| {r['gain_db']:+.0f} | {r['agreement']:.1f} | {r['files_clipped']} |"
+            for r in g["rows"]
+            if r["gain_db"] != 0
+        ),
+        "",
+        f"On {g['files']} files. Source: `{gain_rel}`; model measured: {g['model']}.",
+        _END,
+    ]
+    return "\n".join(lines)
+
+
+def _card_parts(text: str, card: Path) -> tuple[str, str, str]:
+    if _BEGIN not in text or _END not in text:
+        raise ValueError(f"{card}: no {_BEGIN} ... {_END} block")
+    head, rest = text.split(_BEGIN, 1)
+    block, tail = rest.split(_END, 1)
+    return head, _BEGIN + block + _END, tail
+
+
+def update_model_card(
+    metrics: str | os.PathLike | None = None,
+    gain: str | os.PathLike | None = None,
+    root: str | os.PathLike = ".",
+    model_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
+) -> Path:
+    """Re-render the card's generated block from the result files (others kept as they were).
+
+    ``metrics``/``gain`` left out keep the sources the card already names.
+    """
+    root, model_dir = Path(root), Path(model_dir)
+    card = model_dir / MODEL_CARD
+    text = card.read_text()
+    head, block, tail = _card_parts(text, card)
+    old = _SOURCES.search(block)
+    if (metrics is None or gain is None) and old is None:
+        raise ValueError(f"{card}: names no sources; give metrics= and gain=")
+    m_rel = _relative(metrics, root) if metrics is not None else old.group(1)
+    g_rel = _relative(gain, root) if gain is not None else old.group(2)
+    config = _read_json(model_dir / CONFIG)
+    atomic_write_text(card, head + render_card_block(config, m_rel, g_rel, root) + tail)
+    return card
+
+
+def check_model_card(
+    root: str | os.PathLike = ".", model_dir: str | os.PathLike = DEFAULT_MODEL_DIR
+) -> list[str]:
+    """Problems of the card against the bundle and the result files it names (empty: all good).
+
+    Checks that the card names the licence and the RAVDESS citation, that its generated block
+    equals a fresh rendering (so no number drifted from ``metrics.json``), and that the bundled
+    model was trained with the recipe (model, feature, training settings, labels) that the
+    metrics file evaluated.
+    """
+    root, model_dir = Path(root), Path(model_dir)
+    card = model_dir / MODEL_CARD
+    if not card.is_file():
+        return [f"{card}: missing"]
+    text = card.read_text()
+    problems = [
+        f"{card}: does not name {what}" for what in (LICENCE, CITATION_DOI) if what not in text
+    ]
+    try:
+        _, block, _ = _card_parts(text, card)
+    except ValueError as exc:
+        return [*problems, str(exc)]
+    src = _SOURCES.search(block)
+    if src is None:
+        return [*problems, f"{card}: the generated block names no sources"]
+    config = _read_json(model_dir / CONFIG)
+    metrics = _read_json(root / src.group(1))
+    if block != render_card_block(config, src.group(1), src.group(2), root):
+        problems.append(
+            f"{card}: the generated block differs from {src.group(1)} / {src.group(2)}; "
+            "run `python -m emovox.pretrained card`"
+        )
+    if metrics.get("model") != config["model"]["name"]:
+        problems.append(f"{src.group(1)}: model {metrics.get('model')!r}, bundle's is not")
+    if metrics.get("labels") != config["labels"]:
+        problems.append(f"{src.group(1)}: labels differ from the bundle's")
+    evaluated = _hparams(config, metrics.get("model_params", {}))
+    if evaluated is None or evaluated != _hparams(config, config["model"]["params"]):
+        problems.append(f"{src.group(1)}: model_params differ from the bundle's")
+    for key in _RECIPE_KEYS:
+        a, b = dict(metrics.get(key, {})), dict(config.get(key, {}))
+        if key == "training":  # the seed is not part of the recipe
+            a.pop("seed", None)
+            b.pop("seed", None)
+        if a != b:
+            diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            problems.append(f"{src.group(1)}: {key} settings differ from the bundle's: {diff}")
+    return problems
+
+
+def _hparams(config: dict, params: dict) -> dict | None:
+    """All hyper-parameters of the bundle's architecture built with ``params`` (defaults filled
+    in: ``metrics.json`` keeps only the overrides, ``config.json`` all); ``None`` if it fails."""
+    from emovox.models import build_model
+
+    spec = config["model"]
+    try:
+        net = build_model(spec["name"], len(config["labels"]), spec["in_shape"], **params)
+    except (ValueError, TypeError):
+        return None
+    return json.loads(json.dumps(net.hparams))  # tuples -> lists
+
+
+def install_default_model(
+    bundle_dir: str | os.PathLike,
+    metrics: str | os.PathLike | None = None,
+    gain: str | os.PathLike | None = None,
+    root: str | os.PathLike = ".",
+    model_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
+) -> Path:
+    """Copy a trained bundle's two files into the package and re-render the card.
+
+    The bundle is loaded first (a broken one is refused) and its size checked against
+    :data:`MAX_MODEL_BYTES`. Run from a source checkout: the package folder is then the one the
+    next wheel ships.
+
+    Raises:
+        BundleError: the bundle does not load, or is too large.
+    """
+    src, dst = Path(bundle_dir), Path(model_dir)
+    load_bundle(src)
+    size = sum((src / n).stat().st_size for n in (WEIGHTS, CONFIG))
+    if size > MAX_MODEL_BYTES:
+        raise BundleError(
+            f"{src}: {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 1e6:.0f} MB limit"
+        )
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, CONFIG):
+        shutil.copyfile(src / name, dst / name)
+    update_model_card(metrics, gain, root=root, model_dir=dst)
+    return dst

@@ -1,0 +1,56 @@
+"""``python -m emovox.pretrained``: replace the bundled model and keep its card true.
+
+Run from the repository root (the result files the card names are read from there)::
+
+    python -m emovox.pretrained install /tmp/default_cnn \\
+        --metrics benchmarks/results/cnn/metrics.json --gain benchmarks/results/gain_invariance.json
+    python -m emovox.pretrained card     # re-render the card's numbers from the files it names
+    python -m emovox.pretrained check    # exit status 1 when the card and the files disagree
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emovox.pretrained import (
+    DEFAULT_MODEL_DIR,
+    MODEL_CARD,
+    check_model_card,
+    install_default_model,
+    model_size,
+    update_model_card,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="python -m emovox.pretrained", description=__doc__)
+    ap.add_argument("--root", default=".", help="Repository root (default: the current folder).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ins = sub.add_parser("install", help="Copy a trained bundle into the package, render the card.")
+    ins.add_argument("bundle", help="A folder written by `emovox train --out`.")
+    for p in (ins, sub.add_parser("card", help="Re-render the card's generated block.")):
+        p.add_argument("--metrics", help="metrics.json of `emovox evaluate` with the same recipe.")
+        p.add_argument("--gain", help="JSON of benchmarks/gain_invariance.py.")
+    sub.add_parser("check", help="Check the card against the bundle and the result files.")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "install":
+            path = install_default_model(args.bundle, args.metrics, args.gain, root=args.root)
+            print(f"installed {args.bundle} in {path} ({model_size(path) / 1e6:.2f} MB)")
+        elif args.cmd == "card":
+            print(f"wrote {update_model_card(args.metrics, args.gain, root=args.root)}")
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    problems = check_model_card(args.root)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        print(f"{DEFAULT_MODEL_DIR / MODEL_CARD}: matches the bundle and its result files")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

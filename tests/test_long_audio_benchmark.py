@@ -1,0 +1,42 @@
+"""benchmarks/long_audio.py on a short synthetic recording: segments, speed and memory recorded."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "long_audio.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("emovox_long_audio_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recording_is_flac_of_the_asked_length(tmp_path: Path) -> None:
+    info = _module().make_recording(tmp_path / "r.flac", 0.5, None, sr=22050, seed=3)
+    meta = sf.info(str(tmp_path / "r.flac"))
+    assert meta.format == "FLAC" and meta.samplerate == 22050
+    assert meta.frames == round(0.5 * 60 * 22050) and info["audio_seconds"] == 30.0
+    assert info["utterances"] >= 3 and 0 < info["utterance_seconds"] < 30
+
+
+def test_long_audio_benchmark_end_to_end(trained_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "long.json"
+    args = ["--minutes", "0.4", "--sr", "16000", "--vad", "energy"]
+    assert _module().main([*args, "--model", str(trained_bundle), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rec = result["recording"]
+    (run,) = result["runs"]
+    assert run["vad"] == "energy" and run["rtf"] > 0 and not run["errors"]
+    # one segment per synthetic utterance, give or take a split or a merge
+    assert abs(run["segments"] - rec["utterances"]) <= max(1, rec["utterances"] // 4)
+    assert run["rss_peak_mb"] >= run["rss_after_imports_mb"] > 0
+    assert run["vad_used"] == "energy" and 0 < run["max_audio_buffer_seconds"] < 60
+    assert result["reference_whole_decode_16k"]["samples"] == round(rec["audio_seconds"] * 16000)
+    assert "cpu" in result["machine"] and "--model" in result["cli"]

@@ -1,0 +1,253 @@
+"""The bundled default model: found, loaded, used without --model, small, described truly."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import SYNTH_EMOTIONS, require_espeak
+
+from emovox import pretrained
+from emovox.bundle import BundleError, load_bundle
+from emovox.cli import main
+from emovox.corpora.ravdess import EMOTIONS
+from emovox.pretrained import (
+    DEFAULT_MODEL_DIR,
+    MAX_MODEL_BYTES,
+    MODEL_CARD,
+    DefaultModelMissing,
+    check_model_card,
+    default_model_path,
+    install_default_model,
+    model_size,
+    update_model_card,
+)
+from emovox.recognizer import Recognizer
+from emovox.synth import DEMO_SCRIPT, make_demo_clip
+
+REPO = Path(__file__).resolve().parents[1]
+RAVDESS_EMOTIONS = list(EMOTIONS.values())
+
+
+@pytest.fixture(scope="module")
+def numpy_clip(tmp_path_factory: pytest.TempPathFactory):
+    """The demo clip with the numpy voice (no espeak-ng needed)."""
+    return make_demo_clip(tmp_path_factory.mktemp("clip") / "clip.wav", engine="numpy")
+
+
+def _card_copy(tmp_path: Path) -> Path:
+    """A copy of the bundled folder (weights, config, card) to change freely."""
+    dst = tmp_path / "default"
+    shutil.copytree(DEFAULT_MODEL_DIR, dst)
+    return dst
+
+
+# -- finding and loading --------------------------------------------------------------------------
+
+
+def test_default_path_resolves_and_loads() -> None:
+    path = default_model_path()
+    assert path == DEFAULT_MODEL_DIR and path.is_dir()
+    bundle = load_bundle(path)
+    assert bundle.labels == RAVDESS_EMOTIONS
+    assert bundle.config["model"]["name"] == "cnn"
+
+
+def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
+    rec = Recognizer.load()
+    assert rec.bundle.path == DEFAULT_MODEL_DIR and rec.labels == RAVDESS_EMOTIONS
+    rng = np.random.default_rng(0)
+    pred = rec.predict(0.1 * rng.standard_normal(16000).astype(np.float32), sr=16000)
+    assert pred.label in RAVDESS_EMOTIONS
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_missing_default_model_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    gone = tmp_path / "default"
+    gone.mkdir()
+    (gone / "config.json").write_text("{}")
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL_DIR", gone)
+    with pytest.raises(DefaultModelMissing, match=r"model\.safetensors missing"):
+        default_model_path()
+    with pytest.raises(BundleError, match=str(gone)):
+        Recognizer.load()
+    clip = tmp_path / "a.wav"
+    sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
+    res = CliRunner().invoke(main, ["predict", str(clip)])
+    assert res.exit_code == 1 and "bundled default model is incomplete" in res.output
+    assert "--model DIR" in res.output
+
+
+def test_bundled_folder_is_under_the_size_limit() -> None:
+    assert MAX_MODEL_BYTES <= 20_000_000
+    assert 0 < model_size(DEFAULT_MODEL_DIR) <= MAX_MODEL_BYTES
+
+
+def test_package_data_ships_every_file_of_the_bundled_folder() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]["emovox"]
+    package = REPO / "src" / "emovox"
+    files = [p.relative_to(package).as_posix() for p in DEFAULT_MODEL_DIR.iterdir()]
+    assert {f"pretrained/default/{n}" for n in ("model.safetensors", "config.json")} <= set(files)
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not unshipped, f"not in [tool.setuptools.package-data]: {unshipped}"
+
+
+# -- the command line without --model -------------------------------------------------------------
+
+
+def test_predict_cli_without_model(numpy_clip) -> None:
+    res = CliRunner().invoke(main, ["predict", str(numpy_clip.path), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["label"] in RAVDESS_EMOTIONS and row["error"] is None
+    assert set(row["probabilities"]) == set(RAVDESS_EMOTIONS)
+
+
+def test_predict_cli_segments_find_the_demo_clip_sentences(numpy_clip, tmp_path: Path) -> None:
+    png = tmp_path / "timeline.png"
+    args = ["predict", str(numpy_clip.path), "--segments", "--vad", "energy"]
+    res = CliRunner().invoke(main, [*args, "--format", "json", "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    segments = doc[0]["segments"]
+    assert len(segments) == len(DEMO_SCRIPT)
+    for seg, (start, end, _, _) in zip(segments, numpy_clip.sentences, strict=True):
+        assert seg["start"] < end and seg["end"] > start  # each segment covers its sentence
+    assert png.stat().st_size > 0 and f"wrote {png}" in res.stderr
+
+
+def test_model_option_still_overrides_the_default(trained_bundle: Path, numpy_clip) -> None:
+    args = ["predict", "--model", str(trained_bundle), str(numpy_clip.path), "--format", "json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)[0]["probabilities"]) == set(SYNTH_EMOTIONS)
+
+
+def test_export_without_model_dir_writes_the_default_model(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    res = CliRunner().invoke(main, ["export", "--format", "onnx"])
+    assert res.exit_code == 2 and "needs --out" in res.output
+    out = tmp_path / "default.onnx"
+    res = CliRunner().invoke(main, ["export", "--format", "onnx", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    onnx.checker.check_model(onnx.load(str(out)))
+    wave = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
+    p_torch = Recognizer.load().predict(wave, sr=16000).probabilities
+    p_onnx = Recognizer.load(backend="onnx", onnx_path=out).predict(wave, sr=16000).probabilities
+    assert p_onnx == pytest.approx(p_torch, abs=1e-4)
+    assert not (DEFAULT_MODEL_DIR / "model.onnx").exists()
+
+
+# -- the model card -------------------------------------------------------------------------------
+
+
+def test_model_card_names_the_licence_and_matches_the_metrics_file() -> None:
+    card = (DEFAULT_MODEL_DIR / MODEL_CARD).read_text()
+    assert "CC BY-NC-SA 4.0" in card and "e0196391" in card and "Livingstone" in card
+    assert check_model_card(REPO) == []
+    m_rel = card.split("<!-- sources: metrics=")[1].split()[0]
+    metrics = json.loads((REPO / m_rel).read_text())
+    for key in ("ua", "wa", "macro_f1"):
+        assert f"{metrics[key]:.2f} ± {metrics[f'{key}_std']:.2f}" in card
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert " ".join(config["command"]) in card
+
+
+def test_model_card_check_catches_drift_and_card_rerenders(tmp_path: Path) -> None:
+    folder = _card_copy(tmp_path)
+    card = folder / MODEL_CARD
+    metrics = json.loads((REPO / "benchmarks/results/cnn/metrics.json").read_text())
+    ua = f"{metrics['ua']:.2f} ± {metrics['ua_std']:.2f}"
+    if ua in card.read_text():  # the card reports the cnn row: change one number by hand
+        card.write_text(card.read_text().replace(ua, "99.99 ± 0.01"))
+        assert any("differs" in p for p in check_model_card(REPO, folder))
+        update_model_card(root=REPO, model_dir=folder)  # the sources the card names
+        assert check_model_card(REPO, folder) == []
+    config = json.loads((folder / "config.json").read_text())
+    config["training"]["crop_seconds"] = 9.0
+    (folder / "config.json").write_text(json.dumps(config))
+    problems = check_model_card(REPO, folder)
+    assert any("training settings differ" in p and "crop_seconds" in p for p in problems)
+    card.write_text("no licence, no block\n")
+    problems = check_model_card(REPO, folder)
+    assert any("CC BY-NC-SA" in p for p in problems) and any("block" in p for p in problems)
+
+
+def test_install_copies_a_bundle_and_rerenders_the_card(trained_bundle: Path, tmp_path) -> None:
+    folder = _card_copy(tmp_path)
+    metrics = REPO / "benchmarks/results/cnn/metrics.json"
+    gain = REPO / (folder / MODEL_CARD).read_text().split(" gain=")[1].split()[0]
+    install_default_model(trained_bundle, metrics, gain, root=REPO, model_dir=folder)
+    assert load_bundle(folder).labels == list(SYNTH_EMOTIONS)
+    n_params = json.loads((trained_bundle / "config.json").read_text())["model"]["n_parameters"]
+    assert f"{n_params:,} parameters" in (folder / MODEL_CARD).read_text()
+    # the tiny test model is not the recipe that metrics.json evaluated: the check says so
+    problems = check_model_card(REPO, folder)
+    assert any("labels differ" in p for p in problems)
+    assert any("model_params differ" in p for p in problems)
+
+
+def test_install_refuses_broken_and_oversized_bundles(
+    trained_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
+    folder = _card_copy(tmp_path)
+    before = (folder / "model.safetensors").read_bytes()
+    with pytest.raises(BundleError, match="no such model folder"):
+        install_default_model(tmp_path / "nope", model_dir=folder, root=REPO)
+    monkeypatch.setattr(pretrained, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(BundleError, match="over the"):
+        install_default_model(trained_bundle, model_dir=folder, root=REPO)
+    assert (folder / "model.safetensors").read_bytes() == before
+
+
+# -- the demo clip --------------------------------------------------------------------------------
+
+
+def test_numpy_demo_clip(numpy_clip) -> None:
+    info = sf.info(str(numpy_clip.path))
+    assert info.samplerate == 16000 and info.channels == 1
+    assert 10 <= info.duration <= 25 and info.duration == pytest.approx(
+        numpy_clip.duration, abs=1e-3
+    )
+    assert numpy_clip.engine == "numpy" and len(numpy_clip.sentences) == len(DEMO_SCRIPT)
+    audio, sr = sf.read(str(numpy_clip.path))
+    for (s0, e0, _, _), (s1, _, _, _) in zip(
+        numpy_clip.sentences, numpy_clip.sentences[1:], strict=False
+    ):
+        assert s1 - e0 >= 0.9  # a pause between sentences ...
+        pause = audio[round(e0 * sr) : round(s1 * sr)]
+        speech = audio[round(s0 * sr) : round(e0 * sr)]
+        assert np.sqrt(np.mean(pause**2)) < 0.01 * np.sqrt(np.mean(speech**2))  # ... and quiet
+
+
+def test_espeak_demo_clip_via_the_cli(tmp_path: Path) -> None:
+    require_espeak()
+    out = tmp_path / "clip.wav"
+    res = CliRunner().invoke(main, ["demo-clip", str(out), "--engine", "espeak"])
+    assert res.exit_code == 0, res.output
+    assert "voice: espeak-ng" in res.output and "5 sentences" in res.output
+    assert 10 <= sf.info(str(out)).duration <= 25
+    segments = Recognizer.load().predict_segments(out, vad="energy")
+    assert len(segments) == len(DEMO_SCRIPT)
+
+
+def test_demo_clip_errors(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        make_demo_clip(tmp_path / "a.wav", engine="festival")
+    with pytest.raises(ValueError, match="pause"):
+        make_demo_clip(tmp_path / "a.wav", engine="numpy", pause=-1)
+    monkeypatch.setattr("emovox.synth.espeak_available", lambda: False)
+    res = CliRunner().invoke(main, ["demo-clip", str(tmp_path / "a.wav"), "--engine", "espeak"])
+    assert res.exit_code == 2 and "espeak-ng" in res.output
+    res = CliRunner().invoke(main, ["demo-clip", str(tmp_path / "b.wav")])  # auto: falls back
+    assert res.exit_code == 0 and "voice: numpy" in res.output
