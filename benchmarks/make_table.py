@@ -57,18 +57,47 @@ def dev_table() -> str:
     """The development runs of ``benchmarks/dev_tune.py`` (validation actors only)."""
     path = HERE / "results" / "dev_runs.jsonl"
     lines = [
-        "| run | change from the first recipe | final-epoch val UA % | best val UA % (epoch) "
-        "| seconds | note |",
-        "|---|---|---|---|---|---|",
+        "| run | model | change from the model's recipe | final-epoch val UA % "
+        "| best val UA % (epoch) | val UA with 1/3/5/10 test crops | seconds | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for line in path.read_text().splitlines():
         r = json.loads(line)
         change = {**r.get("feature", {}), **r.get("params", {}), **r.get("train", {})}
         text = ", ".join(f"{k}={v}" for k, v in change.items()) or "–"
+        crops = r.get("val_ua_by_test_crops")
+        crops = " / ".join(f"{v:.1f}" for v in crops.values()) if crops else "–"
         lines.append(
-            f"| {r['tag']} | {text} | {r['final_val_ua']:.2f} | {r['best_val_ua']:.2f} "
-            f"({r['best_epoch']}) | {r['seconds']:.0f} | {r.get('note', '')} |"
+            f"| {r['tag']} | `{r.get('model', 'cnn')}` | {text} | {r['final_val_ua']:.2f} "
+            f"| {r['best_val_ua']:.2f} ({r['best_epoch']}) | {crops} | {r['seconds']:.0f} "
+            f"| {r.get('note', '')} |"
         )
+    return "\n".join(lines)
+
+
+def conditions_table() -> str:
+    """UA under the test conditions (noise, gain) of every run that measured them."""
+    runs = []
+    for path in sorted(HERE.glob("results/*/metrics.json")):
+        m = json.loads(path.read_text())
+        if m.get("conditions"):
+            runs.append((path.parent.name, m))
+    names = list(dict.fromkeys(c for _, m in runs for c in m["conditions"]))
+    lines = [
+        "| run | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for run, m in runs:
+        cells = []
+        for c in names:
+            r = m["conditions"].get(c)
+            if r is None:
+                cells.append("–")
+            elif c == "clean":
+                cells.append(f"{r['ua']:.2f}")
+            else:
+                cells.append(f"{r['ua']:.2f} ({r['ua'] - m['conditions']['clean']['ua']:+.2f})")
+        lines.append(f"| `{run}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -84,6 +113,10 @@ def main() -> None:
     readme = HERE / "README.md"
     text = replace_between(readme.read_text(), START, END, table())
     text = replace_between(text, "<!-- dev -->", "<!-- /dev -->", dev_table())
+    if "<!-- conditions -->" in text:
+        text = replace_between(
+            text, "<!-- conditions -->", "<!-- /conditions -->", conditions_table()
+        )
     readme.write_text(text)
     print(table())
 

@@ -188,6 +188,34 @@ def test_bad_training_options_are_usage_errors(
     assert not (tmp_path / "model").exists()
 
 
+def test_an_option_given_twice_is_a_usage_error(synth_corpus: Path, tmp_path: Path) -> None:
+    result = invoke(*train_args(synth_corpus, tmp_path / "m"), "--train-param", "epochs=1")
+    assert result.exit_code == 2, result.output
+    assert "epochs given both" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_training_settings_only_as_train_params(synth_corpus: Path, tmp_path: Path) -> None:
+    from emovox.cli import _training_setup
+    from emovox.corpora import scan_corpus
+
+    manifest = scan_corpus("ravdess", synth_corpus)
+    _, _, config, _ = _training_setup(
+        "cnn",
+        LABELS,
+        manifest,
+        None,
+        None,
+        None,
+        None,
+        None,
+        (),
+        (),
+        ("epochs=3", "seed=7", "val_fraction=0"),
+    )
+    assert (config.epochs, config.seed, config.val_fraction) == (3, 7, 0.0)
+
+
 def test_bad_labels_name_the_offender(synth_corpus: Path, tmp_path: Path) -> None:
     result = invoke(*train_args(synth_corpus, tmp_path / "m"), "--labels", "neutral,bogus")
     assert result.exit_code == 2

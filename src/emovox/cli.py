@@ -141,7 +141,7 @@ def training_options(fn):
         click.option(
             "--patience", type=int, help="Epochs without validation gain before stopping."
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, help="Random seed (default 0)."),
         click.option(
             "--param",
             "params",
@@ -194,14 +194,21 @@ def _training_setup(
         scheme = resolve_labels(labels, manifest.labels)
         cls = model_class(model_name)
         feature = default_feature(model_name, **_parse_kv(feature_params))
+        options = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "patience": patience,
+            "seed": seed,
+        }
+        extra = _parse_kv(train_params)
+        clash = sorted(k for k in extra if options.get(k) is not None)
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)} given both as an option and as --train-param; give it once"
+            )
         config = TrainConfig.for_model(
-            cls,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            seed=seed,
-            **_parse_kv(train_params),
+            cls, **{k: v for k, v in options.items() if v is not None}, **extra
         )
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc)) from exc

@@ -155,6 +155,7 @@ def evaluate(
                 "epochs_run": len(result.history),
                 "train_seconds": round(result.seconds, 2),
                 "inference_seconds": round(dt, 4),
+                "n_parameters": net.n_parameters,
             }
             if scorer is not None:
                 row["conditions"] = scorer.score(net, fold.test, config)
@@ -208,7 +209,8 @@ def evaluate(
         "feature": feature.to_dict(),
         "training": config.to_dict(),
         "model_params": model_params or {},
-        "n_parameters": build_model(
+        "n_parameters": max((r.get("n_parameters", 0) for r in fold_rows), default=0)
+        or build_model(
             model, len(data.classes), tuple(data.features[0].shape[:2]), **(model_params or {})
         ).n_parameters,
         "timing": {

@@ -206,7 +206,8 @@ def fit(
         return _fit_ensemble(model, data, indices, config, checkpoint_dir, resume, progress)
     tr, va = validation_split(data.manifest, list(indices), config.val_fraction, config.seed)
     if not va:
-        console.log("no validation speakers (a single speaker): training for all epochs")
+        why = "val_fraction=0" if config.val_fraction <= 0 else "a single speaker"
+        console.log(f"no validation speakers ({why}): training for all epochs, keeping the last")
     val_speakers = sorted({data.manifest[i].speaker for i in va})
     fit_arrays = getattr(model, "fit_arrays", None)
     if callable(fit_arrays):  # closed-form models (the SVM baselines) fit themselves

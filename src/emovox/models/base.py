@@ -13,6 +13,30 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+LOGMEL_FEATURE: dict = {
+    "name": "logmel",
+    "n_mels": 64,
+    "normalize": "utterance",
+    "trim_db": 40.0,
+    "amin": 1e-20,  # only the per-utterance top_db floor: gain-invariant on quiet audio
+}
+"""The gain-invariant log-mel that ``cnn`` and the other log-mel models are designed for."""
+
+TRAINING_RECIPE: dict = {
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "weight_decay": 1e-2,
+    "schedule": "onecycle",
+    "batch_size": 32,
+    "epochs": 45,
+    "patience": 20,
+    "crop_seconds": 1.5,
+    "specaugment": True,
+    "mixup": 0.2,
+    "label_smoothing": 0.05,
+}
+"""``cnn``'s training settings, the starting point of the other networks' recipes."""
+
 
 class SERModel(nn.Module):
     """Base class of registered models."""

@@ -13,19 +13,22 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import SERModel, masked_mean_max
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel, masked_mean_max
 from emovox.models.layers import max_pool_nonnegative
 
 
 class NonNegativeMaxPool2d(nn.MaxPool2d):
-    """``MaxPool2d(2, ceil_mode=True)`` for maps after a ReLU, computed by
-    :func:`~emovox.models.layers.max_pool_nonnegative` (same values, several times faster on CPU,
-    and a dynamic time axis in ONNX); no weights, so bundles are unchanged."""
+    """``MaxPool2d(2, ceil_mode=True)`` for maps after a ReLU. In eval mode it is computed by
+    :func:`~emovox.models.layers.max_pool_nonnegative` (same values, faster inference on CPU); in
+    training torch's own kernel is used, whose backward pass is the faster one. No weights, so
+    bundles are unchanged."""
 
     def __init__(self) -> None:
         super().__init__(2, ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
         return max_pool_nonnegative(x, 2, 2)
 
 
@@ -42,26 +45,8 @@ def conv_block(c_in: int, c_out: int, stride: int = 1, pool: bool = True) -> nn.
 
 class CNN(SERModel):
     name = "cnn"
-    default_feature: ClassVar[dict] = {
-        "name": "logmel",
-        "n_mels": 64,
-        "normalize": "utterance",
-        "trim_db": 40.0,
-        "amin": 1e-20,  # only the per-utterance top_db floor: gain-invariant on quiet audio
-    }
-    default_training: ClassVar[dict] = {
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "weight_decay": 1e-2,
-        "schedule": "onecycle",
-        "batch_size": 32,
-        "epochs": 45,
-        "patience": 20,
-        "crop_seconds": 1.5,
-        "specaugment": True,
-        "mixup": 0.2,
-        "label_smoothing": 0.05,
-    }
+    default_feature: ClassVar[dict] = LOGMEL_FEATURE
+    default_training: ClassVar[dict] = TRAINING_RECIPE
 
     def __init__(
         self,

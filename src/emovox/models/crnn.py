@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import SERModel
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
 from emovox.models.layers import (
     AttentiveStatsPool,
     check_dropout,
@@ -42,26 +42,8 @@ class CRNN(SERModel):
     """CNN front, BiLSTM, attentive statistics pooling."""
 
     name = "crnn"
-    default_feature: ClassVar[dict] = {
-        "name": "logmel",
-        "n_mels": 64,
-        "normalize": "utterance",
-        "trim_db": 40.0,
-        "amin": 1e-20,  # gain-invariant log-mel, as for cnn
-    }
-    default_training: ClassVar[dict] = {
-        "optimizer": "adamw",
-        "lr": 2e-3,
-        "weight_decay": 1e-2,
-        "schedule": "onecycle",
-        "batch_size": 32,
-        "epochs": 45,
-        "patience": 20,
-        "crop_seconds": 1.5,
-        "specaugment": True,
-        "mixup": 0.2,
-        "label_smoothing": 0.05,
-    }
+    default_feature: ClassVar[dict] = LOGMEL_FEATURE
+    default_training: ClassVar[dict] = {**TRAINING_RECIPE, "lr": 2e-3}
 
     def __init__(
         self,

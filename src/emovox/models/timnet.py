@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import SERModel
+from emovox.models.base import TRAINING_RECIPE, SERModel
 from emovox.models.layers import (
     check_dropout,
     check_positive,
@@ -67,19 +67,7 @@ class TIMNet(SERModel):
         "trim_db": 40.0,
         "amin": 1e-20,  # the gain-invariant log floor of cnn
     }
-    default_training: ClassVar[dict] = {
-        "optimizer": "adamw",
-        "lr": 2e-3,
-        "weight_decay": 1e-2,
-        "schedule": "onecycle",
-        "batch_size": 32,
-        "epochs": 45,
-        "patience": 20,
-        "crop_seconds": 1.5,
-        "specaugment": True,
-        "mixup": 0.2,
-        "label_smoothing": 0.05,
-    }
+    default_training: ClassVar[dict] = {**TRAINING_RECIPE, "lr": 2e-3}
 
     def __init__(
         self,

@@ -97,6 +97,21 @@ def _relative(path: str | os.PathLike, root: Path) -> str:
     return Path(rel).as_posix()
 
 
+def _selection(val: list[str], res: dict) -> str:
+    """How the bundle's checkpoint was chosen: on held-out speakers, or the last epoch."""
+    if not val or res.get("best_val_ua") is None:
+        return (
+            f"all of them trained the weights for a fixed {res.get('epochs_run')} epochs and the "
+            "last weights were kept (no validation hold-out; the number of epochs was chosen "
+            "by the development runs in benchmarks/README.md)."
+        )
+    return (
+        f"{len(val)} of the speakers ({', '.join(val)}) were held out of the weight updates to "
+        f"pick the checkpoint (best epoch {res.get('best_epoch')} of {res.get('epochs_run')}, "
+        f"validation UA {res['best_val_ua']:.1f} %)."
+    )
+
+
 def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path) -> str:
     """The generated part of the card, from the bundle's config and the two result files.
 
@@ -130,10 +145,7 @@ def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path)
         f"- Feature `{feature.get('name')}`: {_settings(feature, skip=('name',))}.",
         f"- Training settings: {_settings(config.get('training', {}))}.",
         f"- Data: {data.get('n_utterances')} utterances of {len(data.get('speakers', []))} "
-        f"speakers ({', '.join(data.get('corpora', []))}); "
-        f"{len(val)} of the speakers ({', '.join(val)}) were held out of the weight updates to "
-        f"pick the checkpoint (best epoch {res.get('best_epoch')} of {res.get('epochs_run')}, "
-        f"validation UA {res.get('best_val_ua', float('nan')):.1f} %).",
+        f"speakers ({', '.join(data.get('corpora', []))}); " + _selection(val, res),
         "",
         "### Cross-validated scores of this recipe",
         "",
