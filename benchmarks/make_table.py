@@ -36,6 +36,34 @@ def row(name: str, m: dict) -> str:
     )
 
 
+def component_rows(name: str, m: dict) -> list[tuple[float, str]]:
+    """One row per branch of a fusion model, scored alone with the same trained weights."""
+    out = []
+    for part, c in m.get("components", {}).items():
+        out.append(
+            (
+                c["ua"],
+                f"| `{name}`, its `{part}` branch alone (same weights) | {c['ua']:.2f} ± "
+                f"{c['ua_std']:.2f} | {c['wa']:.2f} ± {c['wa_std']:.2f} | {c['macro_f1']:.2f} ± "
+                f"{c['macro_f1_std']:.2f} | {c['folds']} | – | – | – | – |",
+            )
+        )
+    return out
+
+
+def sweep_table() -> str:
+    """The development sweep (``benchmarks/dev_sweep.py report --json-out``): validation UA."""
+    rows = json.loads((HERE / "results" / "sweep" / "summary.json").read_text())
+    lines = [
+        "| recipe (validation actors of all 6 folds) | UA % (mean ± std over folds) | per fold |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        per = " / ".join(f"{u:.1f}" for u in r["per_fold"])
+        lines.append(f"| `{r['tag']}` | {r['ua']:.2f} ± {r['std']:.2f} | {per} |")
+    return "\n".join(lines)
+
+
 def table() -> str:
     lines = [
         "| model | UA % | WA % | macro-F1 % | folds | wall clock (features + all folds) "
@@ -47,6 +75,7 @@ def table() -> str:
     for path in results:
         m = json.loads(path.read_text())
         rows.append((m["ua"], row(path.parent.name, m)))
+        rows += component_rows(path.parent.name, m)
     lines += [r for _, r in sorted(rows, reverse=True)]
     for name, ua, wa, f1 in PUBLISHED:
         lines.append(f"| {name} (published) | {ua:.2f} | {wa:.2f} | {f1:.2f} | 6 | – | – | – | – |")
@@ -113,6 +142,8 @@ def main() -> None:
     readme = HERE / "README.md"
     text = replace_between(readme.read_text(), START, END, table())
     text = replace_between(text, "<!-- dev -->", "<!-- /dev -->", dev_table())
+    if "<!-- sweep -->" in text:
+        text = replace_between(text, "<!-- sweep -->", "<!-- /sweep -->", sweep_table())
     if "<!-- conditions -->" in text:
         text = replace_between(
             text, "<!-- conditions -->", "<!-- /conditions -->", conditions_table()

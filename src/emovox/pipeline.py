@@ -193,9 +193,11 @@ def fit(
 
     With ``config.speaker_norm`` the training and the validation items are normalised per speaker
     (:func:`speaker_subset`); with ``config.aux_targets`` the auxiliary targets come from the
-    manifest (:func:`emovox.training.aux_labels`). A model with a method
-    ``fit_arrays(train_x, train_y, val_x, val_y, config, progress=...)`` returning a
-    :class:`TrainResult` (the SVM baselines) fits itself with it instead of the gradient trainer.
+    manifest (:func:`emovox.training.aux_labels`). A model with a method ``fit_arrays(train_x,
+    train_y, val_x, val_y, config, progress=..., hop_seconds=...)`` returning a
+    :class:`TrainResult` (the SVM baselines, ``cnn-egemaps``) fits itself with it instead of the
+    gradient trainer; it gets the augmented variants of each training item (tuples, as the trainer
+    does) when it sets ``trains_on_variants``.
 
     Returns the model with its best weights, the training result and the validation speakers.
     """
@@ -211,9 +213,12 @@ def fit(
     val_speakers = sorted({data.manifest[i].speaker for i in va})
     fit_arrays = getattr(model, "fit_arrays", None)
     if callable(fit_arrays):  # closed-form models (the SVM baselines) fit themselves
-        tx, ty = speaker_subset(data, tr, config)
+        variants = bool(getattr(model, "trains_on_variants", False))
+        tx, ty = speaker_subset(data, tr, config, augmented=variants)
         vx, vy = speaker_subset(data, va, config) if va else (None, None)
-        return model, fit_arrays(tx, ty, vx, vy, config, progress=progress), val_speakers
+        hop = data.feature.hop_seconds or 0.01
+        result = fit_arrays(tx, ty, vx, vy, config, progress=progress, hop_seconds=hop)
+        return model, result, val_speakers
     trainer = Trainer(model, config, data.feature.hop_seconds or 0.01, checkpoint_dir, progress)
     tx, ty = speaker_subset(data, tr, config, augmented=True)
     vx, vy = speaker_subset(data, va, config) if va else (None, None)

@@ -7,8 +7,10 @@ resumed run continues exactly as an uninterrupted one would. Checkpoints are saf
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +29,7 @@ from emovox.progress import console, progress_bar
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
+PRECISIONS = ("fp32", "bf16")
 AUX_TARGETS: dict[str, tuple[str, ...]] = {
     "gender": ("female", "male"),
     "intensity": ("normal", "strong"),
@@ -71,6 +74,17 @@ class TrainConfig:
     speaker_norm: bool = False
     """Normalise features per bin by each speaker's own mean and std (see
     :mod:`emovox.normalization`)."""
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``: forward passes under bfloat16 autocast (weights, optimiser and loss
+    stay in float32). Several times faster on CPUs with AMX or AVX-512 BF16 and on recent GPUs;
+    slower on CPUs without them. Prediction always runs in float32."""
+    channels_last: bool = False
+    """Keep 4-D activations in channels-last memory order while training (same arithmetic;
+    often faster for 2-D convolutions on CPU). The saved weights are unaffected."""
+    device: str = "cpu"
+    """Where the network trains: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (CUDA when
+    available). Batches are drawn on the CPU exactly as there, so the run differs from a CPU run
+    only by the device's arithmetic; the trained model is always returned on the CPU."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -112,6 +126,15 @@ class TrainConfig:
             self.speaker_norm = self.speaker_norm.lower() == "true"
         if not isinstance(self.speaker_norm, bool):
             raise ValueError(f"speaker_norm must be true or false, not {self.speaker_norm!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if isinstance(self.channels_last, str) and self.channels_last.lower() in ("true", "false"):
+            self.channels_last = self.channels_last.lower() == "true"
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be true or false, not {self.channels_last!r}")
+        self.device = str(self.device).strip().lower()
+        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}")
 
     def _check_augment(self) -> None:
         """Validate (and normalise) ``augment`` and ``augment_copies``."""
@@ -146,6 +169,31 @@ class TrainConfig:
         params = {k: v for k, v in model_cls.default_training.items() if k in fields}
         params.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**params)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for :attr:`TrainConfig.device` (``auto``: CUDA when available).
+
+    Raises:
+        ValueError: the device is not available on this machine (named in the message).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA GPU here")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for, but torch sees no Apple GPU here")
+    return dev
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for one with neither)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 class TrainingInterrupted(Exception):
@@ -258,6 +306,7 @@ class Trainer:
         self.hop_seconds = hop_seconds
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
+        self.device = torch.device("cpu")
         self.ema: WeightEMA | None = None
         self.aux_heads: nn.ModuleDict | None = None
         self._aux_y: dict[str, np.ndarray] = {}
@@ -292,6 +341,12 @@ class Trainer:
         cfg, model = self.config, self.model
         n_classes = model.n_classes
         train_y = np.asarray(train_y, dtype=int)
+        self.device = resolve_device(cfg.device)
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.aux_heads is not None:
+            self.aux_heads.to(self.device)
         self._aux_y = self._check_aux_y(aux_y, len(train_x))
         self.ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
         has_val = val_x is not None and len(val_x) > 0
@@ -302,7 +357,7 @@ class Trainer:
         if cfg.balance:
             counts = np.bincount(train_y, minlength=n_classes).astype(float)
             w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
-            weight = torch.tensor(w, dtype=torch.float32)
+            weight = torch.tensor(w, dtype=torch.float32, device=self.device)
         loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         crop = crop_frames(cfg.crop_seconds, self.hop_seconds)
 
@@ -362,6 +417,9 @@ class Trainer:
             interrupted = True
         if best_state is not None:
             model.load_state_dict(best_state)
+        model.to("cpu", memory_format=torch.contiguous_format)
+        if self.aux_heads is not None:
+            self.aux_heads.to("cpu")
         model.eval()
         result = TrainResult(
             history=history,
@@ -391,7 +449,7 @@ class Trainer:
         else:
             logits = torch.from_numpy(predict_logits(self.model, xs))
         ys_t = torch.as_tensor(np.asarray(ys), dtype=torch.long)
-        loss = float(loss_fn(logits, ys_t))
+        loss = float(loss_fn(logits.to(self.device), ys_t.to(self.device)))
         pred = logits.argmax(1).numpy()
         return loss, unweighted_accuracy(ys_t.numpy(), pred, self.model.n_classes)
 
@@ -441,10 +499,11 @@ class Trainer:
         """Sum over the heads of their cross-entropy on the items whose target is known (mixed
         with ``perm``/``lam`` as the emotion targets are under mixup)."""
         assert self.aux_heads is not None
+        emb = emb.float()  # bf16 under autocast; the heads train in float32
         total = emb.new_zeros(())
         for name, head in self.aux_heads.items():
             out = head(emb)
-            t = torch.as_tensor(self._aux_y[name][idx], dtype=torch.long)
+            t = torch.as_tensor(self._aux_y[name][idx], dtype=torch.long, device=emb.device)
             if perm is None:
                 total = total + _known_ce(out, t)
             else:
@@ -470,17 +529,24 @@ class Trainer:
             y = torch.as_tensor(ys[idx], dtype=torch.long)
             if cfg.specaugment:
                 x = spec_augment(x, gen)
+            x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             step = (epoch - 1) * steps_per_epoch + b
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg.lr, cfg.schedule)
             perm, lam = None, 1.0
             if cfg.mixup > 0 and len(idx) > 1:
                 lam = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
-                perm = torch.randperm(len(idx), generator=gen)
+                perm = torch.randperm(len(idx), generator=gen).to(self.device)
                 x = lam * x + (1 - lam) * x[perm]
                 mask = mask | mask[perm]
-            with _capture_embedding(model, self.aux_heads is not None) as captured:
+            with (
+                _capture_embedding(model, self.aux_heads is not None) as captured,
+                torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"),
+            ):
                 logits = model(x, mask)
+            logits = logits.float()
             if perm is not None:
                 loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
             else:
@@ -607,7 +673,10 @@ class WeightEMA:
         missing = set(self.state) - set(state)
         if missing:
             raise ValueError(f"the saved weight average lacks {sorted(missing)[:5]}")
-        self.state = {k: state[k].detach().clone().to(self.state[k].dtype) for k in self.state}
+        self.state = {
+            k: state[k].detach().clone().to(self.state[k].device, self.state[k].dtype)
+            for k in self.state
+        }
         self.updates = updates
 
 
@@ -692,12 +761,13 @@ def _known_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def predict_logits(model: SERModel, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
     """Logits for full-length feature arrays, batched by similar length."""
     model.eval()
+    device = model_device(model)
     order = sorted(range(len(xs)), key=lambda i: xs[i].shape[-1])
     out = np.zeros((len(xs), model.n_classes), dtype=np.float32)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         x, mask = pad_batch([xs[i] for i in idx])
-        out[idx] = model(x, mask).numpy()
+        out[idx] = model(x.to(device), mask.to(device)).cpu().numpy()
     return out
 
 

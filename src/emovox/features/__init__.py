@@ -7,6 +7,7 @@ from emovox.features.cache import FeatureCache, extract_files
 from emovox.features.egemaps import EGeMAPS
 from emovox.features.librosa_stats import LibrosaStats
 from emovox.features.logmel import MFCC, LogMel
+from emovox.features.logmel_egemaps import LogMelEGeMAPS
 from emovox.features.tutorial import TutorialMFCC
 
 FEATURES: dict[str, type[Feature]] = {
@@ -15,6 +16,7 @@ FEATURES: dict[str, type[Feature]] = {
     "tutorial-mfcc": TutorialMFCC,
     "egemaps": EGeMAPS,
     "librosa-stats": LibrosaStats,
+    "logmel-egemaps": LogMelEGeMAPS,
 }
 
 
@@ -46,6 +48,7 @@ __all__ = [
     "FeatureCache",
     "LibrosaStats",
     "LogMel",
+    "LogMelEGeMAPS",
     "TutorialMFCC",
     "extract_files",
     "feature_from_dict",

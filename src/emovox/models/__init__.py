@@ -7,6 +7,7 @@ from emovox.models.cnn import CNN
 from emovox.models.conformer import Conformer
 from emovox.models.crnn import CRNN
 from emovox.models.ensemble import Ensemble, ensemble_of
+from emovox.models.fusion import CNNEGeMAPS
 from emovox.models.resnet import ResNet
 from emovox.models.svm import EGeMAPSSVM, LibrosaStatsSVM
 from emovox.models.timnet import TIMNet
@@ -22,6 +23,7 @@ MODELS: dict[str, type[SERModel]] = {
     "conformer": Conformer,
     "timnet": TIMNet,
     "cnn-x2": ensemble_of(CNN, 2),
+    "cnn-egemaps": CNNEGeMAPS,
 }
 
 

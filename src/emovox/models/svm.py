@@ -262,14 +262,15 @@ class SVMModel(SERModel):
         val_y: Sequence[int] | None = None,
         config: TrainConfig | None = None,
         progress: bool = True,
+        hop_seconds: float | None = None,
     ) -> TrainResult:
         """Choose ``(C, gamma)`` on the validation set, then refit on training + validation.
 
         Each grid point is one row of the returned history (``epoch`` = its number, ``C``,
         ``gamma``, ``val_ua`` in %, ``n_support``); ``best_epoch`` is the chosen row. A last row
         (``refit`` = 1) is the final fit on all the data given. Without validation data the SVM
-        is fitted once with ``C`` = 1 and ``gamma`` = ``"scale"``. ``config`` is not used (the
-        split into training and validation was made by the caller).
+        is fitted once with ``C`` = 1 and ``gamma`` = ``"scale"``. ``config`` and ``hop_seconds``
+        are not used (the split into training and validation was made by the caller).
 
         Raises:
             ValueError: fewer than two classes in the training data.

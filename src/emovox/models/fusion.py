@@ -1,0 +1,215 @@
+"""``cnn-egemaps``: late fusion of the ``cnn`` on log-mel and a logistic regression on eGeMAPS.
+
+Two views of an utterance that make different mistakes: the CNN reads the spectro-temporal
+pattern of the log-mel, the logistic regression reads the 88 eGeMAPS functionals (pitch, jitter,
+shimmer, loudness, formants, spectral balance, voicing rates). Its input is the ``logmel-egemaps``
+feature, which stacks the functionals under the log-mel bins; the model's output is the log of
+``(1 - w) * p_cnn + w * p_lr``, so ``softmax(output)`` is the weighted mean probability.
+
+Training (:meth:`CNNEGeMAPS.fit_arrays`, called by :func:`emovox.pipeline.fit`): the logistic
+regression is fitted in closed form by scikit-learn (L2, ``C``, class-balanced) on the standardised
+functionals, and held in torch buffers (scaler, weights, intercepts: safetensors like any
+weights); the CNN is trained by the gradient :class:`~emovox.training.Trainer` on the log-mel
+bins alone, with the training settings given. Neither branch sees the other's errors.
+
+The recipe expects per-speaker normalisation (``speaker_norm``): the functionals are then
+z-scores within each speaker, which removes most of what differs between voices and recording
+set-ups. On a single utterance without its speaker's statistics the normalised functionals are
+all zero and the regression falls back to its class prior, so the CNN decides alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
+from emovox.models.cnn import CNN
+from emovox.models.svm import standardize_stats
+
+if TYPE_CHECKING:
+    from emovox.training import TrainConfig, TrainResult
+
+
+class CNNEGeMAPS(SERModel):
+    """``cnn`` on the first ``in_shape[1] - n_functionals`` bins, logistic regression on the rest.
+
+    Args:
+        n_classes: emotion classes.
+        in_shape: ``(streams, n_mels + n_functionals)`` of the ``logmel-egemaps`` feature.
+        n_functionals: bins at the bottom holding the utterance's functionals (88).
+        weight: the regression's share ``w`` of the fused probability.
+        C: inverse L2 strength of the regression (scikit-learn's ``C``).
+        cnn: the ``cnn``'s own parameters (``channels``, ``dropout``, ``freq_pool``).
+    """
+
+    name: ClassVar[str] = "cnn-egemaps"
+    trains_on_variants: ClassVar[bool] = True
+    """Training items may be tuples of augmented variants (see :meth:`fit_arrays`)."""
+    default_feature: ClassVar[dict] = {**LOGMEL_FEATURE, "name": "logmel-egemaps"}
+    default_training: ClassVar[dict] = {
+        **TRAINING_RECIPE,
+        "epochs": 120,
+        "speaker_norm": True,
+        "val_fraction": 0.0,
+    }
+
+    def __init__(
+        self,
+        n_classes: int,
+        in_shape: tuple[int, int],
+        n_functionals: int = 88,
+        weight: float = 0.5,
+        C: float = 0.1,
+        cnn: dict | None = None,
+    ) -> None:
+        streams, bins = in_shape
+        if not 0 < n_functionals < bins:
+            raise ValueError(f"n_functionals must be in 1..{bins - 1} for {bins} bins")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], not {weight}")
+        if C <= 0:
+            raise ValueError(f"C must be positive, not {C}")
+        cnn = dict(cnn or {})
+        super().__init__(
+            n_classes, in_shape, n_functionals=n_functionals, weight=weight, C=C, cnn=cnn
+        )
+        self.n_mels = bins - n_functionals
+        self.weight = float(weight)
+        self.C = float(C)
+        self.cnn = CNN(n_classes, (streams, self.n_mels), **cnn)
+        self.register_buffer("mean", torch.zeros(n_functionals))
+        self.register_buffer("scale", torch.ones(n_functionals))
+        self.register_buffer("coef", torch.zeros(n_classes, n_functionals))
+        self.register_buffer("intercept", torch.zeros(n_classes))
+
+    # -- inference ----------------------------------------------------------------------------
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, S, n_mels + D, T]`` -> the log-mel ``[B, S, n_mels, T]`` and the functionals
+        ``[B, D]`` (first stream, first frame: every valid frame holds the same values)."""
+        return x[:, :, : self.n_mels, :], x[:, 0, self.n_mels :, 0]
+
+    def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
+        """The logistic regression's logits ``[B, n_classes]``."""
+        z = (functionals - self.mean) / self.scale
+        return z @ self.coef.T + self.intercept
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        spec, func = self.split(x)
+        p_cnn = torch.softmax(self.cnn(spec, mask).float(), dim=1)
+        p_lr = torch.softmax(self.regression_logits(func.float()), dim=1)
+        fused = (1.0 - self.weight) * p_cnn + self.weight * p_lr
+        return torch.log(fused.clamp_min(1e-12))
+
+    def components(self) -> dict[str, nn.Module]:
+        """Each branch on its own, as a model of the same input (for ablations): ``cnn`` and
+        ``egemaps-lr``."""
+        return {"cnn": _Branch(self, "cnn"), "egemaps-lr": _Branch(self, "regression")}
+
+    # -- training -----------------------------------------------------------------------------
+    def fit_regression(self, functionals: np.ndarray, y: np.ndarray) -> None:
+        """Fit the logistic regression on ``[N, D]`` functionals (classes absent from ``y`` get
+        a very low intercept, so they are never predicted by it)."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(functionals, dtype=np.float64)
+        mean, scale = standardize_stats(x)
+        lr = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000)
+        lr.fit((x - mean) / scale, y)
+        coef = np.zeros((self.n_classes, x.shape[1]))
+        intercept = np.full(self.n_classes, -1e4)
+        if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
+            coef[lr.classes_[1]], intercept[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
+            intercept[lr.classes_[0]] = 0.0
+        else:
+            coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
+        for name, value in (("mean", mean), ("scale", scale), ("coef", coef)):
+            getattr(self, name).copy_(torch.from_numpy(value).float())
+        self.intercept.copy_(torch.from_numpy(intercept).float())
+
+    def fit_arrays(
+        self,
+        train_x: Sequence[np.ndarray],
+        train_y: Sequence[int],
+        val_x: Sequence[np.ndarray] | None = None,
+        val_y: Sequence[int] | None = None,
+        config: TrainConfig | None = None,
+        progress: bool = True,
+        hop_seconds: float = 0.01,
+    ) -> TrainResult:
+        """Fit the regression in closed form, then train the CNN with ``config``; the history
+        is the CNN's, with the regression's and the fused model's validation UA added.
+
+        A training item may be a tuple of variants (the original and its augmented copies): the
+        regression is fitted on every variant, the CNN draws one per epoch.
+
+        Raises:
+            ValueError: fewer than two classes in the training data.
+        """
+        from emovox.metrics import unweighted_accuracy
+        from emovox.training import TrainConfig, Trainer, predict_logits
+
+        t0 = time.time()
+        y = np.asarray(train_y, dtype=int)
+        if len(np.unique(y)) < 2:
+            raise ValueError("cnn-egemaps needs at least two classes in the training data")
+        per_item = [_variants(a) for a in train_x]
+        func = np.stack([np.asarray(v)[0, self.n_mels :, 0] for vs in per_item for v in vs])
+        self.fit_regression(func, np.repeat(y, [len(vs) for vs in per_item]))
+        config = config or TrainConfig.for_model(type(self))
+
+        def spec(xs):
+            out = [tuple(np.asarray(v)[:, : self.n_mels] for v in _variants(a)) for a in xs]
+            return [vs[0] if len(vs) == 1 else vs for vs in out]
+
+        has_val = val_x is not None and val_y is not None and len(val_x) > 0
+        trainer = Trainer(self.cnn, config, hop_seconds, progress=progress)
+        result = trainer.fit(
+            spec(train_x), y, spec(val_x) if has_val else None, val_y if has_val else None
+        )
+        self.eval()
+        if has_val:
+            vy = np.asarray(val_y, dtype=int)
+            vf = torch.from_numpy(np.stack([np.asarray(a)[0, self.n_mels :, 0] for a in val_x]))
+            with torch.no_grad():
+                lr_pred = self.regression_logits(vf.float()).argmax(1).numpy()
+            fused_pred = predict_logits(self, list(val_x)).argmax(1)
+            result.history[-1]["val_ua_regression"] = 100 * unweighted_accuracy(
+                vy, lr_pred, self.n_classes
+            )
+            result.history[-1]["val_ua_fused"] = 100 * unweighted_accuracy(
+                vy, fused_pred, self.n_classes
+            )
+        result.seconds = time.time() - t0
+        return result
+
+
+def _variants(item) -> tuple:
+    """An item's variants: the tuple itself, or a one-element tuple for a plain array."""
+    return tuple(item) if isinstance(item, (list, tuple)) else (item,)
+
+
+class _Branch(nn.Module):
+    """One branch of a :class:`CNNEGeMAPS`, reading the same ``logmel-egemaps`` input."""
+
+    def __init__(self, fusion: CNNEGeMAPS, which: str) -> None:
+        super().__init__()
+        self.n_classes = fusion.n_classes
+        self.which = which
+        self.fusion = [fusion]  # a list: not registered as a sub-module (no second copy)
+
+    def train(self, mode: bool = True) -> _Branch:
+        self.fusion[0].train(mode)
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        fusion = self.fusion[0]
+        spec, func = fusion.split(x)
+        if self.which == "cnn":
+            return fusion.cnn(spec, mask)
+        return fusion.regression_logits(func.float())

@@ -1,0 +1,251 @@
+"""``logmel-egemaps`` and ``cnn-egemaps``: the log-mel with the eGeMAPS functionals stacked
+under it, and the late fusion of a CNN on the first with a logistic regression on the second."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SYNTH_EMOTIONS, synth_manifest, synth_scheme
+from sklearn.linear_model import LogisticRegression
+
+from emovox.features import FeatureCache, make_feature
+from emovox.models import build_model, model_class
+
+pytest.importorskip("opensmile")
+
+SR = 16000
+SMALL_CNN = {"channels": [4, 8, 8, 8]}
+
+
+def voice(f0: float, seconds: float, amp: float = 0.3, seed: int = 0) -> np.ndarray:
+    """A voiced-like tone with a little vibrato and noise, float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / SR
+    y = sum(np.sin(h * phase) / h for h in range(1, 8)) + 0.01 * rng.standard_normal(len(t))
+    return (amp * y).astype(np.float32)
+
+
+def blobs(n: int, k: int, dim: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = rng.standard_normal((k, dim))[y] * 1.5 + rng.standard_normal((n, dim))
+    return x * rng.uniform(0.1, 10, dim) + rng.uniform(-3, 3, dim), y
+
+
+# -- the feature --------------------------------------------------------------------------------
+
+
+def test_feature_is_the_logmel_over_the_functionals() -> None:
+    feat = make_feature("logmel-egemaps", n_mels=32, trim_db=40.0, amin=1e-20)
+    logmel = make_feature("logmel", n_mels=32, trim_db=40.0, amin=1e-20)
+    egemaps = make_feature("egemaps")
+    waves = [voice(140, 1.2), voice(230, 0.8, seed=1)]  # different lengths: padded in one batch
+    got = feat(waves)
+    ref_spec = logmel(waves)
+    for wave, a, spec in zip(waves, got, ref_spec, strict=True):
+        assert a.shape == (1, 32 + 88, spec.shape[-1])
+        np.testing.assert_allclose(a[:, :32], spec, atol=1e-5)
+        func = a[0, 32:]
+        assert np.all(func == func[:, :1])  # the same value in every frame
+        np.testing.assert_allclose(func[:, 0], egemaps.vector(wave), rtol=1e-5, atol=1e-5)
+    # pitch reaches the functionals: the first is the mean F0 in semitones
+    assert got[1][0, 32, 0] > got[0][0, 32, 0] + 5
+    assert feat.to_dict()["name"] == "logmel-egemaps"
+
+
+def test_feature_refuses_audio_opensmile_cannot_summarise() -> None:
+    feat = make_feature("logmel-egemaps")
+    with pytest.raises(ValueError, match="non-finite eGeMAPS"):
+        feat([np.zeros(400, dtype=np.float32)])
+
+
+# -- the model ----------------------------------------------------------------------------------
+
+
+def items(x: np.ndarray, frames: int = 20, n_mels: int = 8, seed: int = 0) -> list[np.ndarray]:
+    """``[N, D]`` functionals as ``logmel-egemaps`` arrays over random log-mel bins."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in x:
+        spec = rng.standard_normal((1, n_mels, frames)).astype(np.float32)
+        func = np.repeat(row.astype(np.float32)[None, :, None], frames, axis=2)
+        out.append(np.concatenate([spec, func], axis=1))
+    return out
+
+
+def test_regression_equals_scikit_learn() -> None:
+    x, y = blobs(120, 4, 6)
+    model = build_model("cnn-egemaps", 4, (1, 8 + 6), n_functionals=6, C=0.3, cnn=SMALL_CNN)
+    model.fit_regression(x, y)
+    mean, std = x.mean(0), x.std(0)
+    ref = LogisticRegression(C=0.3, class_weight="balanced", max_iter=5000)
+    ref.fit((x - mean) / std, y)
+    probe = blobs(30, 4, 6, seed=3)[0]
+    with torch.no_grad():
+        got = torch.softmax(model.regression_logits(torch.from_numpy(probe).float()), 1).numpy()
+    np.testing.assert_allclose(got, ref.predict_proba((probe - mean) / std), atol=1e-4)
+
+
+def test_regression_with_absent_classes_never_predicts_them() -> None:
+    x, y = blobs(60, 2, 5)
+    model = build_model("cnn-egemaps", 4, (1, 13), n_functionals=5, cnn=SMALL_CNN)
+    model.fit_regression(x, y * 2)  # classes 0 and 2 only: scikit-learn's binary case
+    with torch.no_grad():
+        p = torch.softmax(model.regression_logits(torch.from_numpy(x).float()), 1).numpy()
+    assert p[:, [1, 3]].max() < 1e-6
+    assert (p.argmax(1) == y * 2).mean() > 0.8
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_output_is_the_weighted_mean_probability(weight: float) -> None:
+    x, y = blobs(40, 3, 6)
+    model = build_model("cnn-egemaps", 3, (1, 14), n_functionals=6, weight=weight, cnn=SMALL_CNN)
+    model.fit_regression(x, y)
+    model.eval()
+    batch = torch.from_numpy(np.stack(items(x[:5])))
+    parts = model.components()
+    assert set(parts) == {"cnn", "egemaps-lr"}
+    with torch.no_grad():
+        fused = torch.softmax(model(batch), 1)
+        p_cnn = torch.softmax(parts["cnn"](batch), 1)
+        p_lr = torch.softmax(parts["egemaps-lr"](batch), 1)
+    torch.testing.assert_close(fused, (1 - weight) * p_cnn + weight * p_lr, atol=1e-6, rtol=1e-5)
+
+
+def test_padding_does_not_change_the_functionals_read() -> None:
+    x, y = blobs(40, 3, 6)
+    model = build_model("cnn-egemaps", 3, (1, 14), n_functionals=6, cnn=SMALL_CNN)
+    model.fit_regression(x, y)
+    model.eval()
+    a = items(x[:1], frames=12)[0]
+    padded = np.zeros((1, 14, 30), dtype=np.float32)
+    padded[..., :12] = a
+    mask = torch.zeros(1, 30, dtype=torch.bool)
+    mask[0, :12] = True
+    with torch.no_grad():
+        alone = model(torch.from_numpy(a)[None])
+        in_batch = model(torch.from_numpy(padded)[None], mask)
+    torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_hyperparameters_are_refused() -> None:
+    for kwargs, match in (
+        ({"n_functionals": 14}, "n_functionals"),
+        ({"n_functionals": 6, "weight": 1.5}, "weight"),
+        ({"n_functionals": 6, "C": 0}, "C must be positive"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            build_model("cnn-egemaps", 3, (1, 14), **kwargs)
+
+
+def test_fit_arrays_fits_both_branches_and_reports_them() -> None:
+    from emovox.training import TrainConfig
+
+    x_all, y_all = blobs(88, 2, 6)
+    x, y, xv, yv = x_all[:64], y_all[:64], x_all[64:], y_all[64:]
+    model = build_model("cnn-egemaps", 2, (1, 14), n_functionals=6, cnn=SMALL_CNN)
+    before = {k: v.clone() for k, v in model.cnn.state_dict().items()}
+    config = TrainConfig.for_model(model_class("cnn-egemaps"), epochs=2, batch_size=16)
+    result = model.fit_arrays(items(x), y, items(xv, seed=1), yv, config, progress=False)
+    assert len(result.history) == 2
+    last = result.history[-1]
+    assert last["val_ua_regression"] > 80  # the blobs separate on the functionals
+    assert "val_ua_fused" in last and "val_ua" in last
+    assert any(not torch.equal(before[k], v) for k, v in model.cnn.state_dict().items())
+    assert not model.training
+
+
+def test_recipe_defaults() -> None:
+    cls = model_class("cnn-egemaps")
+    assert cls.default_feature["name"] == "logmel-egemaps"
+    assert cls.default_training["speaker_norm"] is True
+    assert cls.default_training["epochs"] == 120
+
+
+# -- end to end -----------------------------------------------------------------------------------
+
+
+def test_evaluate_reports_each_branch_and_the_bundle_predicts(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    from emovox.evaluation import evaluate
+    from emovox.pipeline import train
+    from emovox.recognizer import Recognizer
+    from emovox.training import TrainConfig
+
+    manifest, scheme = synth_manifest(synth_corpus), synth_scheme()
+    cache = FeatureCache(tmp_path / "cache")
+    config = TrainConfig.for_model(model_class("cnn-egemaps"), epochs=3, batch_size=8)
+    metrics = evaluate(
+        manifest,
+        scheme,
+        "cnn-egemaps",
+        tmp_path / "eval",
+        protocol="speakers-kfold",
+        k=2,
+        config=config,
+        model_params={"cnn": SMALL_CNN},
+        cache=cache,
+        progress=False,
+    )
+    assert len(metrics["folds"]) == 2
+    for fold in metrics["folds"]:
+        assert set(fold["components"]) == {"cnn", "egemaps-lr"}
+        assert fold["epochs_run"] == 3
+    assert set(metrics["components"]) == {"cnn", "egemaps-lr"}
+    assert metrics["components"]["egemaps-lr"]["folds"] == 2
+    assert metrics["training"]["speaker_norm"] is True
+
+    out = train(
+        manifest,
+        scheme,
+        "cnn-egemaps",
+        tmp_path / "model",
+        config=config,
+        model_params={"cnn": SMALL_CNN},
+        cache=cache,
+        progress=False,
+    )
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["feature"]["name"] == "logmel-egemaps"
+    rec = Recognizer.load(out)
+    preds = rec.predict_batch([u.path for u in manifest][:4])
+    assert all(p.ok and p.label in SYNTH_EMOTIONS for p in preds)
+    assert all(sum(p.probabilities.values()) == pytest.approx(1.0) for p in preds)
+
+
+def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from emovox.bundle import save_bundle
+    from emovox.onnx_backend import export_onnx
+
+    x, y = blobs(40, 3, 88)
+    model = build_model("cnn-egemaps", 3, (1, 16 + 88), cnn=SMALL_CNN)
+    model.fit_regression(x, y)
+    model.eval()
+    feature = make_feature("logmel-egemaps", n_mels=16)
+    path = save_bundle(tmp_path / "m", model, feature, ["a", "b", "c"])
+    export_onnx(path)  # verifies itself against torch on random inputs
+    assert (path / "model.onnx").is_file()
+
+
+def test_augmented_variants_train_both_branches() -> None:
+    from emovox.training import TrainConfig
+
+    x, y = blobs(48, 2, 6)
+    noisy = x + np.random.default_rng(5).standard_normal(x.shape)
+    pairs = list(zip(items(x), items(noisy, seed=2), strict=True))
+    model = build_model("cnn-egemaps", 2, (1, 14), n_functionals=6, cnn=SMALL_CNN)
+    assert model.trains_on_variants
+    config = TrainConfig.for_model(model_class("cnn-egemaps"), epochs=1, batch_size=16)
+    model.fit_arrays(pairs, y, config=config, progress=False)
+    ref = build_model("cnn-egemaps", 2, (1, 14), n_functionals=6, cnn=SMALL_CNN)
+    ref.fit_regression(np.concatenate([x, noisy]), np.concatenate([y, y]))
+    torch.testing.assert_close(model.coef, ref.coef)
+    torch.testing.assert_close(model.intercept, ref.intercept)
