@@ -5,6 +5,9 @@ For each model (untrained, at its default feature's shape):
 - ``params``: the parameter count;
 - ``infer_ms``: median latency of one 3-second utterance (300 frames), the recognizer's call
   (``model(x, mask)`` in eval mode, no gradients) on ONE thread;
+- ``feature_ms``: median time of the model's default feature for that utterance (3 s of a
+  speech-like waveform at 16 kHz) on one thread, so ``feature_ms + infer_ms`` is the cost of one
+  prediction after decoding;
 - ``train_ms``: median time of one training step (forward, backward, AdamW step) on a batch of 32
   crops of 1.5 s (150 frames), and ``train_vs_cnn``, its ratio to ``cnn``'s.
 
@@ -23,17 +26,33 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from emovox.features import make_feature
 from emovox.models import build_model, model_class
 
 
+def default_feature(name: str):
+    params = dict(model_class(name).default_feature)
+    return make_feature(params.pop("name"), **params)
+
+
+def speech_like(seconds: float, sr: int) -> np.ndarray:
+    """A voiced-like waveform with a gliding pitch and syllable-rate loudness, float32."""
+    t = np.arange(round(seconds * sr)) / sr
+    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voiced = sum(np.sin(h * phase) / h for h in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    noise = 0.01 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.2 * voiced * envelope + noise).astype(np.float32)
+
+
 def in_shape(name: str) -> tuple[int, int]:
     """The (streams, bins) of the model's default feature."""
-    params = dict(model_class(name).default_feature)
-    feature = make_feature(params.pop("name"), **params)
-    x = feature.extract(torch.randn(feature.sample_rate).numpy() * 0.1)
+    feature = default_feature(name)
+    x = feature.extract(speech_like(1.0, feature.sample_rate))
     return int(x.shape[0]), int(x.shape[1])
 
 
@@ -61,6 +80,11 @@ class Probe:
         self.yb = torch.randint(0, 8, (32,))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.feature = default_feature(name)
+        self.wave = speech_like(3.0, self.feature.sample_rate)
+
+    def featurize(self) -> None:
+        self.feature([self.wave])
 
     def infer(self) -> None:
         with torch.no_grad():
@@ -80,6 +104,7 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
     """
     probes = [Probe(n) for n in names]
     infer = {n: float("inf") for n in names}
+    feat = {n: float("inf") for n in names}
     train = {n: float("inf") for n in names}
     for _ in range(rounds):
         for p in probes:
@@ -87,6 +112,8 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
             p.model.eval()
             p.infer()
             infer[p.name] = min(infer[p.name], median_ms(p.infer, 30))
+            p.featurize()
+            feat[p.name] = min(feat[p.name], median_ms(p.featurize, 10))
             torch.set_num_threads(threads)
             p.model.train()
             p.step()
@@ -96,6 +123,7 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
             "model": p.name,
             "params": p.model.n_parameters,
             "infer_ms": round(infer[p.name], 2),
+            "feature_ms": round(feat[p.name], 2),
             "train_ms": round(train[p.name], 1),
         }
         for p in probes
@@ -117,14 +145,15 @@ def main() -> None:
     rows = measure(names, args.rounds, args.threads)
     base = next(r["train_ms"] for r in rows if r["model"] == "cnn")
     print(
-        f"| model | parameters | ms/utt (300 frames, 1 thread) | train step ms ({args.threads} "
-        "thread(s), 32 x 150 frames) | train cost vs cnn |"
+        f"| model | parameters | network ms/utt (300 frames, 1 thread) | feature ms (3 s, 1 "
+        f"thread) | train step ms ({args.threads} thread(s), 32 x 150 frames) | train cost vs cnn |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         r["train_vs_cnn"] = round(r["train_ms"] / base, 2)
         print(
-            f"| `{r['model']}` | {r['params']} | {r['infer_ms']:.2f} | {r['train_ms']:.0f} "
+            f"| `{r['model']}` | {r['params']} | {r['infer_ms']:.2f} | {r['feature_ms']:.2f} "
+            f"| {r['train_ms']:.0f} "
             f"| {r['train_vs_cnn']:.2f} |"
         )
     if args.json is not None:

@@ -198,3 +198,28 @@ def copy_bundle(src: Path, dst: Path) -> Path:
     for name in ("model.safetensors", "config.json"):
         shutil.copy2(src / name, dst / name)
     return dst
+
+
+# -- toy feature arrays for trainer tests -------------------------------------------------------
+
+
+def toy_data(n_per_class: int = 8, bins: int = 8, seed: int = 0, max_frames: int = 30):
+    """Two classes of ``[1, bins, T]`` noise with means -1 and +1 (T varies), and the labels."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for i in range(2 * n_per_class):
+        c = i % 2
+        t = int(rng.integers(12, max_frames))
+        xs.append((rng.standard_normal((1, bins, t)) + (1.0 if c else -1.0)).astype(np.float32))
+        ys.append(c)
+    return xs, np.array(ys)
+
+
+def tiny_cnn(seed: int = 0):
+    """A two-class ``cnn`` on 8 bins, small enough to train in a fraction of a second."""
+    import torch
+
+    from emovox.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model("cnn", 2, (1, 8), channels=[4, 8], dropout=0.2)

@@ -503,3 +503,37 @@ def test_cli_evaluate_with_augment_and_conditions(synth_corpus: Path, tmp_path: 
         result = CliRunner().invoke(main, bad_args)
         assert result.exit_code == 2, result.output
         assert match in result.output
+
+
+def test_condition_features_are_extracted_only_for_the_scored_items(
+    synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emovox.robustness as robustness
+
+    data = load_dataset(
+        synth_manifest(synth_corpus), synth_scheme(), LogMel(), cache=None, progress=False
+    )
+    asked: list[str] = []
+    real = robustness.extract_files
+
+    def counting(feature, paths, **kwargs):
+        asked.extend(str(p) for p in paths)
+        return real(feature, paths, **kwargs)
+
+    monkeypatch.setattr(robustness, "extract_files", counting)
+    scorer = robustness.ConditionScorer(data, ["gain:-10"], progress=False)
+    cond = scorer.conditions[0]
+    first, _ = scorer.dataset(cond, [0, 1])
+    assert first.features[0] is not None and first.features[1] is not None
+    assert all(f is None for f in first.features[2:])
+    again, _ = scorer.dataset(cond, [1, 2])  # item 1 is kept, only item 2 is new
+    assert asked == [data.manifest[i].path for i in (0, 1, 2)]
+    assert again.features[2] is not None and again.features[3] is None
+    # the features equal a direct extraction of the changed audio
+    direct, _ = extract_files(
+        data.feature,
+        [data.manifest[2].path],
+        transform=aug.condition_transform(cond),
+        progress=False,
+    )
+    np.testing.assert_array_equal(again.features[2], direct[0])

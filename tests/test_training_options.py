@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import SYNTH_EMOTIONS, TINY_CNN, synth_manifest, synth_scheme, tiny_config, tone
+from conftest import (
+    SYNTH_EMOTIONS,
+    TINY_CNN,
+    synth_manifest,
+    synth_scheme,
+    tiny_cnn,
+    tiny_config,
+    tone,
+    toy_data,
+)
 from safetensors.torch import load_file
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -42,23 +51,6 @@ SR = 16000
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def toy_data(n_per_class: int = 8, bins: int = 8, seed: int = 0):
-    """Two classes of ``[1, bins, T]`` noise with different means (T varies)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for i in range(2 * n_per_class):
-        c = i % 2
-        t = int(rng.integers(12, 30))
-        xs.append((rng.standard_normal((1, bins, t)) + (1.0 if c else -1.0)).astype(np.float32))
-        ys.append(c)
-    return xs, np.array(ys)
-
-
-def tiny_cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model("cnn", 2, (1, 8), channels=[4, 8], dropout=0.2)
 
 
 def toy_config(**overrides) -> TrainConfig:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn, toy_data
 from torch import nn
 
-from emovox.models import build_model
 from emovox.training import (
     TrainConfig,
     Trainer,
@@ -17,23 +17,6 @@ from emovox.training import (
     predict_logits,
     resolve_device,
 )
-
-
-def toy_data(n: int = 24, bins: int = 8, seed: int = 0):
-    """Two classes of ``[1, bins, T]`` noise with means -1 and +1 (lengths vary)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for i in range(n):
-        c = i % 2
-        t = int(rng.integers(16, 40))
-        xs.append((rng.standard_normal((1, bins, t)) + (1.0 if c else -1.0)).astype(np.float32))
-        ys.append(c)
-    return xs, np.array(ys)
-
-
-def tiny_cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model("cnn", 2, (1, 8), channels=[4, 8], dropout=0.2)
 
 
 def config(**overrides) -> TrainConfig:
@@ -52,7 +35,7 @@ def config(**overrides) -> TrainConfig:
 
 
 def train(**overrides) -> tuple[nn.Module, list[dict]]:
-    xs, ys = toy_data()
+    xs, ys = toy_data(12)
     model = tiny_cnn()
     result = Trainer(model, config(**overrides), 0.01, progress=False).fit(xs, ys, xs, ys)
     return model, result.history
@@ -84,7 +67,7 @@ def test_resolve_device() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_missing_gpu_fails_before_training() -> None:
-    xs, ys = toy_data()
+    xs, ys = toy_data(12)
     model = tiny_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="cuda"):
@@ -110,13 +93,13 @@ def test_bf16_trains_and_returns_a_float32_cpu_model() -> None:
     # bfloat16 arithmetic: close to, but not the same as, the float32 run
     assert not all(torch.equal(v, bf.state_dict()[k]) for k, v in plain.state_dict().items())
     assert abs(h_bf[-1]["train_loss"] - h_plain[-1]["train_loss"]) < 0.2
-    xs, ys = toy_data(seed=5)
+    xs, ys = toy_data(12, seed=5)
     acc = (predict_logits(bf, xs).argmax(1) == ys).mean()
     assert acc >= 0.9  # the toy classes are easy: it learnt them
 
 
 def test_bf16_with_auxiliary_heads_and_ema() -> None:
-    xs, ys = toy_data()
+    xs, ys = toy_data(12)
     model = tiny_cnn()
     trainer = Trainer(
         model,
@@ -140,7 +123,7 @@ def test_training_on_cuda_matches_cpu_closely() -> None:
     cpu, _ = train()
     gpu, _ = train(device="cuda")
     assert model_device(gpu) == torch.device("cpu")
-    xs, _ = toy_data(seed=5)
+    xs, _ = toy_data(12, seed=5)
     a = torch.softmax(torch.from_numpy(predict_logits(cpu, xs)), 1)
     b = torch.softmax(torch.from_numpy(predict_logits(gpu, xs)), 1)
     assert torch.allclose(a, b, atol=0.05)

@@ -41,8 +41,9 @@ def parse_conditions(specs: Sequence[str | Condition]) -> list[Condition]:
 class ConditionScorer:
     """Scores models on items of ``data`` under test conditions.
 
-    The features of a condition are extracted for every file of ``data`` the first time the
-    condition is scored (then reused by every fold, and cached on disk when ``cache`` is given).
+    The features of a condition are extracted for the items a fold scores, the first time they
+    are scored (then kept for later folds, and cached on disk when ``cache`` is given), so a run
+    of some folds pays only for their test files.
 
     Args:
         data: the clean dataset (its items, labels and feature).
@@ -63,22 +64,31 @@ class ConditionScorer:
         self.data = data
         self.conditions = [c for c in parse_conditions(conditions) if c.kind != "clean"]
         self.cache, self.progress, self.workers = cache, progress, workers
-        self._done: dict[str, tuple[Dataset, list[int]]] = {}
+        self._done: dict[str, tuple[list, list[int], set[int]]] = {}
 
     @property
     def names(self) -> list[str]:
         """The names of the scored (non-clean) conditions."""
         return [c.name for c in self.conditions]
 
-    def dataset(self, condition: Condition) -> tuple[Dataset, list[int]]:
-        """``data`` with the features of ``condition`` (``None`` where extraction failed) and
-        the clipped samples of each item."""
+    def dataset(
+        self, condition: Condition, indices: Sequence[int] | None = None
+    ) -> tuple[Dataset, list[int]]:
+        """``data`` with the features of ``condition`` for ``indices`` (default: every item;
+        ``None`` where not extracted or where extraction failed) and the clipped samples of each
+        item."""
+        data = self.data
+        n = len(data.manifest)
         if condition.name not in self._done:
-            data = self.data
+            self._done[condition.name] = ([None] * n, [0] * n, set())
+        feats, counts, have = self._done[condition.name]
+        need = [i for i in (range(n) if indices is None else indices) if i not in have]
+        if need:
+            paths = [data.manifest[i].path for i in need]
             clipped: dict[str, int] = {}
-            feats, errors = extract_files(
+            got, errors = extract_files(
                 data.feature,
-                data.manifest.paths,
+                paths,
                 cache=self.cache,
                 workers=self.workers,
                 progress=self.progress,
@@ -91,10 +101,10 @@ class ConditionScorer:
                     f"are left out of its scores, e.g. {next(iter(errors.items()))}",
                     stacklevel=2,
                 )
-            counts = [clipped.get(str(p), 0) for p in data.manifest.paths]
-            changed = dataclasses.replace(data, features=feats, variants=[])
-            self._done[condition.name] = (changed, counts)
-        return self._done[condition.name]
+            for i, path, f in zip(need, paths, got, strict=True):
+                feats[i], counts[i] = f, clipped.get(str(path), 0)
+                have.add(i)
+        return dataclasses.replace(data, features=list(feats), variants=[]), counts
 
     def score(
         self, model: SERModel, indices: Sequence[int], config: TrainConfig
@@ -104,7 +114,7 @@ class ConditionScorer:
         """
         out = {}
         for cond in self.conditions:
-            data, counts = self.dataset(cond)
+            data, counts = self.dataset(cond, indices)
             ok = [i for i in indices if data.features[i] is not None]
             if not ok:
                 continue
