@@ -43,7 +43,7 @@ def blobs(n: int, k: int, dim: int, seed: int = 0):
 def test_feature_is_the_logmel_over_the_functionals() -> None:
     feat = make_feature("logmel-egemaps", n_mels=32, trim_db=40.0, amin=1e-20)
     logmel = make_feature("logmel", n_mels=32, trim_db=40.0, amin=1e-20)
-    egemaps = make_feature("egemaps")
+    egemaps = make_feature("egemaps", level_db=-20.0)  # the level the feature scales to
     waves = [voice(140, 1.2), voice(230, 0.8, seed=1)]  # different lengths: padded in one batch
     got = feat(waves)
     ref_spec = logmel(waves)
@@ -56,6 +56,33 @@ def test_feature_is_the_logmel_over_the_functionals() -> None:
     # pitch reaches the functionals: the first is the mean F0 in semitones
     assert got[1][0, 32, 0] > got[0][0, 32, 0] + 5
     assert feat.to_dict()["name"] == "logmel-egemaps"
+
+
+def test_normalize_level_is_gain_free_and_never_clips() -> None:
+    from emovox.features.egemaps import normalize_level
+
+    w = voice(150, 1.0)
+    out = normalize_level(w, -20.0)
+    rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    assert 20 * np.log10(rms) == pytest.approx(-20.0, abs=1e-3)
+    for gain in (1e-3, 0.1, 3.0):
+        np.testing.assert_allclose(normalize_level(w * np.float32(gain), -20.0), out, atol=1e-6)
+    spiky = np.zeros(16000, dtype=np.float32)
+    spiky[100] = 0.5  # a lone click: the RMS target would push its peak past full scale
+    assert np.abs(normalize_level(spiky, -20.0)).max() == pytest.approx(0.999, abs=1e-6)
+    silent = np.zeros(100, dtype=np.float32)
+    assert not normalize_level(silent, -20.0).any()
+
+
+def test_functionals_do_not_move_with_the_gain() -> None:
+    feat = make_feature("logmel-egemaps", n_mels=16)
+    as_recorded = make_feature("logmel-egemaps", n_mels=16, egemaps_level_db=None)
+    w = voice(180, 1.5, amp=0.05)
+    quiet = w * np.float32(0.1)  # -20 dB
+    a, b = feat([w])[0], feat([quiet])[0]
+    np.testing.assert_allclose(a[0, 16:, 0], b[0, 16:, 0], rtol=1e-3, atol=1e-3)
+    raw_a, raw_b = as_recorded([w])[0], as_recorded([quiet])[0]
+    assert np.abs(raw_a[0, 16:, 0] - raw_b[0, 16:, 0]).max() > 1.0  # loudness moves as recorded
 
 
 def test_feature_refuses_audio_opensmile_cannot_summarise() -> None:

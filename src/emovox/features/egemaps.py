@@ -31,6 +31,10 @@ class EGeMAPS(UtteranceFeature):
     name: ClassVar[str] = "egemaps"
     dim: ClassVar[int] = EGEMAPS_DIM
     feature_set: str = "eGeMAPSv02"
+    level_db: float | None = None
+    """Scale every waveform to this RMS level (dBFS) before openSMILE, less where its peak would
+    pass 0 dBFS: the functionals then do not depend on the recording's gain (openSMILE's voicing
+    and energy thresholds are absolute). ``None``: the waveform as recorded."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,7 +66,23 @@ class EGeMAPS(UtteranceFeature):
         """The 88 functionals of one waveform (NaN where openSMILE found it too short)."""
         import warnings
 
+        if self.level_db is not None:
+            audio = normalize_level(audio, self.level_db)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Segment too short, filling with NaN": checked after
             frame = self._extractor().process_signal(audio, self.sample_rate)
         return frame.to_numpy(dtype=np.float32).reshape(-1)
+
+
+def normalize_level(audio: np.ndarray, level_db: float, peak: float = 0.999) -> np.ndarray:
+    """``audio`` scaled to an RMS of ``level_db`` dBFS, or less so that its peak stays within
+    ``peak``. Both limits scale with the input, so any gain applied before gives the same output
+    (silence stays silence)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    top = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if rms <= 0.0 or top <= 0.0:
+        return audio
+    scale = min(10.0 ** (level_db / 20.0) / rms, peak / top)
+    return (audio * np.float32(scale)).astype(np.float32)

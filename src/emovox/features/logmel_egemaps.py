@@ -9,8 +9,9 @@ normalisation, bundles and ONNX export stay as they are for any feature. Constan
 functionals survive any crop, and per-speaker normalisation of a bin turns them into exactly the
 per-speaker z-scores that classical systems use.
 
-The functionals are computed on the whole waveform (before the log-mel's silence trimming). They
-need the ``opensmile`` package: ``pip install "emovox[classical]"``.
+The functionals are computed on the whole waveform (before the log-mel's silence trimming), scaled
+to a fixed RMS level first so that they do not move with the microphone's gain. They need the
+``opensmile`` package: ``pip install "emovox[classical]"``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ class LogMelEGeMAPS(LogMel):
     name: ClassVar[str] = "logmel-egemaps"
     functionals: ClassVar[int] = EGEMAPS_DIM
     """How many bins at the bottom of the array hold the functionals."""
+    egemaps_level_db: float | None = -20.0
+    """RMS level (dBFS) every waveform is scaled to before openSMILE (see
+    :attr:`EGeMAPS.level_db`): with it the whole array is independent of the recording's gain, as
+    the log-mel already is. ``None``: the waveform as recorded."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._egemaps = EGeMAPS(sample_rate=self.sample_rate)
+        self._egemaps = EGeMAPS(sample_rate=self.sample_rate, level_db=self.egemaps_level_db)
 
     def compute(
         self, audio: torch.Tensor, lengths: torch.Tensor
