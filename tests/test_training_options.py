@@ -593,3 +593,21 @@ def test_bad_cli_option_values_are_usage_errors(synth_corpus: Path, tmp_path: Pa
         )
         assert result.exit_code == 2, (bad, result.output)
         assert not (tmp_path / "m").exists()
+
+
+def test_cli_one_speaker_uses_the_speaker_statistics_of_the_files(
+    options_bundle: Path, synth_corpus: Path
+) -> None:
+    files = sorted(str(p) for p in (synth_corpus / "Actor_01").glob("*.wav"))[:4]
+    rec = Recognizer.load(options_bundle)
+    expected = proba(rec.predict_batch(files, speaker_stats="batch"), rec.labels)
+    alone = proba(rec.predict_batch(files), rec.labels)
+    assert not np.allclose(expected, alone, atol=1e-4)
+    args = ["predict", "--model", str(options_bundle), "--format", "json", *files]
+    result = CliRunner().invoke(main, [*args, "--one-speaker"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    got = np.array([[r["probabilities"][c] for c in rec.labels] for r in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    refused = CliRunner().invoke(main, [*args, "--one-speaker", "--segments"])
+    assert refused.exit_code == 2 and "--one-speaker" in refused.output

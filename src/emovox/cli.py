@@ -592,6 +592,12 @@ def _cross_corpus(train_specs, test_specs, labels, model_name, settings, cache, 
 )
 @click.option("--max-segment", default=10.0, show_default=True, help="Longest segment (s).")
 @click.option("--plot", "plot_file", type=click.Path(), help="With --segments: timeline PNG.")
+@click.option(
+    "--one-speaker",
+    is_flag=True,
+    help="All inputs are one speaker: a model trained with speaker_norm (e.g. cnn-egemaps) "
+    "normalises them with that speaker's statistics over these files.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(
     inputs,
@@ -609,6 +615,7 @@ def predict(
     vad,
     max_segment,
     plot_file,
+    one_speaker,
     quiet,
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
@@ -622,6 +629,7 @@ def predict(
     emovox predict --model M a.wav recordings/ "more/**/*.flac"
     emovox predict --model M --manifest manifest.csv --output preds.jsonl --resume
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
+    emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
     """
     from emovox.batch import expand_inputs, manifest_inputs, render_predictions
     from emovox.bundle import BundleError
@@ -635,6 +643,10 @@ def predict(
         raise click.UsageError("--resume needs --output FILE")
     if plot_file and not segments:
         raise click.UsageError("--plot draws the timeline of --segments")
+    if one_speaker and (output or segments):
+        raise click.UsageError(
+            "--one-speaker applies to plain predictions (no --output, --segments)"
+        )
     if output and not segments and fmt in ("table", "json"):
         raise click.UsageError("--output writes jsonl or csv (one line per file as it goes)")
     from emovox.onnx_backend import OnnxUnavailable
@@ -685,7 +697,8 @@ def predict(
         if summary.failed and len(summary.failed) == summary.written:
             sys.exit(1)
         return
-    preds = rec.predict_batch(files, batch_size=batch_size) if files else []
+    stats = "batch" if one_speaker else None
+    preds = rec.predict_batch(files, batch_size=batch_size, speaker_stats=stats) if files else []
     preds += [Prediction(m, None, {}, "no such file or folder") for m in missing]
     render_predictions(preds, rec.labels, fmt or "table")
     failed = sum(not p.ok for p in preds)
