@@ -331,7 +331,10 @@ def run(features, grid, out, workers, threads, device, only, folds, protocol) ->
                 mp.get_context("spawn").Pool(workers, _worker_init, (features, threads))
             )
             rows = pool.imap_unordered(_worker, jobs)
-        else:  # in this process, in order
+        else:  # in this process, in order (its torch thread count restored afterwards)
+            import torch
+
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
             _worker_init(features, threads)
             rows = map(_worker, jobs)
         fh = stack.enter_context(out_path.open("a"))

@@ -293,6 +293,7 @@ NON_DEFAULT = {
     "tutorial-mfcc": {"offset": 0.25, "n_frames": 100},
     "egemaps": {"min_seconds": 0.3, "sample_rate": 22050},
     "librosa-stats": {"n_mfcc": 20, "n_mels": 64, "sample_rate": 16000},
+    "logmel-egemaps": {"n_mels": 32, "egemaps_level_db": None, "trim_db": None},
 }
 
 
@@ -400,7 +401,9 @@ def test_cache_invalidated_by_touch_and_by_edit(tmp_path, some_files, monkeypatc
     os.utime(good[0], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     again, _ = extract_files(f, good, cache=cache, progress=False)
     assert counter.calls == [good[0].name]
-    np.testing.assert_array_equal(again[0], before[0])
+    # computed alone now, in a padded batch before: equal up to the CPU's rounding (some CPUs'
+    # kernels sum in another order for another batch size)
+    np.testing.assert_allclose(again[0], before[0], rtol=1e-5, atol=1e-5)
     counter.calls.clear()
 
     # rewriting the file with other audio of the same size gives the new features, not stale ones
