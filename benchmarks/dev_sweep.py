@@ -205,7 +205,7 @@ def functional_runs(ds, c_values: list[float], folds: list[int], protocol: str =
                 xs = normalize_by_speaker(
                     [ds.features[i] for i in idx], [ds.manifest[i].speaker for i in idx]
                 )
-                return np.stack([a[0, model.n_mels :, 0] for a in xs])
+                return model.functionals_of(xs)
 
             model.fit_regression(functionals(tr), ds.y[tr])
             with torch.no_grad():

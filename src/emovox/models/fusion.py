@@ -94,6 +94,10 @@ class CNNEGeMAPS(SERModel):
         ``[B, D]`` (first stream, first frame: every valid frame holds the same values)."""
         return x[:, :, : self.n_mels, :], x[:, 0, self.n_mels :, 0]
 
+    def functionals_of(self, items: Sequence[np.ndarray]) -> np.ndarray:
+        """The ``[N, D]`` functionals of ``logmel-egemaps`` arrays ``[S, n_mels + D, T]``."""
+        return np.stack([np.asarray(a)[0, self.n_mels :, 0] for a in items])
+
     def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The logistic regression's logits ``[B, n_classes]``."""
         z = (functionals - self.mean) / self.scale
@@ -159,7 +163,7 @@ class CNNEGeMAPS(SERModel):
         if len(np.unique(y)) < 2:
             raise ValueError("cnn-egemaps needs at least two classes in the training data")
         per_item = [_variants(a) for a in train_x]
-        func = np.stack([np.asarray(v)[0, self.n_mels :, 0] for vs in per_item for v in vs])
+        func = self.functionals_of([v for vs in per_item for v in vs])
         self.fit_regression(func, np.repeat(y, [len(vs) for vs in per_item]))
         config = config or TrainConfig.for_model(type(self))
 
@@ -175,7 +179,7 @@ class CNNEGeMAPS(SERModel):
         self.eval()
         if has_val:
             vy = np.asarray(val_y, dtype=int)
-            vf = torch.from_numpy(np.stack([np.asarray(a)[0, self.n_mels :, 0] for a in val_x]))
+            vf = torch.from_numpy(self.functionals_of(val_x))
             with torch.no_grad():
                 lr_pred = self.regression_logits(vf.float()).argmax(1).numpy()
             fused_pred = predict_logits(self, list(val_x)).argmax(1)
