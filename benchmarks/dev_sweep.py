@@ -115,8 +115,6 @@ def dev_split(ds, fold_index: int, protocol: str = "emobox") -> tuple[list[int],
 def run_one(ds, entry: dict, fold_index: int, device: str, protocol: str = "emobox") -> dict:
     """Train ``entry``'s recipe on the fold's training actors (validation actors held out) for
     its fixed number of epochs, and score the last weights on the validation actors."""
-    import torch
-
     from emovox.metrics import classification_metrics
     from emovox.models import model_class
     from emovox.pipeline import fit, predict_subset
@@ -128,7 +126,6 @@ def run_one(ds, entry: dict, fold_index: int, device: str, protocol: str = "emob
     if config.augment_copies or config.speed_perturb:
         raise ValueError("waveform variants need the corpus; the sweep runs on stored features")
     t0 = time.time()
-    torch.manual_seed(config.seed)
     net, _, _ = fit(ds, train_idx, entry["model"], config, entry.get("params"), progress=False)
     seconds = time.time() - t0
     proba = predict_subset(net, ds, val_idx, config)

@@ -211,15 +211,15 @@ def fit(
         why = "val_fraction=0" if config.val_fraction <= 0 else "a single speaker"
         console.log(f"no validation speakers ({why}): training for all epochs, keeping the last")
     val_speakers = sorted({data.manifest[i].speaker for i in va})
+    hop = data.feature.hop_seconds or 0.01
     fit_arrays = getattr(model, "fit_arrays", None)
     if callable(fit_arrays):  # closed-form models (the SVM baselines) fit themselves
         variants = bool(getattr(model, "trains_on_variants", False))
         tx, ty = speaker_subset(data, tr, config, augmented=variants)
         vx, vy = speaker_subset(data, va, config) if va else (None, None)
-        hop = data.feature.hop_seconds or 0.01
         result = fit_arrays(tx, ty, vx, vy, config, progress=progress, hop_seconds=hop)
         return model, result, val_speakers
-    trainer = Trainer(model, config, data.feature.hop_seconds or 0.01, checkpoint_dir, progress)
+    trainer = Trainer(model, config, hop, checkpoint_dir, progress)
     tx, ty = speaker_subset(data, tr, config, augmented=True)
     vx, vy = speaker_subset(data, va, config) if va else (None, None)
     aux = aux_labels([data.manifest[i] for i in tr], config.aux_targets)

@@ -122,16 +122,10 @@ class TrainConfig:
             raise ValueError("test_crops must be >= 1")
         if self.test_crops > 1 and self.crop_seconds is None:
             raise ValueError("test_crops > 1 needs crop_seconds (the length of each window)")
-        if isinstance(self.speaker_norm, str) and self.speaker_norm.lower() in ("true", "false"):
-            self.speaker_norm = self.speaker_norm.lower() == "true"
-        if not isinstance(self.speaker_norm, bool):
-            raise ValueError(f"speaker_norm must be true or false, not {self.speaker_norm!r}")
+        self.speaker_norm = _flag("speaker_norm", self.speaker_norm)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-        if isinstance(self.channels_last, str) and self.channels_last.lower() in ("true", "false"):
-            self.channels_last = self.channels_last.lower() == "true"
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"channels_last must be true or false, not {self.channels_last!r}")
+        self.channels_last = _flag("channels_last", self.channels_last)
         self.device = str(self.device).strip().lower()
         if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}")
@@ -169,6 +163,19 @@ class TrainConfig:
         params = {k: v for k, v in model_cls.default_training.items() if k in fields}
         params.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**params)
+
+
+def _flag(name: str, value) -> bool:
+    """A true/false setting, also as the strings ``"true"``/``"false"`` of the command line.
+
+    Raises:
+        ValueError: anything else (the setting named).
+    """
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def resolve_device(name: str) -> torch.device:
