@@ -18,10 +18,10 @@ that has no copy of the corpus:
         --grid benchmarks/sweep_grid.json --out results.jsonl --workers 8 --device cuda
     python benchmarks/dev_sweep.py report results.jsonl --ensemble base,base-s1,base-s2
 
-``functionals`` scores the eGeMAPS logistic regression of ``cnn-egemaps`` alone (it trains in
-seconds, on the CPU) from an export of the ``logmel-egemaps`` feature (``export --model
-cnn-egemaps``); its rows fuse with the networks' in ``report --ensemble
-cnn-e120:0.5,egemaps-lr-C0.1:0.5``.
+``functionals`` scores the logistic regression of ``cnn-egemaps`` (or, with ``--model
+cnn-functionals``, of ``cnn-functionals``) alone (it trains in seconds, on the CPU) from an
+export of that model's feature (``export --model cnn-egemaps``); its rows fuse with the networks'
+in ``report --ensemble cnn-e120:0.5,egemaps-lr-C0.1:0.5``.
 
 Each grid entry is ``{"tag": ..., "model": ..., "params": {...}, "train": {...}}``; ``train``
 overrides the model's training recipe. Runs already in ``--out`` are skipped (resumable).
@@ -180,11 +180,18 @@ def done_runs(out: Path) -> set[tuple[str, int]]:
     return done
 
 
-def functional_runs(ds, c_values: list[float], folds: list[int], protocol: str = "emobox"):
-    """The ``cnn-egemaps`` model's regression branch alone on each fold's validation actors, for
-    each ``C``: per-speaker normalised functionals (each side with its own speakers' statistics,
-    as ``speaker_norm`` does), fitted by :meth:`CNNEGeMAPS.fit_regression`. One row per run, in
-    the format of :func:`run_one` (tag ``egemaps-lr-C<C>``)."""
+def functional_runs(
+    ds,
+    c_values: list[float],
+    folds: list[int],
+    protocol: str = "emobox",
+    model_name: str = "cnn-egemaps",
+):
+    """A late-fusion model's regression branch alone (``cnn-egemaps``, ``cnn-functionals``) on
+    each fold's validation actors, for each ``C``: per-speaker normalised functionals (each side
+    with its own speakers' statistics, as ``speaker_norm`` does), fitted by
+    :meth:`CNNEGeMAPS.fit_regression`. One row per run, in the format of :func:`run_one` (tag
+    ``<regression name>-C<C>``, e.g. ``egemaps-lr-C0.1``)."""
     import torch
 
     from emovox.metrics import classification_metrics
@@ -196,7 +203,7 @@ def functional_runs(ds, c_values: list[float], folds: list[int], protocol: str =
         for f in folds:
             t0 = time.time()
             tr, va = dev_split(ds, f, protocol)
-            model = build_model("cnn-egemaps", len(ds.classes), in_shape, C=c)
+            model = build_model(model_name, len(ds.classes), in_shape, C=c)
 
             def functionals(idx, model=model):
                 xs = normalize_by_speaker(
@@ -210,9 +217,9 @@ def functional_runs(ds, c_values: list[float], folds: list[int], protocol: str =
             proba = torch.softmax(logits, 1).numpy()
             m = classification_metrics(ds.y[va], proba.argmax(1), ds.classes)
             yield {
-                "tag": f"egemaps-lr-C{c:g}",
+                "tag": f"{model.regression_name}-C{c:g}",
                 "fold": f,
-                "model": "cnn-egemaps (regression branch)",
+                "model": f"{model_name} (regression branch)",
                 "params": {"C": c},
                 "train": {"speaker_norm": True},
                 "val_speakers": sorted({ds.manifest[i].speaker for i in va}),
@@ -347,16 +354,31 @@ def run(features, grid, out, workers, threads, device, only, folds, protocol) ->
 
 
 @main.command()
-@click.option("--features", required=True, help="an export of the logmel-egemaps feature")
+@click.option(
+    "--features", required=True, help="an export of the model's feature (e.g. logmel-egemaps)"
+)
 @click.option("--out", required=True, help="JSONL results (replaced)")
 @click.option("--C", "c_values", default="0.01,0.03,0.1,0.3,1", show_default=True)
 @click.option("--folds", default="1,2,3,4,5,6")
 @click.option("--protocol", default="emobox")
-def functionals(features: str, out: str, c_values: str, folds: str, protocol: str) -> None:
-    """Score the eGeMAPS regression branch alone on the validation actors, for each C."""
+@click.option(
+    "--model",
+    "model_name",
+    default="cnn-egemaps",
+    show_default=True,
+    help="the late-fusion model whose regression to score (cnn-egemaps, cnn-functionals)",
+)
+def functionals(
+    features: str, out: str, c_values: str, folds: str, protocol: str, model_name: str
+) -> None:
+    """Score a fusion model's regression branch alone on the validation actors, for each C."""
     ds = load_export(features)
     rows = functional_runs(
-        ds, [float(c) for c in c_values.split(",")], [int(f) for f in folds.split(",")], protocol
+        ds,
+        [float(c) for c in c_values.split(",")],
+        [int(f) for f in folds.split(",")],
+        protocol,
+        model_name,
     )
     text = "".join(json.dumps(r) + "\n" for r in rows)
     Path(out).write_text(text)

@@ -8,6 +8,8 @@ For each model (untrained, at its default feature's shape):
 - ``feature_ms``: median time of the model's default feature for that utterance (3 s of a
   speech-like waveform at 16 kHz) on one thread, so ``feature_ms + infer_ms`` is the cost of one
   prediction after decoding;
+- ``e2e_ms``: median time of the whole prediction of that waveform by a saved bundle of the model
+  (:meth:`emovox.recognizer.Recognizer.predict_batch`: feature, model, softmax), one thread;
 - ``train_ms``: median time of one training step (forward, backward, AdamW step) on a batch of 32
   crops of 1.5 s (150 frames), and ``train_vs_cnn``, its ratio to ``cnn``'s.
 
@@ -23,14 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from emovox.bundle import save_bundle
 from emovox.features import make_feature
 from emovox.models import build_model, model_class
+from emovox.recognizer import Recognizer
 
 
 def default_feature(name: str):
@@ -82,9 +87,15 @@ class Probe:
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.feature = default_feature(name)
         self.wave = speech_like(3.0, self.feature.sample_rate)
+        with tempfile.TemporaryDirectory() as tmp:
+            labels = [f"class{i}" for i in range(8)]
+            self.recognizer = Recognizer.load(save_bundle(tmp, self.model, self.feature, labels))
 
     def featurize(self) -> None:
         self.feature([self.wave])
+
+    def predict(self) -> None:
+        self.recognizer.predict_batch([self.wave], sr=self.feature.sample_rate)
 
     def infer(self) -> None:
         with torch.no_grad():
@@ -105,6 +116,7 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
     probes = [Probe(n) for n in names]
     infer = {n: float("inf") for n in names}
     feat = {n: float("inf") for n in names}
+    e2e = {n: float("inf") for n in names}
     train = {n: float("inf") for n in names}
     for _ in range(rounds):
         for p in probes:
@@ -114,6 +126,8 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
             infer[p.name] = min(infer[p.name], median_ms(p.infer, 30))
             p.featurize()
             feat[p.name] = min(feat[p.name], median_ms(p.featurize, 10))
+            p.predict()
+            e2e[p.name] = min(e2e[p.name], median_ms(p.predict, 10))
             torch.set_num_threads(threads)
             p.model.train()
             p.step()
@@ -124,6 +138,7 @@ def measure(names: list[str], rounds: int, threads: int) -> list[dict]:
             "params": p.model.n_parameters,
             "infer_ms": round(infer[p.name], 2),
             "feature_ms": round(feat[p.name], 2),
+            "e2e_ms": round(e2e[p.name], 2),
             "train_ms": round(train[p.name], 1),
         }
         for p in probes
@@ -146,14 +161,15 @@ def main() -> None:
     base = next(r["train_ms"] for r in rows if r["model"] == "cnn")
     print(
         f"| model | parameters | network ms/utt (300 frames, 1 thread) | feature ms (3 s, 1 "
-        f"thread) | train step ms ({args.threads} thread(s), 32 x 150 frames) | train cost vs cnn |"
+        f"thread) | end-to-end ms (3-s waveform, 1 thread) | train step ms ({args.threads} "
+        f"thread(s), 32 x 150 frames) | train cost vs cnn |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         r["train_vs_cnn"] = round(r["train_ms"] / base, 2)
         print(
             f"| `{r['model']}` | {r['params']} | {r['infer_ms']:.2f} | {r['feature_ms']:.2f} "
-            f"| {r['train_ms']:.0f} "
+            f"| {r['e2e_ms']:.2f} | {r['train_ms']:.0f} "
             f"| {r['train_vs_cnn']:.2f} |"
         )
     if args.json is not None:

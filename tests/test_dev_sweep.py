@@ -117,3 +117,32 @@ def test_run_resume_and_report(sweep, exported: Path, tmp_path: Path) -> None:
     assert rep.exit_code == 0, rep.output
     assert "| `a + b` | 2 |" in rep.output
     assert {r["tag"] for r in json.loads(table.read_text())} == {"a", "b", "a + b"}
+
+
+def test_functionals_scores_a_fusion_models_regression(
+    sweep, synth_corpus: Path, tmp_path: Path
+) -> None:
+    feats = tmp_path / "func.safetensors"
+    exported = CliRunner().invoke(
+        sweep.main,
+        ["export", "--data", str(synth_corpus), "--out", str(feats), "--model", "cnn-functionals"],
+    )
+    assert exported.exit_code == 0, exported.output
+    out = tmp_path / "func.jsonl"
+    args = ["functionals", "--features", str(feats), "--out", str(out), "--C", "0.03,1"]
+    args += ["--model", "cnn-functionals", "--protocol", "loso", "--folds", "1,2"]
+    result = CliRunner().invoke(sweep.main, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["tag"], r["fold"]) for r in rows) == [
+        ("functionals-lr-C0.03", 1),
+        ("functionals-lr-C0.03", 2),
+        ("functionals-lr-C1", 1),
+        ("functionals-lr-C1", 2),
+    ]
+    ds = sweep.load_export(str(feats))
+    for r in rows:
+        _, val = sweep.dev_split(ds, r["fold"], "loso")
+        assert r["val_indices"] == [int(i) for i in val]
+        assert len(r["proba"]) == len(r["y"]) == len(val)
+        assert 0 <= r["ua"] <= 100

@@ -294,6 +294,8 @@ NON_DEFAULT = {
     "egemaps": {"min_seconds": 0.3, "sample_rate": 22050},
     "librosa-stats": {"n_mfcc": 20, "n_mels": 64, "sample_rate": 16000},
     "logmel-egemaps": {"n_mels": 32, "egemaps_level_db": None, "trim_db": None},
+    "functionals": {"level_db": -30.0, "sample_rate": 22050},
+    "logmel-functionals": {"n_mels": 32, "functionals_level_db": -26.0, "trim_db": 40.0},
 }
 
 
@@ -428,6 +430,23 @@ def test_cache_separates_configurations(tmp_path, some_files, monkeypatch):
     out_b, _ = extract_files(b, good, cache=cache, progress=False)
     assert len(counter.calls) == 3  # nothing reused across configurations
     assert out_a[0].shape[1] == 64 and out_b[0].shape[1] == 32
+
+
+def test_cache_separates_revisions_of_a_computation(tmp_path, some_files, monkeypatch):
+    good, _, _ = some_files
+    cache = FeatureCache(tmp_path / "cache")
+    old = LogMel(n_mels=16)
+    extract_files(old, good, cache=cache, progress=False)
+
+    class Revised(LogMel):  # same parameters, new computation
+        revision = 2
+
+    new = Revised(n_mels=16)
+    assert new.to_dict() == old.to_dict()
+    assert cache.config_key(new) != cache.config_key(old)
+    counter = _CountingLoads(new, monkeypatch)
+    extract_files(new, good, cache=cache, progress=False)
+    assert len(counter.calls) == 3  # the old computation's arrays are not served
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
 
 

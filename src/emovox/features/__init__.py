@@ -5,6 +5,7 @@ from __future__ import annotations
 from emovox.features.base import Feature
 from emovox.features.cache import FeatureCache, extract_files
 from emovox.features.egemaps import EGeMAPS
+from emovox.features.functionals import Functionals, LogMelFunctionals
 from emovox.features.librosa_stats import LibrosaStats
 from emovox.features.logmel import MFCC, LogMel
 from emovox.features.logmel_egemaps import LogMelEGeMAPS
@@ -17,6 +18,8 @@ FEATURES: dict[str, type[Feature]] = {
     "egemaps": EGeMAPS,
     "librosa-stats": LibrosaStats,
     "logmel-egemaps": LogMelEGeMAPS,
+    "functionals": Functionals,
+    "logmel-functionals": LogMelFunctionals,
 }
 
 
@@ -46,9 +49,11 @@ __all__ = [
     "EGeMAPS",
     "Feature",
     "FeatureCache",
+    "Functionals",
     "LibrosaStats",
     "LogMel",
     "LogMelEGeMAPS",
+    "LogMelFunctionals",
     "TutorialMFCC",
     "extract_files",
     "feature_from_dict",

@@ -24,6 +24,9 @@ class Feature:
 
     name: ClassVar[str] = ""
     fixed_length: ClassVar[bool] = False
+    revision: ClassVar[int] = 0
+    """Bumped when the feature's computation changes under the same parameters, so that cached
+    arrays of the old computation are not served (it is part of the cache key when not 0)."""
     sample_rate: int = SAMPLE_RATE
 
     # -- configuration -------------------------------------------------------------------------

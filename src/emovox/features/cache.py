@@ -1,8 +1,9 @@
 """Feature extraction over many files, with an on-disk cache.
 
 A cached entry is keyed by the file (absolute path, size, modification time) and the feature's
-configuration, so editing a file or changing a parameter never returns stale features. Entries are
-plain ``.npy`` arrays (no pickle), written atomically.
+configuration (with its :attr:`~emovox.features.base.Feature.revision`), so editing a file,
+changing a parameter or a new version of the computation never returns stale features. Entries
+are plain ``.npy`` arrays (no pickle), written atomically.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class FeatureCache:
     @staticmethod
     def config_key(feature: Feature, variant: str = "") -> str:
         """The folder name for a feature configuration (and an augmentation variant)."""
-        blob = json.dumps(feature.to_dict(), sort_keys=True).encode()
+        config = feature.to_dict()
+        if feature.revision:  # the computation changed under the same parameters
+            config["revision"] = feature.revision
+        blob = json.dumps(config, sort_keys=True).encode()
         key = hashlib.sha256(blob).hexdigest()[:16]
         return f"{key}-{variant}" if variant else key
 

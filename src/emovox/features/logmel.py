@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from emovox.features import spectral
@@ -104,6 +105,54 @@ class LogMel(Feature):
         mean = (x * w).sum(dim=dims, keepdim=True) / count
         var = (((x - mean) * w) ** 2).sum(dim=dims, keepdim=True) / count
         return (x - mean) / torch.sqrt(var + 1e-5)
+
+
+@dataclasses.dataclass
+class LogMelWithFunctionals(LogMel):
+    """Base of features that stack an utterance's functionals under its log-mel bins.
+
+    Output ``[1 + deltas, n_mels + D, frames]``: the first ``n_mels`` bins are the :class:`LogMel`
+    of the utterance, the last :attr:`functionals` (``D``) hold a vector that summarises the whole
+    waveform, the same value in every valid frame. One array per utterance lets a late-fusion
+    model see a frame-level and an utterance-level view while the cache, crops, padding,
+    per-speaker normalisation, bundles and ONNX export stay as they are for any feature: constant
+    over time, the functionals survive any crop, and per-speaker normalisation of a bin turns them
+    into per-speaker z-scores. Subclasses implement :meth:`functional_vectors`.
+    """
+
+    functionals: ClassVar[int] = 0
+    """How many bins at the bottom of the array hold the functionals."""
+    functionals_label: ClassVar[str] = "functionals"
+    """What the functionals are, for error messages."""
+
+    def functional_vectors(self, waves: list[np.ndarray]) -> np.ndarray:
+        """``[B, D]`` functionals of whole waveforms (float32 numpy, at :attr:`sample_rate`)."""
+        raise NotImplementedError
+
+    def compute(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-mel (trimmed as configured) over the functionals of the untrimmed waveform.
+
+        Raises:
+            ValueError: the functionals of a waveform are not finite (too short or silent).
+        """
+        spec, n_frames = super().compute(audio, lengths)
+        waves = [
+            audio[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(len(lengths))
+        ]
+        vectors = np.asarray(self.functional_vectors(waves), dtype=np.float32)  # [B, D]
+        bad = [b for b in range(len(waves)) if not np.all(np.isfinite(vectors[b]))]
+        if bad:
+            seconds = ", ".join(f"{len(waves[b]) / self.sample_rate:.2f} s" for b in bad)
+            raise ValueError(
+                f"{self.name}: non-finite {self.functionals_label} for a waveform of {seconds} "
+                "(too short or silent?)"
+            )
+        func = torch.from_numpy(vectors).to(spec.device)
+        func = func[:, None, :, None].expand(-1, spec.shape[1], -1, spec.shape[-1])
+        mask = torch.arange(spec.shape[-1], device=spec.device)[None, :] < n_frames[:, None]
+        return torch.cat([spec, func * mask[:, None, None, :]], dim=2), n_frames
 
 
 def _hold_last_frame(x: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
