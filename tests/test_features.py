@@ -296,6 +296,7 @@ NON_DEFAULT = {
     "logmel-egemaps": {"n_mels": 32, "egemaps_level_db": None, "trim_db": None},
     "functionals": {"level_db": -30.0, "sample_rate": 22050},
     "logmel-functionals": {"n_mels": 32, "functionals_level_db": -26.0, "trim_db": 40.0},
+    "logmel-functionals-egemaps": {"n_mels": 40, "egemaps_level_db": None},
 }
 
 

@@ -197,8 +197,19 @@ def test_recipe_defaults() -> None:
 # -- end to end -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "branches", "feature_name"),
+    [
+        ("cnn-egemaps", {"cnn", "egemaps-lr"}, "logmel-egemaps"),
+        (
+            "cnn-functionals-egemaps",
+            {"cnn", "functionals-lr", "egemaps-lr"},
+            "logmel-functionals-egemaps",
+        ),
+    ],
+)
 def test_evaluate_reports_each_branch_and_the_bundle_predicts(
-    synth_corpus: Path, tmp_path: Path
+    synth_corpus: Path, tmp_path: Path, name: str, branches: set, feature_name: str
 ) -> None:
     from emovox.evaluation import evaluate
     from emovox.pipeline import train
@@ -207,11 +218,11 @@ def test_evaluate_reports_each_branch_and_the_bundle_predicts(
 
     manifest, scheme = synth_manifest(synth_corpus), synth_scheme()
     cache = FeatureCache(tmp_path / "cache")
-    config = TrainConfig.for_model(model_class("cnn-egemaps"), epochs=3, batch_size=8)
+    config = TrainConfig.for_model(model_class(name), epochs=3, batch_size=8)
     metrics = evaluate(
         manifest,
         scheme,
-        "cnn-egemaps",
+        name,
         tmp_path / "eval",
         protocol="speakers-kfold",
         k=2,
@@ -222,16 +233,16 @@ def test_evaluate_reports_each_branch_and_the_bundle_predicts(
     )
     assert len(metrics["folds"]) == 2
     for fold in metrics["folds"]:
-        assert set(fold["components"]) == {"cnn", "egemaps-lr"}
+        assert set(fold["components"]) == branches
         assert fold["epochs_run"] == 3
-    assert set(metrics["components"]) == {"cnn", "egemaps-lr"}
+    assert set(metrics["components"]) == branches
     assert metrics["components"]["egemaps-lr"]["folds"] == 2
     assert metrics["training"]["speaker_norm"] is True
 
     out = train(
         manifest,
         scheme,
-        "cnn-egemaps",
+        name,
         tmp_path / "model",
         config=config,
         model_params={"cnn": SMALL_CNN},
@@ -239,7 +250,7 @@ def test_evaluate_reports_each_branch_and_the_bundle_predicts(
         progress=False,
     )
     saved = json.loads((out / "config.json").read_text())
-    assert saved["feature"]["name"] == "logmel-egemaps"
+    assert saved["feature"]["name"] == feature_name
     rec = Recognizer.load(out)
     preds = rec.predict_batch([u.path for u in manifest][:4])
     assert all(p.ok and p.label in SYNTH_EMOTIONS for p in preds)
@@ -276,3 +287,90 @@ def test_augmented_variants_train_both_branches() -> None:
     ref.fit_regression(np.concatenate([x, noisy]), np.concatenate([y, y]))
     torch.testing.assert_close(model.coef, ref.coef)
     torch.testing.assert_close(model.intercept, ref.intercept)
+
+
+# -- three views: cnn-functionals-egemaps ---------------------------------------------------------
+
+
+def test_three_view_feature_stacks_both_sets() -> None:
+    from emovox.features.functionals import FUNCTIONALS_DIM, utterance_functionals
+
+    feat = make_feature("logmel-functionals-egemaps", n_mels=16)
+    egemaps = make_feature("egemaps", level_db=-20.0)
+    wave = voice(160, 1.0)
+    got = feat([wave])[0]
+    assert got.shape[1] == 16 + FUNCTIONALS_DIM + 88
+    func = got[0, 16:, 0]
+    np.testing.assert_allclose(func[:FUNCTIONALS_DIM], utterance_functionals(wave), atol=1e-4)
+    np.testing.assert_allclose(func[FUNCTIONALS_DIM:], egemaps.vector(wave), rtol=1e-5, atol=1e-5)
+
+
+def test_three_view_model_fits_each_set_and_averages_three_branches() -> None:
+    x, y = blobs(90, 3, 10)
+    model = build_model(
+        "cnn-functionals-egemaps",
+        3,
+        (1, 8 + 10),
+        n_functionals=10,
+        second_dim=4,
+        weight=0.2,
+        second_weight=0.5,
+        C=0.3,
+        second_C=1.0,
+        cnn=SMALL_CNN,
+    )
+    model.fit_regression(x, y)
+    model.eval()
+    probe = blobs(12, 3, 10, seed=4)[0]
+    for cols, c, logits in (
+        (slice(0, 6), 0.3, model.regression_logits),
+        (slice(6, 10), 1.0, model.second_logits),
+    ):
+        part = x[:, cols]
+        mean, std = part.mean(0), part.std(0)
+        ref = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+        ref.fit((part - mean) / std, y)
+        with torch.no_grad():
+            got = torch.softmax(logits(torch.from_numpy(probe).float()), 1).numpy()
+        np.testing.assert_allclose(
+            got, ref.predict_proba((probe[:, cols] - mean) / std), atol=1e-4
+        )
+    batch = torch.from_numpy(np.stack(items(probe[:5])))
+    parts = model.components()
+    assert set(parts) == {"cnn", "functionals-lr", "egemaps-lr"}
+    with torch.no_grad():
+        fused = torch.softmax(model(batch), 1)
+        p = {k: torch.softmax(m(batch), 1) for k, m in parts.items()}
+    expected = 0.3 * p["cnn"] + 0.2 * p["functionals-lr"] + 0.5 * p["egemaps-lr"]
+    torch.testing.assert_close(fused, expected, atol=1e-6, rtol=1e-5)
+    assert model_class("cnn-functionals-egemaps").default_feature["name"] == (
+        "logmel-functionals-egemaps"
+    )
+
+
+def test_three_view_bad_hyperparameters_are_refused() -> None:
+    for kwargs, match in (
+        ({"second_dim": 10}, "second_dim"),
+        ({"second_dim": 4, "weight": 0.6, "second_weight": 0.5}, "second_weight"),
+        ({"second_dim": 4, "second_C": 0.0}, "second_C"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            build_model("cnn-functionals-egemaps", 3, (1, 18), n_functionals=10, **kwargs)
+
+
+def test_three_view_onnx_export_matches_torch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from emovox.bundle import save_bundle
+    from emovox.features.functionals import FUNCTIONALS_DIM
+    from emovox.onnx_backend import export_onnx
+
+    dim = FUNCTIONALS_DIM + 88
+    x, y = blobs(40, 3, dim)
+    model = build_model("cnn-functionals-egemaps", 3, (1, 16 + dim), cnn=SMALL_CNN)
+    model.fit_regression(x, y)
+    model.eval()
+    feature = make_feature("logmel-functionals-egemaps", n_mels=16)
+    path = save_bundle(tmp_path / "m", model, feature, ["a", "b", "c"])
+    export_onnx(path)  # verifies itself against torch on random inputs
+    assert (path / "model.onnx").is_file()

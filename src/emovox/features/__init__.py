@@ -8,7 +8,7 @@ from emovox.features.egemaps import EGeMAPS
 from emovox.features.functionals import Functionals, LogMelFunctionals
 from emovox.features.librosa_stats import LibrosaStats
 from emovox.features.logmel import MFCC, LogMel
-from emovox.features.logmel_egemaps import LogMelEGeMAPS
+from emovox.features.logmel_egemaps import LogMelEGeMAPS, LogMelFunctionalsEGeMAPS
 from emovox.features.tutorial import TutorialMFCC
 
 FEATURES: dict[str, type[Feature]] = {
@@ -20,6 +20,7 @@ FEATURES: dict[str, type[Feature]] = {
     "logmel-egemaps": LogMelEGeMAPS,
     "functionals": Functionals,
     "logmel-functionals": LogMelFunctionals,
+    "logmel-functionals-egemaps": LogMelFunctionalsEGeMAPS,
 }
 
 
@@ -54,6 +55,7 @@ __all__ = [
     "LogMel",
     "LogMelEGeMAPS",
     "LogMelFunctionals",
+    "LogMelFunctionalsEGeMAPS",
     "TutorialMFCC",
     "extract_files",
     "feature_from_dict",

@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from emovox.features.egemaps import EGEMAPS_DIM, EGeMAPS
+from emovox.features.functionals import FUNCTIONALS_DIM, LEVEL_DB, utterance_functionals
 from emovox.features.logmel import LogMelWithFunctionals
 
 
@@ -46,3 +47,23 @@ class LogMelEGeMAPS(LogMelWithFunctionals):
     def functional_vectors(self, waves: list[np.ndarray]) -> np.ndarray:
         """openSMILE's 88 functionals of each waveform (NaN where it found one too short)."""
         return np.stack([self._egemaps.vector(w) for w in waves])
+
+
+@dataclasses.dataclass
+class LogMelFunctionalsEGeMAPS(LogMelEGeMAPS):
+    """Log-mel bins over the fast functionals and then the eGeMAPS functionals:
+    ``[1 + deltas, n_mels + 198 + 88, T]``, the input of ``cnn-functionals-egemaps``."""
+
+    name: ClassVar[str] = "logmel-functionals-egemaps"
+    revision: ClassVar[int] = 1
+    functionals: ClassVar[int] = FUNCTIONALS_DIM + EGEMAPS_DIM
+    functionals_label: ClassVar[str] = "fast and eGeMAPS functionals"
+    functionals_level_db: float = LEVEL_DB
+    """RMS level (dBFS) every waveform is scaled to before its fast functionals are computed."""
+
+    def functional_vectors(self, waves: list[np.ndarray]) -> np.ndarray:
+        """The fast functionals, then openSMILE's 88, of each waveform."""
+        fast = np.stack(
+            [utterance_functionals(w, self.sample_rate, self.functionals_level_db) for w in waves]
+        )
+        return np.concatenate([fast, super().functional_vectors(waves)], axis=1)

@@ -7,7 +7,7 @@ from emovox.models.cnn import CNN
 from emovox.models.conformer import Conformer
 from emovox.models.crnn import CRNN
 from emovox.models.ensemble import Ensemble, ensemble_of
-from emovox.models.fusion import CNNEGeMAPS, CNNFunctionals
+from emovox.models.fusion import CNNEGeMAPS, CNNFunctionals, CNNFunctionalsEGeMAPS
 from emovox.models.resnet import ResNet
 from emovox.models.svm import EGeMAPSSVM, LibrosaStatsSVM
 from emovox.models.timnet import TIMNet
@@ -25,6 +25,7 @@ MODELS: dict[str, type[SERModel]] = {
     "cnn-x2": ensemble_of(CNN, 2),
     "cnn-egemaps": CNNEGeMAPS,
     "cnn-functionals": CNNFunctionals,
+    "cnn-functionals-egemaps": CNNFunctionalsEGeMAPS,
 }
 
 
