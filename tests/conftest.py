@@ -223,3 +223,31 @@ def tiny_cnn(seed: int = 0):
 
     torch.manual_seed(seed)
     return build_model("cnn", 2, (1, 8), channels=[4, 8], dropout=0.2)
+
+
+def evaluate_and_train_fusion(
+    name: str, corpus: Path, tmp_path: Path, cnn: dict, epochs: int = 3
+) -> tuple[dict, dict, list]:
+    """A late-fusion model (``cnn-egemaps`` and kin) evaluated with 2 speaker folds on the synthetic
+    corpus, then trained on all of it and saved: its metrics, the bundle's ``config.json`` and
+    the loaded bundle's predictions of four files."""
+    import json
+
+    from emovox.evaluation import evaluate
+    from emovox.features import FeatureCache
+    from emovox.models import model_class
+    from emovox.pipeline import train
+    from emovox.recognizer import Recognizer
+    from emovox.training import TrainConfig
+
+    manifest, scheme = synth_manifest(corpus), synth_scheme()
+    cache = FeatureCache(tmp_path / "cache")
+    config = TrainConfig.for_model(model_class(name), epochs=epochs, batch_size=8)
+    common = {"config": config, "model_params": {"cnn": cnn}, "cache": cache, "progress": False}
+    metrics = evaluate(
+        manifest, scheme, name, tmp_path / "eval", protocol="speakers-kfold", k=2, **common
+    )
+    out = train(manifest, scheme, name, tmp_path / "model", **common)
+    saved = json.loads((out / "config.json").read_text())
+    preds = Recognizer.load(out).predict_batch([u.path for u in manifest][:4])
+    return metrics, saved, preds

@@ -3,14 +3,13 @@ functionals, their stacking under the log-mel, and the late-fusion model that re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SYNTH_EMOTIONS, synth_manifest, synth_scheme
+from conftest import SYNTH_EMOTIONS, evaluate_and_train_fusion
 
-from emovox.features import FeatureCache, make_feature
+from emovox.features import make_feature
 from emovox.features.functionals import (
     FUNCTIONALS_DIM,
     functional_names,
@@ -153,40 +152,10 @@ def test_recipe_defaults_and_branches() -> None:
 
 
 def test_evaluate_and_bundle_end_to_end(synth_corpus: Path, tmp_path: Path) -> None:
-    from emovox.evaluation import evaluate
-    from emovox.pipeline import train
-    from emovox.recognizer import Recognizer
-    from emovox.training import TrainConfig
-
-    manifest, scheme = synth_manifest(synth_corpus), synth_scheme()
-    cache = FeatureCache(tmp_path / "cache")
-    config = TrainConfig.for_model(model_class("cnn-functionals"), epochs=2, batch_size=8)
-    metrics = evaluate(
-        manifest,
-        scheme,
-        "cnn-functionals",
-        tmp_path / "eval",
-        protocol="speakers-kfold",
-        k=2,
-        config=config,
-        model_params={"cnn": SMALL_CNN},
-        cache=cache,
-        progress=False,
+    metrics, saved, preds = evaluate_and_train_fusion(
+        "cnn-functionals", synth_corpus, tmp_path, SMALL_CNN, epochs=2
     )
     assert set(metrics["components"]) == {"cnn", "functionals-lr"}
     assert all(0 <= f["ua"] <= 100 for f in metrics["folds"])
-    out = train(
-        manifest,
-        scheme,
-        "cnn-functionals",
-        tmp_path / "model",
-        config=config,
-        model_params={"cnn": SMALL_CNN},
-        cache=cache,
-        progress=False,
-    )
-    saved = json.loads((out / "config.json").read_text())
     assert saved["feature"]["name"] == "logmel-functionals"
-    rec = Recognizer.load(out)
-    preds = rec.predict_batch([u.path for u in manifest][:4])
     assert all(p.ok and p.label in SYNTH_EMOTIONS for p in preds)

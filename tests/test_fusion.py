@@ -3,16 +3,16 @@ under it, and the late fusion of a CNN on the first with a logistic regression o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SYNTH_EMOTIONS, synth_manifest, synth_scheme
+from conftest import SYNTH_EMOTIONS, evaluate_and_train_fusion
 from sklearn.linear_model import LogisticRegression
 
-from emovox.features import FeatureCache, make_feature
+from emovox.features import make_feature
+from emovox.features.functionals import FUNCTIONALS_DIM
 from emovox.models import build_model, model_class
 
 pytest.importorskip("opensmile")
@@ -211,26 +211,7 @@ def test_recipe_defaults() -> None:
 def test_evaluate_reports_each_branch_and_the_bundle_predicts(
     synth_corpus: Path, tmp_path: Path, name: str, branches: set, feature_name: str
 ) -> None:
-    from emovox.evaluation import evaluate
-    from emovox.pipeline import train
-    from emovox.recognizer import Recognizer
-    from emovox.training import TrainConfig
-
-    manifest, scheme = synth_manifest(synth_corpus), synth_scheme()
-    cache = FeatureCache(tmp_path / "cache")
-    config = TrainConfig.for_model(model_class(name), epochs=3, batch_size=8)
-    metrics = evaluate(
-        manifest,
-        scheme,
-        name,
-        tmp_path / "eval",
-        protocol="speakers-kfold",
-        k=2,
-        config=config,
-        model_params={"cnn": SMALL_CNN},
-        cache=cache,
-        progress=False,
-    )
+    metrics, saved, preds = evaluate_and_train_fusion(name, synth_corpus, tmp_path, SMALL_CNN)
     assert len(metrics["folds"]) == 2
     for fold in metrics["folds"]:
         assert set(fold["components"]) == branches
@@ -238,36 +219,31 @@ def test_evaluate_reports_each_branch_and_the_bundle_predicts(
     assert set(metrics["components"]) == branches
     assert metrics["components"]["egemaps-lr"]["folds"] == 2
     assert metrics["training"]["speaker_norm"] is True
-
-    out = train(
-        manifest,
-        scheme,
-        name,
-        tmp_path / "model",
-        config=config,
-        model_params={"cnn": SMALL_CNN},
-        cache=cache,
-        progress=False,
-    )
-    saved = json.loads((out / "config.json").read_text())
     assert saved["feature"]["name"] == feature_name
-    rec = Recognizer.load(out)
-    preds = rec.predict_batch([u.path for u in manifest][:4])
     assert all(p.ok and p.label in SYNTH_EMOTIONS for p in preds)
     assert all(sum(p.probabilities.values()) == pytest.approx(1.0) for p in preds)
 
 
-def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "feature_name", "n_functionals"),
+    [
+        ("cnn-egemaps", "logmel-egemaps", 88),
+        ("cnn-functionals-egemaps", "logmel-functionals-egemaps", FUNCTIONALS_DIM + 88),
+    ],
+)
+def test_onnx_export_matches_torch(
+    tmp_path: Path, name: str, feature_name: str, n_functionals: int
+) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from emovox.bundle import save_bundle
     from emovox.onnx_backend import export_onnx
 
-    x, y = blobs(40, 3, 88)
-    model = build_model("cnn-egemaps", 3, (1, 16 + 88), cnn=SMALL_CNN)
+    x, y = blobs(40, 3, n_functionals)
+    model = build_model(name, 3, (1, 16 + n_functionals), cnn=SMALL_CNN)
     model.fit_regression(x, y)
     model.eval()
-    feature = make_feature("logmel-egemaps", n_mels=16)
+    feature = make_feature(feature_name, n_mels=16)
     path = save_bundle(tmp_path / "m", model, feature, ["a", "b", "c"])
     export_onnx(path)  # verifies itself against torch on random inputs
     assert (path / "model.onnx").is_file()
@@ -293,7 +269,7 @@ def test_augmented_variants_train_both_branches() -> None:
 
 
 def test_three_view_feature_stacks_both_sets() -> None:
-    from emovox.features.functionals import FUNCTIONALS_DIM, utterance_functionals
+    from emovox.features.functionals import utterance_functionals
 
     feat = make_feature("logmel-functionals-egemaps", n_mels=16)
     egemaps = make_feature("egemaps", level_db=-20.0)
@@ -356,21 +332,3 @@ def test_three_view_bad_hyperparameters_are_refused() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             build_model("cnn-functionals-egemaps", 3, (1, 18), n_functionals=10, **kwargs)
-
-
-def test_three_view_onnx_export_matches_torch(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from emovox.bundle import save_bundle
-    from emovox.features.functionals import FUNCTIONALS_DIM
-    from emovox.onnx_backend import export_onnx
-
-    dim = FUNCTIONALS_DIM + 88
-    x, y = blobs(40, 3, dim)
-    model = build_model("cnn-functionals-egemaps", 3, (1, 16 + dim), cnn=SMALL_CNN)
-    model.fit_regression(x, y)
-    model.eval()
-    feature = make_feature("logmel-functionals-egemaps", n_mels=16)
-    path = save_bundle(tmp_path / "m", model, feature, ["a", "b", "c"])
-    export_onnx(path)  # verifies itself against torch on random inputs
-    assert (path / "model.onnx").is_file()
