@@ -294,6 +294,11 @@ def utterance_functionals(
     return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def functionals_of_waves(waves: list[np.ndarray], sr: int, level_db: float) -> np.ndarray:
+    """``[B, FUNCTIONALS_DIM]``: :func:`utterance_functionals` of each waveform."""
+    return np.stack([utterance_functionals(w, sr, level_db) for w in waves])
+
+
 @dataclasses.dataclass
 class Functionals(UtteranceFeature):
     """Fast pitch / loudness / voice-quality / spectral functionals, shape ``[1, 198, 1]``."""
@@ -328,6 +333,4 @@ class LogMelFunctionals(LogMelWithFunctionals):
 
     def functional_vectors(self, waves: list[np.ndarray]) -> np.ndarray:
         """The functionals of each waveform."""
-        return np.stack(
-            [utterance_functionals(w, self.sample_rate, self.functionals_level_db) for w in waves]
-        )
+        return functionals_of_waves(waves, self.sample_rate, self.functionals_level_db)

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from emovox.features.egemaps import EGEMAPS_DIM, EGeMAPS
-from emovox.features.functionals import FUNCTIONALS_DIM, LEVEL_DB, utterance_functionals
+from emovox.features.functionals import FUNCTIONALS_DIM, LEVEL_DB, functionals_of_waves
 from emovox.features.logmel import LogMelWithFunctionals
 
 
@@ -63,7 +63,5 @@ class LogMelFunctionalsEGeMAPS(LogMelEGeMAPS):
 
     def functional_vectors(self, waves: list[np.ndarray]) -> np.ndarray:
         """The fast functionals, then openSMILE's 88, of each waveform."""
-        fast = np.stack(
-            [utterance_functionals(w, self.sample_rate, self.functionals_level_db) for w in waves]
-        )
+        fast = functionals_of_waves(waves, self.sample_rate, self.functionals_level_db)
         return np.concatenate([fast, super().functional_vectors(waves)], axis=1)

@@ -97,10 +97,7 @@ class CNNEGeMAPS(SERModel):
         self.weight = float(weight)
         self.C = float(C)
         self.cnn = CNN(n_classes, (streams, self.n_mels), **cnn)
-        self.register_buffer("mean", torch.zeros(n_functionals))
-        self.register_buffer("scale", torch.ones(n_functionals))
-        self.register_buffer("coef", torch.zeros(n_classes, n_functionals))
-        self.register_buffer("intercept", torch.zeros(n_classes))
+        _register_logistic(self, "", n_functionals)
 
     # -- inference ----------------------------------------------------------------------------
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,8 +111,7 @@ class CNNEGeMAPS(SERModel):
 
     def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The logistic regression's logits ``[B, n_classes]``."""
-        z = (functionals - self.mean) / self.scale
-        return z @ self.coef.T + self.intercept
+        return _logistic_logits(self, "", functionals)
 
     def branch_probabilities(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -127,10 +123,7 @@ class CNNEGeMAPS(SERModel):
         return [(1.0 - self.weight, p_cnn), (self.weight, p_lr)]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        parts = self.branch_probabilities(x, mask)
-        fused = parts[0][0] * parts[0][1]
-        for w, p in parts[1:]:
-            fused = fused + w * p
+        fused = sum(w * p for w, p in self.branch_probabilities(x, mask))
         return torch.log(fused.clamp_min(1e-12))
 
     def components(self) -> dict[str, nn.Module]:
@@ -270,11 +263,8 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
         self.first_dim = total - second_dim
         self.second_weight = float(second_weight)
         self.second_C = float(second_C)
-        for prefix, dim in (("", self.first_dim), ("second_", second_dim)):
-            self.register_buffer(f"{prefix}mean", torch.zeros(dim))
-            self.register_buffer(f"{prefix}scale", torch.ones(dim))
-            self.register_buffer(f"{prefix}coef", torch.zeros(n_classes, dim))
-            self.register_buffer(f"{prefix}intercept", torch.zeros(n_classes))
+        _register_logistic(self, "", self.first_dim)  # replaces the parent's full-width one
+        _register_logistic(self, "second_", second_dim)
 
     def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The first regression's logits (on the first ``D - second_dim`` functionals)."""
@@ -282,8 +272,7 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
 
     def second_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The second regression's logits (on the last ``second_dim`` functionals)."""
-        z = (functionals[:, self.first_dim :] - self.second_mean) / self.second_scale
-        return z @ self.second_coef.T + self.second_intercept
+        return _logistic_logits(self, "second_", functionals[:, self.first_dim :])
 
     def branch_probabilities(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -302,6 +291,21 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
         x = np.asarray(functionals)
         _fit_logistic(self, "", x[:, : self.first_dim], y, self.C)
         _fit_logistic(self, "second_", x[:, self.first_dim :], y, self.second_C)
+
+
+def _register_logistic(model: nn.Module, prefix: str, dim: int) -> None:
+    """Buffers ``<prefix>mean / scale / coef / intercept`` of a ``dim``-input logistic regression
+    (re-registering a name replaces its buffer)."""
+    model.register_buffer(f"{prefix}mean", torch.zeros(dim))
+    model.register_buffer(f"{prefix}scale", torch.ones(dim))
+    model.register_buffer(f"{prefix}coef", torch.zeros(model.n_classes, dim))
+    model.register_buffer(f"{prefix}intercept", torch.zeros(model.n_classes))
+
+
+def _logistic_logits(model: nn.Module, prefix: str, functionals: torch.Tensor) -> torch.Tensor:
+    """Logits ``[B, n_classes]`` of the regression held in ``model``'s ``<prefix>`` buffers."""
+    b = {n: getattr(model, prefix + n) for n in ("mean", "scale", "coef", "intercept")}
+    return (functionals - b["mean"]) / b["scale"] @ b["coef"].T + b["intercept"]
 
 
 def _fit_logistic(
