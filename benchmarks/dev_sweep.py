@@ -2,7 +2,7 @@
 
 A more robust version of ``dev_tune.py``: instead of one fold's four validation actors, every
 recipe is trained on the training side of each of the six EmoBox folds *minus* four validation
-actors (drawn by :func:`emovox.protocols.validation_split` from that side, seed 0, the same for
+actors (drawn by :func:`emovox.data.protocols.validation_split` from that side, seed 0, the same for
 every recipe), then scored on those validation actors only. The 24 validation actors together give
 a choice that does not hang on four people; the test actors of a fold are never read for it. The
 validation probabilities of each run are kept, so ensembles of any runs can be scored afterwards
@@ -51,10 +51,11 @@ def export_features(data: str, out: str, model: str, feature_params: dict) -> No
     """Write the model's feature of every RAVDESS speech file, with the manifest, to ``out``."""
     from safetensors.numpy import save_file
 
-    from emovox.corpora import scan_corpus
+    from emovox.data.corpora import scan_corpus
+    from emovox.data.labels import resolve_labels
     from emovox.features import FeatureCache
-    from emovox.labels import resolve_labels
-    from emovox.pipeline import default_feature, load_dataset
+    from emovox.train.dataset import load_dataset
+    from emovox.train.recipe import default_feature
 
     feature = default_feature(model, **feature_params)
     ds = load_dataset(
@@ -83,12 +84,12 @@ def export_features(data: str, out: str, model: str, feature_params: dict) -> No
 
 
 def load_export(path: str):
-    """The :class:`emovox.pipeline.Dataset` stored by :func:`export_features`."""
+    """The :class:`emovox.train.pipeline.Dataset` stored by :func:`export_features`."""
     from safetensors import safe_open
 
+    from emovox.data.manifest import Manifest, Utterance
     from emovox.features import make_feature
-    from emovox.manifest import Manifest, Utterance
-    from emovox.pipeline import Dataset
+    from emovox.train.dataset import Dataset
 
     with safe_open(path, "np") as f:
         meta = f.metadata()
@@ -106,7 +107,7 @@ def load_export(path: str):
 # -- runs --------------------------------------------------------------------------------------
 def dev_split(ds, fold_index: int, protocol: str = "emobox") -> tuple[list[int], list[int]]:
     """Fold ``fold_index``'s training side split into (train, validation) by actor."""
-    from emovox.protocols import make_folds, validation_split
+    from emovox.data.protocols import make_folds, validation_split
 
     fold = make_folds(ds.manifest, protocol)[fold_index - 1]
     return validation_split(ds.manifest, list(fold.train), VAL_FRACTION, VAL_SEED)
@@ -117,16 +118,20 @@ def run_one(ds, entry: dict, fold_index: int, device: str, protocol: str = "emob
     its fixed number of epochs, and score the last weights on the validation actors."""
     from emovox.metrics import classification_metrics
     from emovox.models import model_class
-    from emovox.pipeline import fit, predict_subset
-    from emovox.training import TrainConfig
+    from emovox.train.config import TrainConfig
+    from emovox.train.pipeline import fit, predict_subset
+    from emovox.train.recipe import Recipe
 
     train_idx, val_idx = dev_split(ds, fold_index, protocol)
+    from emovox.apps.cli.options import training_settings
+
     train = {"device": device, **entry.get("train", {}), "val_fraction": 0}
-    config = TrainConfig.for_model(model_class(entry["model"]), **train)
+    config = TrainConfig.for_model(model_class(entry["model"]), **training_settings(train))
     if config.augment_copies or config.speed_perturb:
         raise ValueError("waveform variants need the corpus; the sweep runs on stored features")
     t0 = time.time()
-    net, _, _ = fit(ds, train_idx, entry["model"], config, entry.get("params"), progress=False)
+    recipe = Recipe(entry["model"], ds.feature, config, entry.get("params") or {})
+    net, _, _ = fit(ds, train_idx, recipe, progress=False)
     seconds = time.time() - t0
     proba = predict_subset(net, ds, val_idx, config)
     m = classification_metrics(ds.y[val_idx], proba.argmax(1), ds.classes)
@@ -194,9 +199,9 @@ def functional_runs(
     ``<regression name>-C<C>``, e.g. ``egemaps-lr-C0.1``)."""
     import torch
 
+    from emovox.features.normalization import normalize_by_speaker
     from emovox.metrics import classification_metrics
     from emovox.models import build_model
-    from emovox.normalization import normalize_by_speaker
 
     in_shape = tuple(ds.features[0].shape[:2])
     for c in c_values:
@@ -298,9 +303,9 @@ def main() -> None:
 @click.option("--feature-param", multiple=True, metavar="KEY=VALUE")
 def export(data: str, out: str, model: str, feature_param: tuple[str, ...]) -> None:
     """Extract features once into a safetensors file (the sweep's only input)."""
-    from emovox.cli import _parse_kv
+    from emovox.apps.cli.options import parse_assignments
 
-    export_features(data, out, model, _parse_kv(feature_param))
+    export_features(data, out, model, parse_assignments(feature_param))
 
 
 @main.command()

@@ -1,8 +1,8 @@
 """Development runs for choosing a recipe, without touching any test fold of the benchmark.
 
 Trains on the training side of EmoBox fold 1 (20 actors) and scores on the validation actors that
-:func:`emovox.protocols.validation_split` draws from that side. Fold 1's test actors (01, 11, 20,
-21) are never read. Prints one JSON line per run: the final-epoch and best validation UA.
+:func:`emovox.data.protocols.validation_split` draws from that side. Fold 1's test actors (01, 11,
+20, 21) are never read. Prints one JSON line per run: the final-epoch and best validation UA.
 
     python benchmarks/dev_tune.py --data ../shared/data/ravdess --model cnn \
         --train-param epochs=30 --feature-param n_mels=64
@@ -16,15 +16,16 @@ import time
 import click
 import torch
 
-from emovox.cli import _parse_kv
-from emovox.corpora import scan_corpus
+from emovox.apps.cli.options import parse_assignments, training_settings
+from emovox.data.corpora import scan_corpus
+from emovox.data.labels import resolve_labels
+from emovox.data.protocols import make_folds
 from emovox.features import FeatureCache
-from emovox.labels import resolve_labels
+from emovox.inference.predict import crop_frames, predict_proba
 from emovox.metrics import unweighted_accuracy
-from emovox.models import model_class
-from emovox.pipeline import default_feature, fit, load_dataset, speaker_subset, variant_options
-from emovox.protocols import make_folds
-from emovox.training import TrainConfig, crop_frames, predict_proba
+from emovox.train.dataset import load_dataset, speaker_subset, variant_options
+from emovox.train.pipeline import fit
+from emovox.train.recipe import Recipe
 
 
 @click.command()
@@ -40,16 +41,19 @@ def main(data, model, param, feature_param, train_param, tag, threads) -> None:
         torch.set_num_threads(threads)
     manifest = scan_corpus("ravdess", data)
     scheme = resolve_labels("emotion")
-    feature = default_feature(model, **_parse_kv(feature_param))
-    config = TrainConfig.for_model(model_class(model), **_parse_kv(train_param))
+    recipe = Recipe.for_model(
+        model,
+        params=parse_assignments(param),
+        feature=parse_assignments(feature_param),
+        training=training_settings(parse_assignments(train_param)),
+    )
+    feature, config = recipe.feature, recipe.training
     ds = load_dataset(
         manifest, scheme, feature, FeatureCache(), progress=False, **variant_options(config)
     )
     fold1 = make_folds(ds.manifest, "emobox")[0]
     t0 = time.time()
-    net, result, val_speakers = fit(
-        ds, fold1.train, model, config, _parse_kv(param), progress=False
-    )
+    net, result, val_speakers = fit(ds, fold1.train, recipe, progress=False)
     last = result.history[-1]
     # The selected model's validation UA when predicting on 1 (full length), 3, 5 or 10 windows.
     val = [i for i in fold1.train if ds.manifest[i].speaker in set(val_speakers)]
@@ -71,9 +75,9 @@ def main(data, model, param, feature_param, train_param, tag, threads) -> None:
             {
                 "tag": tag,
                 "model": model,
-                "params": _parse_kv(param),
-                "feature": _parse_kv(feature_param),
-                "train": _parse_kv(train_param),
+                "params": parse_assignments(param),
+                "feature": parse_assignments(feature_param),
+                "train": parse_assignments(train_param),
                 "val_speakers": val_speakers,
                 "final_val_ua": round(last.get("val_ua", 0), 2),
                 "best_val_ua": result.best_val_ua,

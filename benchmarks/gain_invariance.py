@@ -21,10 +21,10 @@ import click
 import numpy as np
 
 from emovox._fs import atomic_write_text
-from emovox.corpora import scan_corpus
-from emovox.evaluation import machine_info
+from emovox.data.corpora import scan_corpus
+from emovox.evaluate.runner import machine_info
+from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
-from emovox.recognizer import Recognizer
 
 HERE = Path(__file__).parent
 

@@ -1,6 +1,6 @@
 """Latency of ``emovox live``: from the end of an utterance to its printed prediction.
 
-Plays a recording of ``--utterances`` synthetic utterances (emovox.synth's numpy voice, a pause
+Plays a recording of ``--utterances`` synthetic utterances (emovox.data.synth's numpy voice, a pause
 after each) through the live path at real-time pace — the same LiveSession, VAD and terminal
 display as ``emovox live`` — and writes the latency of every utterance. The clock starts when the
 audio block that lets the VAD decide "the utterance has ended" arrives (``min_silence`` after the
@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 def make_recording(path: Path, n: int, sr: int = 16000, pause: float = 0.8) -> list[float]:
     """Write ``n`` utterances separated by ``pause`` s of quiet; return their lengths (s)."""
-    from emovox.synth import PROSODY, SENTENCES, Prosody, numpy_voice
+    from emovox.data.synth import PROSODY, SENTENCES, Prosody, numpy_voice
 
     rng = np.random.default_rng(0)
     emotions = list(PROSODY)
@@ -53,9 +53,9 @@ def make_recording(path: Path, n: int, sr: int = 16000, pause: float = 0.8) -> l
 def main(model_dir, utterances, speed, out) -> None:
     from rich.console import Console
 
-    from emovox.evaluation import machine_info
-    from emovox.live import LATENCY_TARGET_MS, LiveDisplay, LiveSession, file_blocks, run_live
-    from emovox.recognizer import Recognizer
+    from emovox.apps.live import LATENCY_TARGET_MS, LiveDisplay, LiveSession, file_blocks, run_live
+    from emovox.evaluate.runner import machine_info
+    from emovox.inference.recognizer import Recognizer
 
     with tempfile.TemporaryDirectory() as tmp:
         model_note = "given"

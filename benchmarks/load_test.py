@@ -44,8 +44,8 @@ def _rss_mb(pid: int) -> float:
 
 
 def _clip(seconds: float, sr: int = 16000) -> bytes:
-    """A speech-like clip (emovox.synth's numpy voice), as WAV bytes."""
-    from emovox.synth import PROSODY, numpy_voice
+    """A speech-like clip (emovox.data.synth's numpy voice), as WAV bytes."""
+    from emovox.data.synth import PROSODY, numpy_voice
 
     x = numpy_voice("the quick brown fox jumps over the lazy dog", 1, PROSODY["happy"], sr)
     reps = int(np.ceil(seconds * sr / x.size))
@@ -70,7 +70,7 @@ def _percentile(xs: list[float], q: float) -> float:
 def main(model_dir, n_requests, concurrency, server_concurrency, seconds, warmup, out) -> None:
     import httpx
 
-    from emovox.evaluation import machine_info
+    from emovox.evaluate.runner import machine_info
 
     tmp = tempfile.TemporaryDirectory()
     model_note = "given"
@@ -82,7 +82,7 @@ def main(model_dir, n_requests, concurrency, server_concurrency, seconds, warmup
         model_note = f"tiny: {TINY_RECIPE}"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "emovox.cli", "serve", "--model", model_dir, "--port", str(port),
+    cmd = [sys.executable, "-m", "emovox", "serve", "--model", model_dir, "--port", str(port),
            "--max-concurrency", str(server_concurrency)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

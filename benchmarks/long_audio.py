@@ -1,17 +1,17 @@
-"""A 30-minute recording through ``emovox predict LONG --segments``: speed and bounded memory.
+"""A 30-minute recording through the segmentation path of ``predict --segments``: speed, memory.
 
 The recording is RAVDESS utterances (``--data``; shuffled, seeded) or synthetic speech-like
 utterances (without ``--data``), separated by 0.5-2.5 s of quiet noise and written as one FLAC
-file (48 kHz by default) in a temporary folder. For each VAD a fresh child process runs the
-``emovox predict LONG --segments --vad VAD --format jsonl --output FILE`` command in-process (the
-click command, as the shell runs it) and reports:
+file (48 kHz by default) in a temporary folder. For each VAD a fresh child process loads the
+model and runs :func:`emovox.segmentation.predict_segments` on the file (what ``emovox predict
+LONG --segments --vad VAD`` runs), writes one JSON line per segment and reports:
 
-- the real-time factor (audio seconds / wall seconds of the command, model loading included);
+- the real-time factor (audio seconds / wall seconds of the prediction and writing);
 - the segments found (against the utterances put in);
 - its peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after the imports
   and at the end; the increase is what predicting the file cost;
 - the most audio held in memory at once (``max_buffer_seconds`` of
-  :func:`emovox.longaudio.predict_long`).
+  :func:`emovox.segmentation.predict_segments`).
 
 A reference child decodes the whole file at once (``emovox.audio.load_audio`` at 16 kHz), to
 compare the bounded streaming path with what decoding it whole costs; the decoded sizes of the
@@ -48,7 +48,7 @@ def _utterances(data: str | None, sr: int, seed: int):
     rng = np.random.default_rng(seed)
     if data:
         from emovox.audio import load_audio
-        from emovox.corpora import scan_corpus
+        from emovox.data.corpora import scan_corpus
 
         paths = scan_corpus("ravdess", data).paths
         if not paths:
@@ -56,7 +56,7 @@ def _utterances(data: str | None, sr: int, seed: int):
         while True:
             for i in rng.permutation(len(paths)):
                 yield load_audio(paths[i], sr=sr), Path(paths[i]).name
-    from emovox.synth import PROSODY, SENTENCES, numpy_voice
+    from emovox.data.synth import PROSODY, SENTENCES, numpy_voice
 
     emotions = sorted(PROSODY)
     while True:
@@ -85,7 +85,7 @@ def make_recording(
         tail = total - written
         f.write((1e-4 * rng.standard_normal(tail)).astype(np.float32))
     return {
-        "source": f"ravdess: {data}" if data else "synthetic (emovox.synth.numpy_voice)",
+        "source": f"ravdess: {data}" if data else "synthetic (emovox.data.synth.numpy_voice)",
         "minutes": minutes,
         "audio_seconds": round(total / sr, 3),
         "sample_rate": sr,
@@ -111,38 +111,31 @@ def child(spec: dict) -> dict:
     """Run one measurement in this (fresh) process; returns its numbers."""
     import torch  # noqa: F401  (imports are part of the baseline, not of the measurement)
 
-    import emovox.longaudio
-    import emovox.recognizer
-    from emovox.cli import main
+    from emovox import Recognizer
+    from emovox.segmentation import make_vad, predict_segments
 
+    rec = None
+    if spec["vad"] != "whole-decode":
+        rec = Recognizer.load(spec.get("model") or None)
     if spec["vad"] == "silero":
-        emovox.longaudio.make_vad("silero", MODEL_SR)  # import silero-vad before the baseline
+        make_vad("silero", MODEL_SR)  # load silero first
     base = _rss_mb()
     start = time.perf_counter()
-    if spec["vad"] == "whole-decode":
+    if rec is None:
         from emovox.audio import load_audio
 
         n = load_audio(spec["file"], sr=MODEL_SR).size
         extra = {"samples": n}
     else:
-        args = ["predict", spec["file"], "--segments", "--vad", spec["vad"], "--quiet"]
-        args += ["--format", "jsonl", "--output", spec["output"]]
-        if spec.get("model"):
-            args += ["--model", spec["model"]]
         stats: dict = {}
-        real = emovox.longaudio.predict_long
-
-        def with_stats(*a, **k):  # the CLI's call, also asked for the audio buffer's high mark
-            return real(*a, **k, stats=stats)
-
-        emovox.longaudio.predict_long = with_stats
-        main(args, standalone_mode=False)
-        lines = [json.loads(x) for x in Path(spec["output"]).read_text().splitlines() if x]
-        segs = [x for x in lines if x.get("error") is None]
+        segs = predict_segments(rec, spec["file"], vad=spec["vad"], stats=stats)
+        with open(spec["output"], "w") as f:
+            for seg in segs:
+                f.write(json.dumps({"file": spec["file"], **seg}) + "\n")
         extra = {
             "segments": len(segs),
             "segment_seconds": round(sum(s["end"] - s["start"] for s in segs), 1),
-            "errors": [x["error"] for x in lines if x.get("error") is not None],
+            "errors": [],
             "vad_used": stats.get("vad"),
             "max_audio_buffer_seconds": round(stats.get("max_buffer_seconds", float("nan")), 1),
         }
@@ -190,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"--vad: {bad} not among energy, silero")
     if "silero" in vads:
-        from emovox.longaudio import silero_available
+        from emovox.segmentation import silero_available
 
         if not silero_available():
             print("silero-vad is not installed: measuring the energy VAD only", file=sys.stderr)
             vads.remove("silero")
-    from emovox.evaluation import machine_info
+    from emovox.evaluate.runner import machine_info
     from emovox.pretrained import default_model_path
 
     model = args.model or str(default_model_path())

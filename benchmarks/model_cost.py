@@ -9,7 +9,8 @@ For each model (untrained, at its default feature's shape):
   speech-like waveform at 16 kHz) on one thread, so ``feature_ms + infer_ms`` is the cost of one
   prediction after decoding;
 - ``e2e_ms``: median time of the whole prediction of that waveform by a saved bundle of the model
-  (:meth:`emovox.recognizer.Recognizer.predict_batch`: feature, model, softmax), one thread;
+  (:meth:`emovox.inference.recognizer.Recognizer.predict_batch`: feature, model, softmax), one
+  thread;
 - ``train_ms``: median time of one training step (forward, backward, AdamW step) on a batch of 32
   crops of 1.5 s (150 frames), and ``train_vs_cnn``, its ratio to ``cnn``'s.
 
@@ -32,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emovox.bundle import save_bundle
 from emovox.features import make_feature
+from emovox.inference.bundle import save_bundle
+from emovox.inference.recognizer import Recognizer
 from emovox.models import build_model, model_class
-from emovox.recognizer import Recognizer
 
 
 def default_feature(name: str):

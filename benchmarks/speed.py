@@ -33,9 +33,9 @@ import torch
 
 from emovox._fs import atomic_write_text
 from emovox.audio import load_audio
-from emovox.batch import expand_inputs
-from emovox.evaluation import machine_info
-from emovox.recognizer import Recognizer
+from emovox.evaluate.runner import machine_info
+from emovox.inference.batch import expand_inputs
+from emovox.inference.recognizer import Recognizer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_file: Path | None = None
     onnx_note = None
     try:
-        from emovox.onnx_backend import export_onnx
+        from emovox.inference.onnx_backend import export_onnx
 
         onnx_file = export_onnx(args.model, onnx_dir / "model.onnx")
     except Exception as exc:  # onnx extras missing, or the export failed: measure the rest

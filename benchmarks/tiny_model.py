@@ -13,17 +13,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+from emovox.train.recipe import Recipe
+
 TINY_RECIPE = "cnn channels=[4,8,8,8], 3 epochs, batch 8, synthetic corpus 4 spk x 4 emo x 2 sent"
 
 
 def train_tiny(out: str | Path) -> Path:
     """Train the tiny model into ``out`` (a bundle folder) and return it."""
-    from emovox.corpora import scan_corpus
-    from emovox.labels import resolve_labels
+    from emovox.data.corpora import scan_corpus
+    from emovox.data.labels import resolve_labels
+    from emovox.data.synth import make_corpus
     from emovox.models import model_class
-    from emovox.pipeline import train
-    from emovox.synth import make_corpus
-    from emovox.training import TrainConfig
+    from emovox.train.config import TrainConfig
+    from emovox.train.pipeline import train
 
     emotions = ("neutral", "happy", "sad", "angry")
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,10 +35,8 @@ def train_tiny(out: str | Path) -> Path:
         return train(
             scan_corpus("ravdess", root),
             resolve_labels(",".join(emotions)),
-            "cnn",
+            Recipe.for_model("cnn", training=cfg, params={"channels": [4, 8, 8, 8]}),
             Path(out),
-            config=cfg,
-            model_params={"channels": [4, 8, 8, 8]},
             progress=False,
         )
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emovox.train.recipe import Recipe
+
 # -- synthetic audio ------------------------------------------------------------------------------
 
 
@@ -139,21 +141,21 @@ TINY_CNN = {"channels": [4, 8, 8, 8]}
 def tiny_config(**overrides):
     """The ``cnn`` training settings, shortened: 3 epochs in batches of 8 (``overrides`` win)."""
     from emovox.models import model_class
-    from emovox.training import TrainConfig
+    from emovox.train.config import TrainConfig
 
     return TrainConfig.for_model(model_class("cnn"), **{"epochs": 3, "batch_size": 8, **overrides})
 
 
 def synth_manifest(root: Path):
     """The RAVDESS-recipe manifest of a :func:`synth_corpus` folder."""
-    from emovox.corpora import scan_corpus
+    from emovox.data.corpora import scan_corpus
 
     return scan_corpus("ravdess", root)
 
 
 def synth_scheme():
     """The label scheme of the synthetic corpus: its four emotions."""
-    from emovox.labels import resolve_labels
+    from emovox.data.labels import resolve_labels
 
     return resolve_labels(",".join(SYNTH_EMOTIONS))
 
@@ -164,7 +166,7 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     32 files of numpy "speech" (espeak-ng is not needed). Read-only for the tests: copy it first.
     """
-    from emovox.synth import make_corpus
+    from emovox.data.synth import make_corpus
 
     root = tmp_path_factory.mktemp("synth") / "corpus"
     make_corpus(root, emotions=SYNTH_EMOTIONS, n_speakers=4, repetitions=1, engine="numpy")
@@ -173,21 +175,19 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny ``cnn`` trained on :func:`synth_corpus` by ``emovox.pipeline.train`` (3 epochs).
+    """A tiny ``cnn`` trained on :func:`synth_corpus` by ``emovox.train.pipeline.train`` (3 epochs).
 
     The folder holds the bundle, the training curves and the checkpoint. Read-only for the
     tests: copy it before changing anything.
     """
-    from emovox.pipeline import train
+    from emovox.train.pipeline import train
 
     out = tmp_path_factory.mktemp("trained") / "model"
     return train(
         synth_manifest(synth_corpus),
         synth_scheme(),
-        "cnn",
+        Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
         out,
-        config=tiny_config(),
-        model_params=TINY_CNN,
         progress=False,
     )
 
@@ -233,21 +233,22 @@ def evaluate_and_train_fusion(
     the loaded bundle's predictions of four files."""
     import json
 
-    from emovox.evaluation import evaluate
+    from emovox.evaluate.runner import evaluate
     from emovox.features import FeatureCache
+    from emovox.inference.recognizer import Recognizer
     from emovox.models import model_class
-    from emovox.pipeline import train
-    from emovox.recognizer import Recognizer
-    from emovox.training import TrainConfig
+    from emovox.train.config import TrainConfig
+    from emovox.train.pipeline import train
 
     manifest, scheme = synth_manifest(corpus), synth_scheme()
     cache = FeatureCache(tmp_path / "cache")
     config = TrainConfig.for_model(model_class(name), epochs=epochs, batch_size=8)
-    common = {"config": config, "model_params": {"cnn": cnn}, "cache": cache, "progress": False}
+    recipe = Recipe.for_model(name, training=config, params={"cnn": cnn})
+    common = {"cache": cache, "progress": False}
     metrics = evaluate(
-        manifest, scheme, name, tmp_path / "eval", protocol="speakers-kfold", k=2, **common
+        manifest, scheme, recipe, tmp_path / "eval", protocol="speakers-kfold", k=2, **common
     )
-    out = train(manifest, scheme, name, tmp_path / "model", **common)
+    out = train(manifest, scheme, recipe, tmp_path / "model", **common)
     saved = json.loads((out / "config.json").read_text())
     preds = Recognizer.load(out).predict_batch([u.path for u in manifest][:4])
     return metrics, saved, preds

@@ -24,13 +24,16 @@ from conftest import (
     write_tone,
 )
 
-import emovox.evaluation as evaluation
+import emovox.evaluate.runner as evaluation
 from emovox import augment as aug
+from emovox.apps.cli import main
 from emovox.augment import speed_perturb
-from emovox.cli import main
 from emovox.features import FeatureCache, LogMel, extract_files
-from emovox.pipeline import fit, load_dataset
-from emovox.training import TrainConfig, Trainer
+from emovox.train.config import TrainConfig
+from emovox.train.dataset import load_dataset
+from emovox.train.pipeline import fit
+from emovox.train.recipe import Recipe
+from emovox.train.trainer import Trainer
 
 
 @pytest.mark.parametrize("factor", [0.9, 1.1])
@@ -86,9 +89,8 @@ def test_dataset_variants_reach_the_trainer(synth_corpus: Path, monkeypatch) -> 
         return real_fit(self, train_x, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "fit", spy)
-    _model, result, _ = fit(
-        data, range(len(data.features)), "cnn", config, TINY_CNN, progress=False
-    )
+    recipe = Recipe.for_model("cnn", training=config, params=TINY_CNN)
+    _model, result, _ = fit(data, range(len(data.features)), recipe, progress=False)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
     assert seen and all(isinstance(x, tuple) and len(x) == 3 for x in seen)
     # the variants are really different: slower copies are longer
@@ -330,18 +332,20 @@ def test_transformed_features_and_clip_counts_are_cached(tmp_path: Path) -> None
 
 
 def test_train_config_checks_augment() -> None:
-    c = TrainConfig(augment="reverb, noise", augment_copies=2)
+    c = TrainConfig(augment=["reverb", " noise"], augment_copies=2)
     assert c.augment == ("noise", "reverb")
     assert json.loads(json.dumps(c.to_dict()))["augment"] == ["noise", "reverb"]
-    assert TrainConfig(augment=["gain"], augment_copies=1).augment == ("gain",)
+    assert TrainConfig(augment=("gain",), augment_copies=1).augment == ("gain",)
     with pytest.raises(ValueError, match="'echo'"):
-        TrainConfig(augment="noise,echo", augment_copies=1)
+        TrainConfig(augment=["noise", "echo"], augment_copies=1)
     with pytest.raises(ValueError, match="augment_copies"):
-        TrainConfig(augment="noise")
+        TrainConfig(augment=["noise"])
     with pytest.raises(ValueError, match="needs augment"):
         TrainConfig(augment_copies=2)
     with pytest.raises(ValueError, match="whole number"):
-        TrainConfig(augment="noise", augment_copies=-1)
+        TrainConfig(augment=["noise"], augment_copies=-1)
+    with pytest.raises(ValueError, match="augment must be a list of names"):
+        TrainConfig(augment="noise,gain", augment_copies=1)  # the CLI splits comma lists
 
 
 def test_load_dataset_adds_augmented_variants(synth_corpus: Path, tmp_path: Path) -> None:
@@ -402,12 +406,10 @@ def evaluate_with(corpus: Path, out: Path, conditions, **kwargs) -> dict:
     return evaluation.evaluate(
         synth_manifest(corpus),
         synth_scheme(),
-        "cnn",
+        Recipe.for_model("cnn", training=tiny_config(epochs=2), params=TINY_CNN),
         out,
         protocol="speakers-kfold",
         k=2,
-        config=tiny_config(epochs=2),
-        model_params=TINY_CNN,
         progress=False,
         conditions=conditions,
         **kwargs,
@@ -508,7 +510,7 @@ def test_cli_evaluate_with_augment_and_conditions(synth_corpus: Path, tmp_path: 
 def test_condition_features_are_extracted_only_for_the_scored_items(
     synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emovox.robustness as robustness
+    import emovox.evaluate.conditions as robustness
 
     data = load_dataset(
         synth_manifest(synth_corpus), synth_scheme(), LogMel(), cache=None, progress=False

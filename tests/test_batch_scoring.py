@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_tone
 
-from emovox.batch import done_files, score_files
-from emovox.cli import main
-from emovox.manifest import Manifest, Utterance
-from emovox.recognizer import Recognizer
+from emovox.apps.cli import main
+from emovox.data.manifest import Manifest, Utterance
+from emovox.inference.batch import done_files, score_files
+from emovox.inference.recognizer import Recognizer
 
 
 @pytest.fixture(scope="module")

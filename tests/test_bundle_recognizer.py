@@ -1,4 +1,5 @@
-"""Tests for emovox.bundle (safetensors + JSON, never pickle) and emovox.recognizer."""
+"""Tests for emovox.inference.bundle (safetensors + JSON, never pickle) and
+emovox.inference.recognizer."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from conftest import SYNTH_EMOTIONS, copy_bundle, synth_manifest, write_tone
 from safetensors.torch import load_file
 
 from emovox.audio import AudioError, load_audio
-from emovox.bundle import BUNDLE_VERSION, BundleError, load_bundle, save_bundle
-from emovox.recognizer import Prediction, Recognizer
+from emovox.inference.bundle import BUNDLE_VERSION, BundleError, load_bundle, save_bundle
+from emovox.inference.recognizer import Prediction, Recognizer
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from conftest import SYNTH_EMOTIONS, synth_manifest, synth_scheme
 from sklearn.svm import SVC
 
 from emovox.audio import AudioError
-from emovox.bundle import BundleError, load_bundle, save_bundle
 from emovox.features import FeatureCache, extract_files, make_feature
+from emovox.inference.bundle import BundleError, load_bundle, save_bundle
 from emovox.models import build_model
 from emovox.models.svm import SVMModel, fit_temperature
 
@@ -194,11 +194,11 @@ def test_forward_averages_frames_under_the_mask() -> None:
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
 
 
-def test_fit_arrays_chooses_c_on_validation_then_refits_on_everything() -> None:
+def test_fit_closed_form_chooses_c_on_validation_then_refits_on_everything() -> None:
     x, y = blobs(120, 3, 8, seed=7, shift=0.8)
     x_val, y_val = blobs(60, 3, 8, seed=8, shift=0.8)
     model = build_model("librosa-stats-svm", 3, (1, 8), c_grid=[0.01, 1.0, 100.0])
-    result = model.fit_arrays(as_items(x), y, as_items(x_val), y_val, progress=False)
+    result = model.fit_closed_form(as_items(x), y, as_items(x_val), y_val, progress=False)
     grid, final = result.history[:-1], result.history[-1]
     assert [r["C"] for r in grid] == [0.01, 1.0, 100.0] and final["refit"] == 1
     best = max(grid, key=lambda r: r["val_ua"])
@@ -222,14 +222,14 @@ def test_fit_arrays_chooses_c_on_validation_then_refits_on_everything() -> None:
     assert float(model.temperature) != 1.0
 
 
-def test_fit_arrays_without_validation_uses_the_defaults() -> None:
+def test_fit_closed_form_without_validation_uses_the_defaults() -> None:
     x, y = blobs(60, 3, 5, seed=11)
     model = build_model("egemaps-svm", 3, (1, 5), c_grid=[0.1, 10.0])
-    result = model.fit_arrays(as_items(x), y, None, None, progress=False)
+    result = model.fit_closed_form(as_items(x), y, None, None, progress=False)
     assert result.best_val_ua is None and len(result.history) == 1
     assert float(model.penalty) == 1.0 and float(model.temperature) == 1.0
     with pytest.raises(ValueError, match="single class"):
-        model.fit_arrays(as_items(x), np.zeros(60, dtype=int), progress=False)
+        model.fit_closed_form(as_items(x), np.zeros(60, dtype=int), progress=False)
 
 
 def test_temperature_fit_lowers_the_log_loss() -> None:
@@ -267,7 +267,7 @@ def fitted_model(k: int = 4, dim: int = 10) -> SVMModel:
     x, y = blobs(100, k, dim, seed=21)
     model = build_model("librosa-stats-svm", k, (1, dim), c_grid=[1.0, 10.0])
     x_val, y_val = blobs(40, k, dim, seed=22)
-    model.fit_arrays(as_items(x), y, as_items(x_val), y_val, progress=False)
+    model.fit_closed_form(as_items(x), y, as_items(x_val), y_val, progress=False)
     return model
 
 
@@ -307,7 +307,7 @@ def test_inconsistent_svm_weights_raise_a_bundle_error(tmp_path: Path) -> None:
 def test_onnx_export_matches_torch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from emovox.onnx_backend import OnnxModel, export_onnx
+    from emovox.inference.onnx_backend import OnnxModel, export_onnx
 
     model = fitted_model()
     feature = make_feature("librosa-stats", n_mfcc=1, n_chroma=1, n_mels=8)
@@ -329,9 +329,9 @@ def test_evaluate_and_recognize_end_to_end(
 ) -> None:
     if model_name == "egemaps-svm":
         pytest.importorskip("opensmile")
-    from emovox.evaluation import evaluate
-    from emovox.pipeline import train
-    from emovox.recognizer import Recognizer
+    from emovox.evaluate.runner import evaluate
+    from emovox.inference.recognizer import Recognizer
+    from emovox.train.pipeline import train
 
     manifest, scheme = synth_manifest(synth_corpus), synth_scheme()
     cache = FeatureCache(tmp_path / "cache")  # features are extracted once for both runs

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from conftest import SYNTH_EMOTIONS, copy_bundle, write_tone
 
 from emovox import __version__
-from emovox.cli import main
-from emovox.manifest import Manifest
+from emovox.apps.cli import main
+from emovox.data.manifest import Manifest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = ",".join(SYNTH_EMOTIONS)
@@ -196,24 +196,24 @@ def test_an_option_given_twice_is_a_usage_error(synth_corpus: Path, tmp_path: Pa
 
 
 def test_training_settings_only_as_train_params(synth_corpus: Path, tmp_path: Path) -> None:
-    from emovox.cli import _training_setup
-    from emovox.corpora import scan_corpus
+    from emovox.apps.cli.options import TrainingSetup
+    from emovox.data.corpora import scan_corpus
 
     manifest = scan_corpus("ravdess", synth_corpus)
-    _, _, config, _ = _training_setup(
-        "cnn",
-        LABELS,
-        manifest,
-        None,
-        None,
-        None,
-        None,
-        None,
-        (),
-        (),
-        ("epochs=3", "seed=7", "val_fraction=0"),
-    )
+    options = {
+        "labels": LABELS,
+        "model_name": "cnn",
+        "params": (),
+        "feature_params": (),
+        "train_params": ("epochs=3", "seed=7", "val_fraction=0"),
+        "cache_dir": None,
+        "no_cache": True,
+        "quiet": True,
+    }
+    setup = TrainingSetup.from_options(options, manifest)
+    config = setup.recipe.training
     assert (config.epochs, config.seed, config.val_fraction) == (3, 7, 0.0)
+    assert setup.recipe.model == "cnn" and setup.cache is None and not setup.progress
 
 
 def test_bad_labels_name_the_offender(synth_corpus: Path, tmp_path: Path) -> None:

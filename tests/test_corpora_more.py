@@ -14,19 +14,30 @@ import soundfile as sf
 from click.testing import CliRunner
 from conftest import TINY_CNN, synth_manifest, tiny_config, write_tone
 
-from emovox.cli import main
-from emovox.corpora import CORPORA, cremad, emodb, iemocap, ravdess, savee, scan_corpus, tess, urdu
-from emovox.evaluation import evaluate_cross_corpus
-from emovox.labels import resolve_labels
-from emovox.manifest import Manifest
-from emovox.protocols import make_folds
-from emovox.taxonomy import (
+from emovox.apps.cli import main
+from emovox.data.corpora import (
+    CORPORA,
+    cremad,
+    emodb,
+    iemocap,
+    ravdess,
+    savee,
+    scan_corpus,
+    tess,
+    urdu,
+)
+from emovox.data.labels import resolve_labels
+from emovox.data.manifest import Manifest
+from emovox.data.protocols import make_folds
+from emovox.data.taxonomy import (
     CANONICAL,
     CORPUS_CODES,
     canonical_label,
     common_labels,
     dropped_by_corpus,
 )
+from emovox.evaluate.runner import evaluate_cross_corpus
+from emovox.train.recipe import Recipe
 
 SECONDS = 0.25
 FOUR = "angry,happy,neutral,sad"
@@ -68,7 +79,7 @@ def test_every_code_maps_onto_a_canonical_label() -> None:
 
 
 def test_common_labels_and_dropped_counts() -> None:
-    from emovox.manifest import Utterance
+    from emovox.data.manifest import Utterance
 
     a = Manifest(
         Utterance(f"a{i}.wav", lab, corpus="ravdess")
@@ -293,8 +304,8 @@ def test_an_empty_or_missing_folder_is_a_clear_error(name: str, tmp_path: Path) 
 
 
 def write_voice(path: Path, emotion: str, speaker: int, seed: int) -> Path:
-    """A numpy "voice" utterance of ``emotion`` (the prosody of emovox.synth)."""
-    from emovox.synth import PROSODY, numpy_voice
+    """A numpy "voice" utterance of ``emotion`` (the prosody of emovox.data.synth)."""
+    from emovox.data.synth import PROSODY, numpy_voice
 
     rng = np.random.default_rng(seed)
     audio = numpy_voice(
@@ -349,7 +360,7 @@ def test_multi_corpus_folds_never_share_speakers(
 
 
 def test_load_specs_keeps_speakers_apart(tmp_path: Path) -> None:
-    from emovox.cli import _load_specs
+    from emovox.apps.cli.options import load_specs as _load_specs
 
     for corpus in ("a", "b"):
         tones(tmp_path / corpus, ["happy/spk1_x.wav", "sad/spk1_y.wav"])
@@ -465,10 +476,8 @@ def test_cross_corpus_api_with_two_test_corpora(
         synth_manifest(synth_corpus),
         test,
         resolve_labels(FOUR),
-        "cnn",
+        Recipe.for_model("cnn", training=tiny_config(epochs=1), params=TINY_CNN),
         tmp_path / "out",
-        config=tiny_config(epochs=1),
-        model_params=TINY_CNN,
         progress=False,
     )
     assert sorted(m["per_test_corpus"]) == ["emodb", "savee"]

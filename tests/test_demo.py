@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emovox.demo import DEMO_EMOTIONS, run_demo
-from emovox.synth import DEMO_SCRIPT
+from emovox.apps.demo import DEMO_EMOTIONS, run_demo
+from emovox.data.synth import DEMO_SCRIPT
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

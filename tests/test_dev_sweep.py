@@ -35,10 +35,11 @@ def exported(sweep, synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_export_round_trip(sweep, exported: Path, synth_corpus: Path) -> None:
-    from emovox.corpora import scan_corpus
+    from emovox.data.corpora import scan_corpus
+    from emovox.data.labels import resolve_labels
     from emovox.features import FeatureCache
-    from emovox.labels import resolve_labels
-    from emovox.pipeline import default_feature, load_dataset
+    from emovox.train.dataset import load_dataset
+    from emovox.train.recipe import default_feature
 
     ds = sweep.load_export(str(exported))
     ref = load_dataset(
@@ -61,7 +62,7 @@ def test_export_round_trip(sweep, exported: Path, synth_corpus: Path) -> None:
 
 
 def test_validation_speakers_come_from_the_training_side(sweep, exported: Path) -> None:
-    from emovox.protocols import make_folds
+    from emovox.data.protocols import make_folds
 
     ds = sweep.load_export(str(exported))
     for k, fold in enumerate(make_folds(ds.manifest, "loso"), start=1):

@@ -9,12 +9,13 @@ import pytest
 import torch
 from conftest import TINY_CNN, synth_manifest, synth_scheme, tiny_config
 
-from emovox.bundle import load_bundle
+from emovox.inference.bundle import load_bundle
+from emovox.inference.recognizer import Recognizer
 from emovox.models import MODELS, build_model
 from emovox.models.cnn import CNN
 from emovox.models.ensemble import Ensemble, ensemble_of
-from emovox.pipeline import train
-from emovox.recognizer import Recognizer
+from emovox.train.pipeline import train
+from emovox.train.recipe import Recipe
 
 PARAMS = {"member_params": TINY_CNN}
 
@@ -34,7 +35,7 @@ def test_output_is_the_log_of_the_members_mean_probability() -> None:
 
 def test_registered_ensemble_takes_its_members_recipe() -> None:
     cls = MODELS["cnn-x2"]
-    assert issubclass(cls, Ensemble) and cls.member == "cnn"
+    assert issubclass(cls, Ensemble) and cls.member_cls is CNN
     assert cls.default_feature == CNN.default_feature
     assert cls.default_training == CNN.default_training
     three = ensemble_of(CNN, 3)
@@ -49,10 +50,8 @@ def ensemble_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory
     return train(
         synth_manifest(synth_corpus),
         synth_scheme(),
-        "cnn-x2",
+        Recipe.for_model("cnn-x2", training=tiny_config(epochs=2), params=PARAMS),
         out,
-        config=tiny_config(epochs=2),
-        model_params=PARAMS,
         progress=False,
     )
 
@@ -81,7 +80,7 @@ def test_members_are_trained_apart_and_the_bundle_round_trips(
 def test_ensemble_exports_to_onnx(ensemble_bundle: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from emovox.onnx_backend import export_onnx
+    from emovox.inference.onnx_backend import export_onnx
 
     path = export_onnx(ensemble_bundle, out=tmp_path / "ens.onnx")
     torch_rec = Recognizer.load(ensemble_bundle)

@@ -1,4 +1,4 @@
-"""Tests for emovox.protocols, emovox.evaluation and emovox.metrics."""
+"""Tests for emovox.data.protocols, emovox.evaluate.runner and emovox.metrics."""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-import emovox.evaluation as evaluation
+import emovox.evaluate.runner as evaluation
+from emovox.data.protocols import SpeakerLeakWarning, make_folds
 from emovox.metrics import classification_metrics, unweighted_accuracy
-from emovox.protocols import SpeakerLeakWarning, make_folds
+from emovox.train.recipe import Recipe
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMAND = ["emovox", "evaluate", "--protocol", "speakers-kfold:2"]
@@ -39,10 +40,8 @@ def run_evaluation(corpus: Path, out: Path, **kwargs) -> dict:
     return evaluation.evaluate(
         synth_manifest(corpus),
         synth_scheme(),
-        "cnn",
+        Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
         out,
-        config=tiny_config(),
-        model_params=TINY_CNN,
         progress=False,
         **{"protocol": "speakers-kfold", "k": 2, **kwargs},
     )
@@ -132,7 +131,7 @@ def test_bad_protocols_are_refused(synth_corpus: Path) -> None:
 @pytest.mark.slow
 def test_metrics_json_has_every_field(kfold: SimpleNamespace) -> None:
     m = json.loads((kfold.out / "metrics.json").read_text())
-    assert m == json.loads(json.dumps(kfold.metrics))
+    assert m == json.loads(json.dumps(kfold.metrics.to_dict()))
     for key in (
         "ua",
         "wa",

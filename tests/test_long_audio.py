@@ -12,16 +12,16 @@ import soundfile as sf
 from click.testing import CliRunner
 from conftest import make_speech
 
-from emovox.cli import main
-from emovox.longaudio import (
-    LongAudioConfig,
+from emovox.apps.cli import main
+from emovox.inference.recognizer import Recognizer
+from emovox.segmentation import (
+    SegmentationConfig,
     SegmentShaper,
+    VadEvent,
     iter_file_blocks,
-    predict_long,
+    predict_segments,
     silero_available,
 )
-from emovox.recognizer import Recognizer
-from emovox.segments import VadEvent
 
 FILE_SR = 22050
 BURSTS = (1.6, 3.2, 0.9, 2.4, 4.1)
@@ -91,8 +91,8 @@ def test_blocks_are_resampled_as_a_stream(tmp_path: Path) -> None:
 def test_ten_minutes_segments_have_the_right_times(rec: Recognizer, long_file) -> None:
     path, truth = long_file
     stats: dict = {}
-    cfg = LongAudioConfig()
-    segs = predict_long(rec, path, vad="energy", config=cfg, block_seconds=7.0, stats=stats)
+    cfg = SegmentationConfig()
+    segs = predict_segments(rec, path, vad="energy", config=cfg, block_seconds=7.0, stats=stats)
     assert stats["vad"] == "energy"
     assert abs(stats["duration"] - 600.0) < 0.01
     assert len(segs) == len(truth), (len(segs), len(truth))
@@ -102,7 +102,7 @@ def test_ten_minutes_segments_have_the_right_times(rec: Recognizer, long_file) -
         assert seg["label"] in rec.labels
         assert abs(sum(seg["probabilities"].values()) - 1) < 1e-5
     # block edges do not change the result
-    other = predict_long(rec, path, vad="energy", config=cfg, block_seconds=2.9)
+    other = predict_segments(rec, path, vad="energy", config=cfg, block_seconds=2.9)
     assert [(s["start"], s["end"]) for s in other] == [(s["start"], s["end"]) for s in segs]
 
 
@@ -110,7 +110,7 @@ def _peak(rec: Recognizer, path: Path) -> tuple[int, dict]:
     stats: dict = {}
     tracemalloc.start()
     try:
-        predict_long(rec, path, vad="energy", block_seconds=10.0, stats=stats)
+        predict_segments(rec, path, vad="energy", block_seconds=10.0, stats=stats)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -130,7 +130,7 @@ def test_memory_stays_bounded_for_a_longer_file(rec: Recognizer, tmp_path: Path)
 
 
 def test_long_speech_is_cut_and_short_pieces_merged() -> None:
-    cfg = LongAudioConfig(max_segment=10.0, pad=0.0, min_segment=1.0, merge_gap=1.0)
+    cfg = SegmentationConfig(max_segment=10.0, pad=0.0, min_segment=1.0, merge_gap=1.0)
     shaper = SegmentShaper(cfg)
     out = []
     out += shaper.update([VadEvent("start", 1.0, 1.3)], now=2.0)

@@ -11,10 +11,10 @@ import pytest
 from conftest import EMOTION_FREQS, peak_frequency, write_tone
 
 from emovox.audio import load_audio
-from emovox.corpora import CORPORA, csv_corpus, folder, ravdess, scan_corpus
-from emovox.labels import EMOTIONS, TUTORIAL_EMOTIONS, LabelScheme, resolve_labels
-from emovox.manifest import Manifest, Utterance
-from emovox.protocols import (
+from emovox.data.corpora import CORPORA, csv_corpus, folder, ravdess, scan_corpus
+from emovox.data.labels import EMOTIONS, TUTORIAL_EMOTIONS, LabelScheme, resolve_labels
+from emovox.data.manifest import Manifest, Utterance
+from emovox.data.protocols import (
     EMOBOX_RAVDESS_FOLDS,
     SpeakerLeakWarning,
     make_folds,

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from emovox.bundle import load_bundle, save_bundle
+from emovox.inference.bundle import load_bundle, save_bundle
+from emovox.inference.predict import pad_batch
 from emovox.models import MODELS, build_model, model_class
 from emovox.models.layers import (
     AttentiveStatsPool,
@@ -26,8 +27,9 @@ from emovox.models.layers import (
     pool_out_length,
     reverse_time,
 )
-from emovox.pipeline import default_feature
-from emovox.training import TrainConfig, Trainer, pad_batch
+from emovox.train.config import TrainConfig
+from emovox.train.recipe import default_feature
+from emovox.train.trainer import Trainer
 
 NEW = ("resnet", "crnn", "conformer", "timnet")
 
@@ -143,7 +145,7 @@ def test_onnx_export_matches_torch_on_any_length(name: str, tmp_path: Path) -> N
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
-    from emovox.onnx_backend import export_onnx
+    from emovox.inference.onnx_backend import export_onnx
 
     model = make(name)
     perturb_batch_norm(model)

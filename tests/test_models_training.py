@@ -1,4 +1,4 @@
-"""Tests for emovox.models, emovox.training and emovox.pipeline.train.
+"""Tests for emovox.models, emovox.train.trainer and emovox.train.pipeline.train.
 
 Trainer tests run on a toy problem (two classes of random "spectrograms" with different means) and a
 tiny ``cnn``; the pipeline tests use the session's synthetic corpus and trained bundle.
@@ -27,13 +27,17 @@ from safetensors.torch import load_file
 from torch import nn
 
 import emovox.models.tutorial_cnn1d as tutorial_module
+from emovox.data.protocols import validation_split
+from emovox.inference.predict import pad_batch
+from emovox.inference.recognizer import Recognizer
 from emovox.models import MODELS, build_model, model_class
 from emovox.models.cnn import CNN
 from emovox.models.tutorial_cnn1d import TutorialCNN1D
-from emovox.pipeline import data_fingerprint, default_feature, train
-from emovox.protocols import validation_split
-from emovox.recognizer import Recognizer
-from emovox.training import TrainConfig, Trainer, TrainingInterrupted, pad_batch
+from emovox.train.config import TrainConfig
+from emovox.train.dataset import data_fingerprint
+from emovox.train.pipeline import train
+from emovox.train.recipe import Recipe, default_feature
+from emovox.train.trainer import Trainer, TrainingInterrupted
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HOP = 0.01
@@ -121,10 +125,10 @@ def interrupt_at(monkeypatch, at_epoch: int) -> None:
     """Make ``Trainer._epoch`` raise KeyboardInterrupt when epoch ``at_epoch`` starts."""
     original = Trainer._epoch
 
-    def epoch(self, xs, ys, opt, loss_fn, crop, epoch, *rest):
+    def epoch(self, xs, ys, run, epoch):
         if epoch == at_epoch:
             raise KeyboardInterrupt
-        return original(self, xs, ys, opt, loss_fn, crop, epoch, *rest)
+        return original(self, xs, ys, run, epoch)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
 
@@ -516,10 +520,8 @@ def test_interrupted_pipeline_train_leaves_a_loadable_bundle_and_resumes(
         return train(
             manifest,
             synth_scheme(),
-            "cnn",
+            Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
             out,
-            config=tiny_config(),
-            model_params=TINY_CNN,
             resume=resume,
             progress=False,
         )

@@ -12,15 +12,15 @@ import torch
 from click.testing import CliRunner
 from conftest import copy_bundle, tone
 
-from emovox.bundle import BundleError
-from emovox.cli import main
-from emovox.recognizer import Recognizer
+from emovox.apps.cli import main
+from emovox.inference.bundle import BundleError
+from emovox.inference.recognizer import Recognizer
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
-from emovox.onnx_backend import (
+from emovox.inference.onnx_backend import (
     ONNX_FILE,
     OnnxModel,
     OnnxUnavailable,
@@ -100,7 +100,7 @@ def test_masked_batches_are_run_in_equal_length_groups(exported: Path) -> None:
     s, f = rec.model.in_shape
     rng = np.random.default_rng(2)
     xs = [rng.standard_normal((s, f, t)).astype(np.float32) for t in (30, 90, 30, 57, 90, 30)]
-    from emovox.training import predict_proba
+    from emovox.inference.predict import predict_proba
 
     ref = predict_proba(rec.model, xs, batch_size=6)  # padded + masked in torch
     got = onnx_model.predict_proba(xs, batch_size=2)
@@ -154,8 +154,8 @@ def test_cli_export_and_predict_with_the_onnx_backend(trained_bundle: Path, tmp_
 
 
 def test_the_tutorial_model_exports_with_its_fixed_length(tmp_path: Path) -> None:
-    from emovox.bundle import save_bundle
     from emovox.features import TutorialMFCC
+    from emovox.inference.bundle import save_bundle
     from emovox.models import build_model
 
     torch.manual_seed(0)

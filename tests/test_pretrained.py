@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from conftest import SYNTH_EMOTIONS, require_espeak
 
 from emovox import pretrained
-from emovox.bundle import BundleError, load_bundle
-from emovox.cli import main
-from emovox.corpora.ravdess import EMOTIONS
+from emovox.apps.cli import main
+from emovox.data.corpora.ravdess import EMOTIONS
+from emovox.data.synth import DEMO_SCRIPT, make_demo_clip
+from emovox.inference.bundle import BundleError, load_bundle
+from emovox.inference.recognizer import Recognizer
 from emovox.pretrained import (
     DEFAULT_MODEL_DIR,
     MAX_MODEL_BYTES,
@@ -28,8 +30,6 @@ from emovox.pretrained import (
     model_size,
     update_model_card,
 )
-from emovox.recognizer import Recognizer
-from emovox.synth import DEMO_SCRIPT, make_demo_clip
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS_EMOTIONS = list(EMOTIONS.values())
@@ -246,7 +246,7 @@ def test_demo_clip_errors(tmp_path: Path, monkeypatch) -> None:
         make_demo_clip(tmp_path / "a.wav", engine="festival")
     with pytest.raises(ValueError, match="pause"):
         make_demo_clip(tmp_path / "a.wav", engine="numpy", pause=-1)
-    monkeypatch.setattr("emovox.synth.espeak_available", lambda: False)
+    monkeypatch.setattr("emovox.data.synth.espeak_available", lambda: False)
     res = CliRunner().invoke(main, ["demo-clip", str(tmp_path / "a.wav"), "--engine", "espeak"])
     assert res.exit_code == 2 and "espeak-ng" in res.output
     res = CliRunner().invoke(main, ["demo-clip", str(tmp_path / "b.wav")])  # auto: falls back

@@ -26,25 +26,20 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from emovox.bundle import load_bundle
-from emovox.cli import main
-from emovox.evaluation import evaluate
+from emovox.apps.cli import main
+from emovox.data.manifest import Manifest, Utterance
+from emovox.evaluate.runner import evaluate
 from emovox.features import make_feature
-from emovox.manifest import Manifest, Utterance
+from emovox.features.normalization import normalize_by_speaker, speaker_stats
+from emovox.inference.bundle import load_bundle
+from emovox.inference.predict import crop_windows, multi_crop_proba, predict_proba
+from emovox.inference.recognizer import Recognizer
 from emovox.models import build_model
-from emovox.normalization import normalize_by_speaker, speaker_stats
-from emovox.pipeline import Dataset, speaker_subset
-from emovox.recognizer import Recognizer
-from emovox.training import (
-    TrainConfig,
-    Trainer,
-    TrainingInterrupted,
-    _known_ce,
-    aux_labels,
-    crop_windows,
-    multi_crop_proba,
-    predict_proba,
-)
+from emovox.train.aux import aux_labels, known_ce
+from emovox.train.config import TrainConfig
+from emovox.train.dataset import Dataset, speaker_subset
+from emovox.train.recipe import Recipe
+from emovox.train.trainer import Trainer, TrainingInterrupted
 
 HOP = 0.01
 SR = 16000
@@ -161,14 +156,14 @@ def gender_targets(n: int, unknown_every: int = 3) -> np.ndarray:
     return np.array([-1 if i % unknown_every == 0 else i % 2 for i in range(n)])
 
 
-def test_known_ce_ignores_unknown_targets() -> None:
+def testknown_ce_ignores_unknown_targets() -> None:
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 2, generator=gen, requires_grad=True)
     target = torch.tensor([-1, 0, 1, -1, 1])
     keep = target >= 0
     expected = nn.functional.cross_entropy(logits[keep], target[keep])
-    assert torch.allclose(_known_ce(logits, target), expected)
-    none = _known_ce(logits, torch.full((5,), -1))
+    assert torch.allclose(known_ce(logits, target), expected)
+    none = known_ce(logits, torch.full((5,), -1))
     assert float(none.detach()) == 0.0
     none.backward()
     assert torch.equal(logits.grad, torch.zeros_like(logits))
@@ -176,7 +171,7 @@ def test_known_ce_ignores_unknown_targets() -> None:
 
 def test_aux_loss_ignores_unknown_targets_and_learns_known_ones() -> None:
     xs, ys = toy_data()
-    config = toy_config(aux_targets="gender")
+    config = toy_config(aux_targets=["gender"])
     assert config.aux_targets == ("gender",)
 
     def fit(cfg: TrainConfig, aux):
@@ -258,10 +253,10 @@ def test_resume_after_ctrl_c_with_ema_equals_an_uninterrupted_run(
     full, r_full, _ = run_aux_ema(config, tmp_path / "full")
     original = Trainer._epoch
 
-    def epoch(self, xs, ys, opt, loss_fn, crop, epoch, *rest):
+    def epoch(self, xs, ys, run, epoch):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, xs, ys, opt, loss_fn, crop, epoch, *rest)
+        return original(self, xs, ys, run, epoch)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
     with pytest.raises(TrainingInterrupted):
@@ -410,7 +405,7 @@ def test_subset_statistics_never_come_from_other_subsets() -> None:
 def test_evaluate_normalises_each_side_with_its_own_speakers(
     synth_corpus: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import emovox.pipeline as pipeline
+    import emovox.train.dataset as pipeline
 
     calls: list[set[str]] = []
     original = pipeline.normalize_by_speaker
@@ -426,12 +421,10 @@ def test_evaluate_normalises_each_side_with_its_own_speakers(
     metrics = evaluate(
         synth_manifest(synth_corpus),
         synth_scheme(),
-        "cnn",
+        Recipe.for_model("cnn", training=config, params=TINY_CNN),
         tmp_path / "eval",
         protocol="speakers-kfold",
         k=2,
-        config=config,
-        model_params=TINY_CNN,
         progress=False,
     )
     assert metrics["training"]["speaker_norm"] is True
@@ -534,7 +527,7 @@ def test_onnx_backend_uses_the_same_crops(options_bundle: Path, tmp_path: Path) 
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
-    from emovox.onnx_backend import export_onnx, read_metadata
+    from emovox.inference.onnx_backend import export_onnx, read_metadata
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -555,7 +548,7 @@ def test_speaker_norm_bundle_without_stats_uses_each_utterance(
 ) -> None:
     rec = Recognizer.load(options_bundle)
     waves = long_waves()
-    with caplog.at_level(logging.WARNING, logger="emovox.recognizer"):
+    with caplog.at_level(logging.WARNING, logger="emovox.inference.recognizer"):
         alone = proba(rec.predict_batch(waves[2:3], sr=SR), rec.labels)
         together = proba(rec.predict_batch(waves, sr=SR), rec.labels)
     assert sum("speaker_stats" in r.getMessage() for r in caplog.records) == 1  # once

@@ -10,13 +10,9 @@ import torch
 from conftest import tiny_cnn, toy_data
 from torch import nn
 
-from emovox.training import (
-    TrainConfig,
-    Trainer,
-    model_device,
-    predict_logits,
-    resolve_device,
-)
+from emovox.inference.predict import model_device, predict_logits
+from emovox.train.config import TrainConfig, resolve_device
+from emovox.train.trainer import Trainer
 
 
 def config(**overrides) -> TrainConfig:
@@ -50,10 +46,18 @@ def test_bad_values_are_refused_with_the_field_named(field: str, value: str) -> 
         config(**{field: value})
 
 
-def test_string_forms_from_the_command_line_are_accepted() -> None:
-    c = config(channels_last="true", device="CUDA:1", precision="bf16")
+def test_string_forms_from_the_command_line_are_typed_by_the_cli() -> None:
+    from emovox.apps.cli.options import training_settings
+
+    typed = training_settings({"channels_last": "TRUE", "aux_targets": "gender, intensity"})
+    assert typed == {"channels_last": True, "aux_targets": ("gender", "intensity")}
+    c = config(**typed, device="CUDA:1", precision="bf16")
     assert c.channels_last is True and c.device == "cuda:1"
     assert c.to_dict()["precision"] == "bf16"
+    with pytest.raises(ValueError, match="channels_last must be true or false"):
+        training_settings({"channels_last": "maybe"})
+    with pytest.raises(ValueError, match="channels_last must be true or false"):
+        config(channels_last="true")  # the Python API takes a bool
 
 
 def test_resolve_device() -> None:
@@ -103,7 +107,7 @@ def test_bf16_with_auxiliary_heads_and_ema() -> None:
     model = tiny_cnn()
     trainer = Trainer(
         model,
-        config(precision="bf16", aux_targets="gender", ema=0.9),
+        config(precision="bf16", aux_targets=("gender",), ema=0.9),
         0.01,
         progress=False,
     )

@@ -50,8 +50,8 @@ def server_url(trained_bundle: Path):
     require_chromium()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emovox.cli", "serve", "--model", str(trained_bundle),
-         "--port", str(port)],
+        [sys.executable, "-m", "emovox", "serve", "--model", str(trained_bundle),
+         "--port", str(port), "--vad", "energy"],  # the test's voices are synthetic
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -527,6 +527,29 @@ def plot_timeline(
             ``start < end``, or names a label that is not in ``labels``.
     """
     labels = [str(label) for label in labels]
+    lo, hi, prob, pred = _timeline_rows(segments, labels)
+    colours = _label_colours(labels)
+    t0, t1 = float(lo.min()), float(hi.max())
+    fig, (ax_strip, ax_prob) = plt.subplots(
+        2, 1, figsize=(12, 4.5), sharex=True,
+        gridspec_kw={"height_ratios": [1, 6], "hspace": 0.06},
+    )
+    _draw_predicted_strip(ax_strip, lo, hi, pred, labels, colours)
+    _draw_stacked_probabilities(ax_prob, lo, hi, prob, labels, colours)
+    ax_prob.set_xlim(t0, t1)
+    _format_time_axis(ax_prob, t1 - t0)
+    handles = [Patch(facecolor=colours[label], label=label) for label in labels]
+    ax_prob.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+        title="emotion", fontsize=9,
+    )
+    ax_strip.set_title(title or f"Emotion timeline ({len(lo)} segments)")
+    return _save(fig, out)
+
+
+def _timeline_rows(segments, labels: list[str]):
+    """Checked segments in time order: starts, ends (overlapping neighbours split at the midpoint
+    between their centres), probabilities ``[N, len(labels)]`` and predicted labels."""
     if not labels:
         raise ValueError("labels are empty: nothing to plot")
     rows = list(segments)
@@ -577,30 +600,30 @@ def plot_timeline(
             cut = min(max((centres[k - 1] + centres[k]) / 2.0, lo[k]), hi[k - 1])
             hi[k - 1] = cut
             lo[k] = cut
-    widths = np.maximum(hi - lo, 0.0)
+    return lo, hi, prob, pred
 
-    colours = _label_colours(labels)
-    t0, t1 = float(lo.min()), float(hi.max())
-    duration = t1 - t0
-    fig, (ax_strip, ax_prob) = plt.subplots(
-        2, 1, figsize=(12, 4.5), sharex=True,
-        gridspec_kw={"height_ratios": [1, 6], "hspace": 0.06},
-    )
+
+def _draw_predicted_strip(ax, lo, hi, pred, labels, colours) -> None:
+    """The strip colouring each segment by its predicted label."""
+    widths = np.maximum(hi - lo, 0.0)
     for label in labels:
         mask = np.array([p == label for p in pred])
         if mask.any():
-            ax_strip.broken_barh(
+            ax.broken_barh(
                 list(zip(lo[mask], widths[mask], strict=True)), (0, 1),
                 facecolors=colours[label], edgecolor="none",
             )
-    ax_strip.set_ylim(0, 1)
-    ax_strip.set_yticks([0.5])
-    ax_strip.set_yticklabels(["predicted"])
-    ax_strip.tick_params(axis="y", length=0)
-    ax_strip.tick_params(axis="x", bottom=False)
-    for spine in ax_strip.spines.values():
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0.5])
+    ax.set_yticklabels(["predicted"])
+    ax.tick_params(axis="y", length=0)
+    ax.tick_params(axis="x", bottom=False)
+    for spine in ax.spines.values():
         spine.set_visible(False)
 
+
+def _draw_stacked_probabilities(ax, lo, hi, prob, labels, colours) -> None:
+    """Each segment's class probabilities stacked over its span."""
     # Stacked probabilities as one step-shaped polygon per label (fast for thousands of
     # segments); NaN rows break the polygons across gaps between segments.
     n_seg = len(lo)
@@ -614,20 +637,10 @@ def plot_timeline(
     lower = np.zeros(len(xs))
     lower[np.isnan(upper[:, 0])] = np.nan
     for j, label in enumerate(labels):
-        ax_prob.fill_between(
+        ax.fill_between(
             xs, lower, upper[:, j], color=colours[label], linewidth=0, edgecolor="none",
         )
         lower = upper[:, j]
-    ax_prob.set_ylim(0.0, max(1.0, float(np.nanmax(upper[:, -1]))))
-    ax_prob.set_xlim(t0, t1)
-    ax_prob.set_ylabel("class probability")
-    _format_time_axis(ax_prob, duration)
-    ax_prob.grid(True, axis="y", alpha=0.3)
-
-    handles = [Patch(facecolor=colours[label], label=label) for label in labels]
-    ax_prob.legend(
-        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-        title="emotion", fontsize=9,
-    )
-    ax_strip.set_title(title or f"Emotion timeline ({len(lo)} segments)")
-    return _save(fig, out)
+    ax.set_ylim(0.0, max(1.0, float(np.nanmax(upper[:, -1]))))
+    ax.set_ylabel("class probability")
+    ax.grid(True, axis="y", alpha=0.3)

@@ -2,8 +2,8 @@
 
 Classical pipelines (openSMILE functionals, librosa statistics) summarise a whole utterance in a
 fixed vector. :class:`UtteranceFeature` returns it as an array ``[1, D, 1]`` (one stream, ``D``
-bins, one frame), so it flows through the feature cache, :class:`~emovox.pipeline.Dataset`, model
-bundles and the ONNX export like any frame-level feature.
+bins, one frame), so it flows through the feature cache, :class:`~emovox.train.pipeline.Dataset`,
+model bundles and the ONNX export like any frame-level feature.
 """
 
 from __future__ import annotations

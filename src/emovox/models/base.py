@@ -1,15 +1,37 @@
-"""What every registered model shares.
+"""The model contract: what every registered model has, and the abilities a model may declare.
 
 A model is a ``torch.nn.Module`` that maps features ``[B, S, F, T]`` (streams, bins, frames) and an
 optional frame mask ``[B, T]`` to class logits ``[B, n_classes]``. Each model names the feature and
 training settings it works best with; both can be overridden. Its constructor arguments
 (``hparams``) are saved in the bundle's ``config.json`` so that it can be rebuilt without pickle.
+
+Every model has (and the pipeline, the evaluation and the recognizer rely on nothing else):
+
+- ``name``, ``default_feature``, ``default_training`` (class attributes), ``n_classes``,
+  ``in_shape``, ``hparams``, :meth:`forward`, :attr:`n_parameters`;
+
+and answers these questions, whose defaults here say "a plain network":
+
+- :meth:`gradient_part`: which network the gradient trainer fits, and which part of the input it
+  reads (``self`` and all of it by default; ``None`` for a model fitted in closed form only);
+- :meth:`fit_closed_form`: what is fitted in closed form before any gradient training (an SVM,
+  a fusion's logistic regression); nothing by default. With ``trains_on_variants`` it receives
+  every training item as a tuple of its augmented variants;
+- :meth:`trained_members`: separately trained members (an ensemble), each trained with its own
+  seed and loaded into the module given; none by default;
+- :meth:`components`: the parts of a fusion, each a model of the same input, for ablations;
+  none by default;
+- :meth:`embed` and :meth:`forward_with_embedding`: an utterance embedding (what auxiliary heads
+  read), for models that have one (:class:`EmbeddingModel`); :meth:`supports_embedding` says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,12 +60,46 @@ TRAINING_RECIPE: dict = {
 """``cnn``'s training settings, the starting point of the other networks' recipes."""
 
 
+@dataclasses.dataclass
+class GradientPart:
+    """The network a model's gradient training fits, and what of each input it reads.
+
+    Attributes:
+        module: the network (a :class:`SERModel` itself: it has ``n_classes`` and ``in_shape``).
+        inputs: maps one feature array ``[S, F, T]`` of the whole model to the network's input
+            (identity when ``None``).
+    """
+
+    module: SERModel
+    inputs: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def prepare(self, items: Sequence | None) -> list | None:
+        """The network's inputs of training items (arrays, or tuples of variants)."""
+        if items is None or self.inputs is None:
+            return None if items is None else list(items)
+        f = self.inputs
+        return [tuple(f(v) for v in x) if isinstance(x, tuple) else f(x) for x in items]
+
+
+@dataclasses.dataclass
+class ClosedFormFit:
+    """What :meth:`SERModel.fit_closed_form` did: its history rows (``epoch`` numbers the grid
+    points of a search), the row chosen and the validation UA (%) it scored, if any."""
+
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_val_ua: float | None = None
+
+
 class SERModel(nn.Module):
-    """Base class of registered models."""
+    """Base class of registered models (see the module's description for the contract)."""
 
     name: ClassVar[str] = ""
     default_feature: ClassVar[dict] = {"name": "logmel"}
     default_training: ClassVar[dict] = {}
+    trains_on_variants: ClassVar[bool] = False
+    """Whether :meth:`fit_closed_form` receives each training item as a tuple of variants (the
+    original first, then its augmented copies) rather than the original alone."""
 
     def __init__(self, n_classes: int, in_shape: tuple[int, int], **hparams) -> None:
         super().__init__()
@@ -57,6 +113,71 @@ class SERModel(nn.Module):
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # -- abilities ----------------------------------------------------------------------------
+    def gradient_part(self) -> GradientPart | None:
+        """The network the gradient trainer fits (this whole model by default)."""
+        return GradientPart(self)
+
+    def fit_closed_form(
+        self,
+        train_x: Sequence,
+        train_y: Sequence[int],
+        val_x: Sequence[np.ndarray] | None = None,
+        val_y: Sequence[int] | None = None,
+        progress: bool = True,
+    ) -> ClosedFormFit | None:
+        """Fit what this model fits in closed form, before any gradient training; ``None``
+        when there is nothing (the default)."""
+        return None
+
+    def trained_members(self) -> list[tuple[str, dict, nn.Module]]:
+        """``(registered name, parameters, module)`` of each separately trained member; the
+        pipeline trains member ``k`` with seed ``+ k`` and loads its weights into the module."""
+        return []
+
+    def components(self) -> dict[str, nn.Module]:
+        """Each part of a fusion as a model of the same input (for ablations); none here."""
+        return {}
+
+    @classmethod
+    def supports_embedding(cls) -> bool:
+        """Whether the model has :meth:`embed` (auxiliary heads need it)."""
+        return cls.embed is not SERModel.embed
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The utterance embedding ``[B, embed_dim]`` (models that have one)."""
+        raise NotImplementedError(f"model {self.name!r} has no utterance embedding")
+
+    def forward_with_embedding(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the embedding they were computed from, in one pass."""
+        emb = self.embed(x, mask)
+        return self(x, mask), emb
+
+
+class EmbeddingModel(SERModel):
+    """A network that pools an utterance embedding and classifies it: ``forward`` is
+    ``classifier(dropout(embed(x, mask)))``. Subclasses define :meth:`embed` and call
+    :meth:`make_head` with the embedding's width."""
+
+    embed_dim: int
+
+    def make_head(self, embed_dim: int, dropout: float) -> None:
+        """The dropout and the linear classifier on an embedding of ``embed_dim`` values."""
+        self.embed_dim = embed_dim
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(embed_dim, self.n_classes)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.dropout(self.embed(x, mask)))
+
+    def forward_with_embedding(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embed(x, mask)
+        return self.classifier(self.dropout(emb)), emb
 
 
 def masked_mean_max(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

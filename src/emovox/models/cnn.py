@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel, masked_mean_max
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel, masked_mean_max
 from emovox.models.layers import max_pool_nonnegative
 
 
@@ -43,7 +43,7 @@ def conv_block(c_in: int, c_out: int, stride: int = 1, pool: bool = True) -> nn.
     return nn.Sequential(*layers)
 
 
-class CNN(SERModel):
+class CNN(EmbeddingModel):
     name = "cnn"
     default_feature: ClassVar[dict] = LOGMEL_FEATURE
     default_training: ClassVar[dict] = TRAINING_RECIPE
@@ -71,9 +71,7 @@ class CNN(SERModel):
         for _ in channels:  # the stem halves the bins, every pooling block halves them again
             bins = -(-bins // 2)
         width = channels[-1] * (bins if freq_pool == "flatten" else 1)
-        self.dropout = nn.Dropout(dropout)
-        self.embed_dim = 2 * width
-        self.classifier = nn.Linear(self.embed_dim, n_classes)
+        self.make_head(2 * width, dropout)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, 2 * width]``.
@@ -99,8 +97,6 @@ class CNN(SERModel):
     def _pool_freq(self, h: torch.Tensor) -> torch.Tensor:
         return h.mean(dim=2) if self.freq_pool == "mean" else h.flatten(1, 2)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x, mask)))
 
 
 def _length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
 from emovox.models.layers import (
     AttentiveStatsPool,
     check_dropout,
@@ -112,7 +112,7 @@ class ConformerBlock(nn.Module):
         return self.norm(x)
 
 
-class Conformer(SERModel):
+class Conformer(EmbeddingModel):
     """Conv subsampling x4, ``n_blocks`` Conformer blocks (``d_model`` wide), attentive pooling."""
 
     name = "conformer"
@@ -178,9 +178,7 @@ class Conformer(SERModel):
             for _ in range(n_blocks)
         )
         self.pool = AttentiveStatsPool(d_model, attention)
-        self.embed_dim = 2 * d_model
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.embed_dim, n_classes)
+        self.make_head(2 * d_model, dropout)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, embed_dim]`` (attentive mean and std)."""
@@ -197,5 +195,3 @@ class Conformer(SERModel):
             h = block(h, lengths)
         return self.pool(h.transpose(1, 2), None if lengths is None else length_mask(lengths, t))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x, mask)))

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
 from emovox.models.layers import (
     AttentiveStatsPool,
     check_dropout,
@@ -38,7 +38,7 @@ POOLS = ((2, 2), (4, 1))
 ``(2, 1)``): with the stride-2 stem, 16-fold in frequency and 4-fold in time."""
 
 
-class CRNN(SERModel):
+class CRNN(EmbeddingModel):
     """CNN front, BiLSTM, attentive statistics pooling."""
 
     name = "crnn"
@@ -89,9 +89,7 @@ class CRNN(SERModel):
         self.rnn_fwd = nn.LSTM(proj, hidden, batch_first=True)
         self.rnn_bwd = nn.LSTM(proj, hidden, batch_first=True)
         self.pool = AttentiveStatsPool(2 * hidden, attention)
-        self.embed_dim = 4 * hidden
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.embed_dim, n_classes)
+        self.make_head(4 * hidden, dropout)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, embed_dim]`` (attentive mean and std)."""
@@ -114,5 +112,3 @@ class CRNN(SERModel):
         out = torch.cat([fwd.transpose(1, 2), bwd], dim=1)  # [B, 2 * hidden, T']
         return self.pool(out, None if lengths is None else length_mask(lengths, t))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x, mask)))

@@ -10,10 +10,10 @@ faster to compute). Either feature stacks the functionals under the log-mel bins
 output is the log of ``(1 - w) * p_cnn + w * p_lr``, so ``softmax(output)`` is the weighted mean
 probability.
 
-Training (:meth:`CNNEGeMAPS.fit_arrays`, called by :func:`emovox.pipeline.fit`): the logistic
+Training (the model contract, :mod:`emovox.models.base`): the logistic
 regression is fitted in closed form by scikit-learn (L2, ``C``, class-balanced) on the standardised
 functionals, and held in torch buffers (scaler, weights, intercepts: safetensors like any
-weights); the CNN is trained by the gradient :class:`~emovox.training.Trainer` on the log-mel
+weights); the CNN is trained by the gradient :class:`~emovox.train.trainer.Trainer` on the log-mel
 bins alone, with the training settings given. Neither branch sees the other's errors.
 
 The recipe expects per-speaker normalisation (``speaker_norm``): the functionals are then
@@ -24,9 +24,8 @@ all zero and the regression falls back to its class prior, so the CNN decides al
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,12 +33,15 @@ from torch import nn
 
 from emovox.features.egemaps import EGEMAPS_DIM
 from emovox.features.functionals import FUNCTIONALS_DIM
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
+from emovox.models.base import (
+    LOGMEL_FEATURE,
+    TRAINING_RECIPE,
+    ClosedFormFit,
+    GradientPart,
+    SERModel,
+)
 from emovox.models.cnn import CNN
-from emovox.models.svm import standardize_stats
-
-if TYPE_CHECKING:
-    from emovox.training import TrainConfig, TrainResult
+from emovox.models.linear import fit_logistic, logistic_logits, register_logistic
 
 
 class CNNEGeMAPS(SERModel):
@@ -97,7 +99,7 @@ class CNNEGeMAPS(SERModel):
         self.weight = float(weight)
         self.C = float(C)
         self.cnn = CNN(n_classes, (streams, self.n_mels), **cnn)
-        _register_logistic(self, "", n_functionals)
+        register_logistic(self, "", n_functionals)
 
     # -- inference ----------------------------------------------------------------------------
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +113,7 @@ class CNNEGeMAPS(SERModel):
 
     def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The logistic regression's logits ``[B, n_classes]``."""
-        return _logistic_logits(self, "", functionals)
+        return logistic_logits(self, "", functionals)
 
     def branch_probabilities(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -135,63 +137,33 @@ class CNNEGeMAPS(SERModel):
     def fit_regression(self, functionals: np.ndarray, y: np.ndarray) -> None:
         """Fit the logistic regression on ``[N, D]`` functionals (classes absent from ``y`` get
         a very low intercept, so they are never predicted by it)."""
-        _fit_logistic(self, "", functionals, y, self.C)
+        fit_logistic(self, "", functionals, y, self.C)
 
-    def fit_arrays(
+    def gradient_part(self) -> GradientPart:
+        """The CNN, on the log-mel bins of each input (the regression is fitted in closed form)."""
+        return GradientPart(self.cnn, lambda a: np.asarray(a)[:, : self.n_mels])
+
+    def fit_closed_form(
         self,
-        train_x: Sequence[np.ndarray],
+        train_x: Sequence,
         train_y: Sequence[int],
         val_x: Sequence[np.ndarray] | None = None,
         val_y: Sequence[int] | None = None,
-        config: TrainConfig | None = None,
         progress: bool = True,
-        hop_seconds: float = 0.01,
-    ) -> TrainResult:
-        """Fit the regression in closed form, then train the CNN with ``config``; the history
-        is the CNN's, with the regression's and the fused model's validation UA added.
-
-        A training item may be a tuple of variants (the original and its augmented copies): the
-        regression is fitted on every variant, the CNN draws one per epoch.
+    ) -> ClosedFormFit:
+        """Fit the regression on every variant of every training item (the CNN is trained
+        afterwards by the gradient trainer, on :meth:`gradient_part`).
 
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        from emovox.metrics import unweighted_accuracy
-        from emovox.training import TrainConfig, Trainer, predict_logits
-
-        t0 = time.time()
         y = np.asarray(train_y, dtype=int)
         if len(np.unique(y)) < 2:
             raise ValueError(f"{self.name} needs at least two classes in the training data")
         per_item = [_variants(a) for a in train_x]
         func = self.functionals_of([v for vs in per_item for v in vs])
         self.fit_regression(func, np.repeat(y, [len(vs) for vs in per_item]))
-        config = config or TrainConfig.for_model(type(self))
-
-        def spec(xs):
-            out = [tuple(np.asarray(v)[:, : self.n_mels] for v in _variants(a)) for a in xs]
-            return [vs[0] if len(vs) == 1 else vs for vs in out]
-
-        has_val = val_x is not None and val_y is not None and len(val_x) > 0
-        trainer = Trainer(self.cnn, config, hop_seconds, progress=progress)
-        result = trainer.fit(
-            spec(train_x), y, spec(val_x) if has_val else None, val_y if has_val else None
-        )
-        self.eval()
-        if has_val:
-            vy = np.asarray(val_y, dtype=int)
-            vf = torch.from_numpy(self.functionals_of(val_x))
-            with torch.no_grad():
-                lr_pred = self.regression_logits(vf.float()).argmax(1).numpy()
-            fused_pred = predict_logits(self, list(val_x)).argmax(1)
-            result.history[-1]["val_ua_regression"] = 100 * unweighted_accuracy(
-                vy, lr_pred, self.n_classes
-            )
-            result.history[-1]["val_ua_fused"] = 100 * unweighted_accuracy(
-                vy, fused_pred, self.n_classes
-            )
-        result.seconds = time.time() - t0
-        return result
+        return ClosedFormFit()
 
 
 class CNNFunctionals(CNNEGeMAPS):
@@ -263,8 +235,8 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
         self.first_dim = total - second_dim
         self.second_weight = float(second_weight)
         self.second_C = float(second_C)
-        _register_logistic(self, "", self.first_dim)  # replaces the parent's full-width one
-        _register_logistic(self, "second_", second_dim)
+        register_logistic(self, "", self.first_dim)  # replaces the parent's full-width one
+        register_logistic(self, "second_", second_dim)
 
     def regression_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The first regression's logits (on the first ``D - second_dim`` functionals)."""
@@ -272,7 +244,7 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
 
     def second_logits(self, functionals: torch.Tensor) -> torch.Tensor:
         """The second regression's logits (on the last ``second_dim`` functionals)."""
-        return _logistic_logits(self, "second_", functionals[:, self.first_dim :])
+        return logistic_logits(self, "second_", functionals[:, self.first_dim :])
 
     def branch_probabilities(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -289,47 +261,8 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
     def fit_regression(self, functionals: np.ndarray, y: np.ndarray) -> None:
         """Fit both regressions, each on its own set of the ``[N, D]`` functionals."""
         x = np.asarray(functionals)
-        _fit_logistic(self, "", x[:, : self.first_dim], y, self.C)
-        _fit_logistic(self, "second_", x[:, self.first_dim :], y, self.second_C)
-
-
-def _register_logistic(model: nn.Module, prefix: str, dim: int) -> None:
-    """Buffers ``<prefix>mean / scale / coef / intercept`` of a ``dim``-input logistic regression
-    (re-registering a name replaces its buffer)."""
-    model.register_buffer(f"{prefix}mean", torch.zeros(dim))
-    model.register_buffer(f"{prefix}scale", torch.ones(dim))
-    model.register_buffer(f"{prefix}coef", torch.zeros(model.n_classes, dim))
-    model.register_buffer(f"{prefix}intercept", torch.zeros(model.n_classes))
-
-
-def _logistic_logits(model: nn.Module, prefix: str, functionals: torch.Tensor) -> torch.Tensor:
-    """Logits ``[B, n_classes]`` of the regression held in ``model``'s ``<prefix>`` buffers."""
-    b = {n: getattr(model, prefix + n) for n in ("mean", "scale", "coef", "intercept")}
-    return (functionals - b["mean"]) / b["scale"] @ b["coef"].T + b["intercept"]
-
-
-def _fit_logistic(
-    model: nn.Module, prefix: str, functionals: np.ndarray, y: np.ndarray, C: float
-) -> None:
-    """Fit a class-balanced L2 logistic regression (scikit-learn) on standardised ``[N, D]``
-    functionals and copy it into ``model``'s buffers ``<prefix>mean / scale / coef / intercept``
-    (classes absent from ``y`` get a very low intercept, so it never predicts them)."""
-    from sklearn.linear_model import LogisticRegression
-
-    n_classes = model.n_classes
-    x = np.asarray(functionals, dtype=np.float64)
-    mean, scale = standardize_stats(x)
-    lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-    lr.fit((x - mean) / scale, y)
-    coef = np.zeros((n_classes, x.shape[1]))
-    intercept = np.full(n_classes, -1e4)
-    if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
-        coef[lr.classes_[1]], intercept[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
-        intercept[lr.classes_[0]] = 0.0
-    else:
-        coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
-    for name, value in (("mean", mean), ("scale", scale), ("coef", coef), ("intercept", intercept)):
-        getattr(model, prefix + name).copy_(torch.from_numpy(value).float())
+        fit_logistic(self, "", x[:, : self.first_dim], y, self.C)
+        fit_logistic(self, "second_", x[:, self.first_dim :], y, self.second_C)
 
 
 def _variants(item) -> tuple:

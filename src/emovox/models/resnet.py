@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, SERModel
+from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
 from emovox.models.layers import (
     check_dropout,
     check_positive,
@@ -56,7 +56,7 @@ class BasicBlock(nn.Module):
         return zero_padding(torch.relu(h), lengths), lengths
 
 
-class ResNet(SERModel):
+class ResNet(EmbeddingModel):
     """Residual CNN; ``channels`` per stage, ``blocks`` basic blocks per stage."""
 
     name = "resnet"
@@ -95,9 +95,7 @@ class ResNet(SERModel):
                 layers.append(BasicBlock(c_in, c, stride=2 if (stage > 0 and i == 0) else 1))
                 c_in = c
         self.layers = nn.ModuleList(layers)
-        self.embed_dim = 2 * channels[-1]
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.embed_dim, n_classes)
+        self.make_head(2 * channels[-1], dropout)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, embed_dim]`` (mean and std over valid frames)."""
@@ -111,5 +109,3 @@ class ResNet(SERModel):
         h = h.mean(dim=2)  # [B, C, T']
         return masked_mean_std(h, None if lengths is None else length_mask(lengths, h.shape[-1]))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x, mask)))

@@ -5,7 +5,8 @@ mel) are scikit-learn's ``SVC(kernel="rbf", class_weight="balanced")`` on standa
 The SVM is fitted by scikit-learn; the fitted machine (standardisation, support vectors, dual
 coefficients, intercepts, gamma) is then held in torch buffers, and :meth:`SVMModel.forward`
 computes its decision function in torch. So bundles stay safetensors + JSON, and prediction,
-evaluation, the :class:`~emovox.recognizer.Recognizer` and the ONNX export work as for networks.
+evaluation, the :class:`~emovox.inference.recognizer.Recognizer` and the ONNX export work as for
+networks.
 
 Scores: the one-vs-one decisions aggregated to one score per class exactly as scikit-learn's
 ``decision_function`` (``decision_function_shape="ovr"``) does: each class's votes plus a
@@ -14,7 +15,7 @@ tie-break in (-1/3, 1/3) from the summed pair decisions; the arg-max is
 The logits are these scores divided by a temperature fitted on the validation speakers (softmax
 probabilities with minimal validation log-loss); without validation speakers it is 1.
 
-Training (:meth:`SVMModel.fit_arrays`, called by :func:`emovox.pipeline.fit` instead of the
+Training (:meth:`SVMModel.fit_closed_form`, called by the training pipeline instead of the
 gradient trainer): each ``(C, gamma)`` of the grid is fitted on the training speakers and scored
 (UA) on the validation speakers; the best is refitted on all of them. The test fold is never seen.
 """
@@ -25,17 +26,15 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from emovox.metrics import unweighted_accuracy
-from emovox.models.base import SERModel
+from emovox.models.base import ClosedFormFit, GradientPart, SERModel
+from emovox.models.linear import standardize_stats
 from emovox.progress import console
-
-if TYPE_CHECKING:
-    from emovox.training import TrainConfig, TrainResult
 
 DEFAULT_C_GRID = (0.1, 1.0, 10.0, 100.0)
 DEFAULT_GAMMA_GRID: tuple[float | str, ...] = ("scale",)
@@ -51,13 +50,6 @@ def pool_utterances(xs: Sequence[np.ndarray]) -> np.ndarray:
     if len(xs) == 0:
         raise ValueError("no utterances to fit on")
     return np.stack([np.asarray(a, dtype=np.float64).mean(axis=-1).reshape(-1) for a in xs])
-
-
-def standardize_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and standard deviation (1 where a dimension is constant)."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    return mean, np.where(scale < 1e-12 * np.maximum(1.0, np.abs(mean)), 1.0, scale)
 
 
 class SVMModel(SERModel):
@@ -254,30 +246,29 @@ class SVMModel(SERModel):
         return "inconsistent SVM buffers: " + "; ".join(bad) if bad else None
 
     # -- training -------------------------------------------------------------------------------
-    def fit_arrays(
+    def gradient_part(self) -> GradientPart | None:
+        """None: an SVM is fitted in closed form only (:meth:`fit_closed_form`)."""
+        return None
+
+    def fit_closed_form(
         self,
         train_x: Sequence[np.ndarray],
         train_y: Sequence[int],
         val_x: Sequence[np.ndarray] | None = None,
         val_y: Sequence[int] | None = None,
-        config: TrainConfig | None = None,
         progress: bool = True,
-        hop_seconds: float | None = None,
-    ) -> TrainResult:
+    ) -> ClosedFormFit:
         """Choose ``(C, gamma)`` on the validation set, then refit on training + validation.
 
         Each grid point is one row of the returned history (``epoch`` = its number, ``C``,
         ``gamma``, ``val_ua`` in %, ``n_support``); ``best_epoch`` is the chosen row. A last row
         (``refit`` = 1) is the final fit on all the data given. Without validation data the SVM
-        is fitted once with ``C`` = 1 and ``gamma`` = ``"scale"``. ``config`` and ``hop_seconds``
-        are not used (the split into training and validation was made by the caller).
+        is fitted once with ``C`` = 1 and ``gamma`` = ``"scale"``. (The split into training and
+        validation speakers was made by the caller.)
 
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        from emovox.training import TrainResult
-
-        t0 = time.time()
         x_tr, y_tr = pool_utterances(train_x), np.asarray(train_y, dtype=int)
         has_val = val_x is not None and val_y is not None and len(val_x) > 0
         history: list[dict] = []
@@ -311,12 +302,7 @@ class SVMModel(SERModel):
                 f"gamma={float(self.gamma):.3g} ({int(self.support.shape[0])} support vectors)"
             )
         self.eval()
-        return TrainResult(
-            history=history,
-            best_epoch=best_epoch,
-            best_val_ua=best_ua,
-            seconds=time.time() - t0,
-        )
+        return ClosedFormFit(history=history, best_epoch=best_epoch, best_val_ua=best_ua)
 
     def _row(self, k: int, c: float, g: float | str, ua: float | None, seconds: float) -> dict:
         row: dict = {"epoch": k, "C": c, "gamma": float(self.gamma), "gamma_spec": str(g)}

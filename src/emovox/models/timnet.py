@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import TRAINING_RECIPE, SERModel
+from emovox.models.base import TRAINING_RECIPE, EmbeddingModel
 from emovox.models.layers import (
     check_dropout,
     check_positive,
@@ -56,7 +56,7 @@ class TemporalAwareBlock(nn.Module):
         return x * torch.sigmoid(self.net(x))
 
 
-class TIMNet(SERModel):
+class TIMNet(EmbeddingModel):
     """Temporal-aware blocks with dilations 1, 2, 4, ... in both directions; weighted fusion."""
 
     name = "timnet"
@@ -97,9 +97,7 @@ class TIMNet(SERModel):
             TemporalAwareBlock(channels, kernel, 2**i, block_dropout) for i in range(n_blocks)
         )
         self.fusion = nn.Parameter(torch.zeros(n_blocks))
-        self.embed_dim = channels
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.embed_dim, n_classes)
+        self.make_head(channels, dropout)
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The fused multi-scale embedding ``[B, embed_dim]``."""
@@ -120,5 +118,3 @@ class TIMNet(SERModel):
         weights = torch.softmax(self.fusion, dim=0)
         return (torch.stack(scales, dim=-1) * weights).sum(dim=-1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x, mask)))

@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 
 from emovox._fs import atomic_write_text
-from emovox.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
+from emovox.inference.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 """Where the bundled default model lives (inside the installed package)."""

@@ -1,0 +1,1 @@
+"""Applications: thin shells over the Python API (command line, REST server, live mode, demo)."""

@@ -1,0 +1,172 @@
+"""``emovox evaluate``: speaker-independent folds over one corpus or several, or cross-corpus."""
+
+from __future__ import annotations
+
+import click
+
+from emovox.apps.cli.options import (
+    TrainingSetup,
+    check_conditions,
+    command_line,
+    corpus_options,
+    echo_dropped,
+    load_manifest,
+    load_specs,
+    training_options,
+)
+
+
+@click.command()
+@corpus_options
+@training_options
+@click.option(
+    "--protocol",
+    default="emobox",
+    show_default=True,
+    help="emobox, loso, sessions (IEMOCAP), speakers-kfold[:K], or random[:K] (speakers leak!).",
+)
+@click.option("--k", type=int, help="Folds for speakers-kfold / random.")
+@click.option("--folds", help="Run only these folds, e.g. 1,2.")
+@click.option("--out", required=True, type=click.Path(), help="Results folder.")
+@click.option("--resume", is_flag=True, help="Reuse folds already finished in --out.")
+@click.option(
+    "--train",
+    "train_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Training corpus (repeatable), instead of --data: with --test, a cross-corpus run; "
+    "alone, --protocol folds over the union of the corpora.",
+)
+@click.option(
+    "--test",
+    "test_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Test corpus (repeatable) of a cross-corpus run; needs --train.",
+)
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    metavar="KIND:VALUE",
+    callback=check_conditions,
+    help="Also score every fold's test files under a test condition (repeatable): white:SNR, "
+    "speech:SNR (speech-shaped noise), gain:DB (clipped), pitch:SEMITONES, reverb:RT60, "
+    "e.g. --condition white:20 --condition gain:-20.",
+)
+def evaluate(
+    corpus, data, protocol, k, folds, out, resume, train_specs, test_specs, conditions, **options
+) -> None:
+    """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
+
+    \b
+    Three forms:
+      --corpus NAME --data PATH --protocol P            folds over one corpus
+      --train C:PATH [--train C:PATH ...] --protocol P  folds over the union of corpora
+      --train C:PATH ... --test C:PATH ...              cross-corpus: train on one, test on other
+    """
+    from emovox.evaluate.runner import evaluate as run_evaluation
+
+    if data is not None and (train_specs or test_specs):
+        raise click.UsageError("use either --data or --train/--test, not both")
+    if test_specs and not train_specs:
+        raise click.UsageError("--test needs at least one --train CORPUS:PATH")
+    if data is None and not train_specs:
+        raise click.UsageError(
+            "give the data: --data PATH [--corpus NAME], or --train CORPUS:PATH "
+            "[--train ...] [--test CORPUS:PATH ...]"
+        )
+    if test_specs:
+        ctx = click.get_current_context()
+        for name in ("protocol", "k", "folds", "resume"):
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name} does not apply to a cross-corpus run (--test)")
+        if conditions:
+            raise click.UsageError("--condition does not apply to a cross-corpus run (--test)")
+        default_labels = ctx.get_parameter_source("labels") == click.core.ParameterSource.DEFAULT
+        _cross_corpus(train_specs, test_specs, default_labels, options, out)
+        return
+    if ":" in protocol:
+        protocol, k_text = protocol.split(":", 1)
+        k = int(k_text)
+    manifest = load_specs(train_specs) if train_specs else load_manifest(corpus, data)
+    setup = TrainingSetup.from_options(options, manifest)
+    try:
+        m = run_evaluation(
+            manifest,
+            setup.scheme,
+            setup.recipe,
+            out,
+            protocol=protocol,
+            k=k,
+            folds=[int(f) for f in folds.split(",")] if folds else None,
+            cache=setup.cache,
+            resume=resume,
+            progress=setup.progress,
+            command=command_line(),
+            conditions=conditions,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    echo_dropped(m)
+    click.echo(
+        f"{m.model} on {m.protocol}: UA {m.ua:.2f} ± {m.ua_std:.2f}  "
+        f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
+    )
+    for name, c in m.get("conditions", {}).items():
+        if name != "clean":
+            click.echo(
+                f"  {name}: UA {c['ua']:.2f} ({c['ua_delta']:+.2f} vs clean), "
+                f"{c['clipped_files']} file(s) clipped"
+            )
+
+
+def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, out) -> None:
+    """``emovox evaluate --train ... --test ...``: train on the union, test on the others."""
+    from emovox.data.taxonomy import common_labels
+    from emovox.evaluate.runner import evaluate_cross_corpus
+
+    train = load_specs(train_specs)
+    test = load_specs(test_specs)
+    labels = None
+    if default_labels:
+        per_corpus = [
+            side.filter(lambda u, c=c: u.corpus == c)
+            for side in (train, test)
+            for c in sorted({u.corpus for u in side})
+        ]
+        common = common_labels(per_corpus)
+        if len(common) < 2:
+            raise click.UsageError(
+                f"the corpora share fewer than two labels ({common}); map labels with --labels, "
+                f"e.g. --labels calm=neutral,angry,happy,sad"
+            )
+        labels = ",".join(common)
+        click.echo(f"labels common to all corpora: {labels}", err=True)
+    setup = TrainingSetup.from_options(options, train + test, labels=labels)
+    try:
+        m = evaluate_cross_corpus(
+            train,
+            test,
+            setup.scheme,
+            setup.recipe,
+            out,
+            cache=setup.cache,
+            progress=setup.progress,
+            command=command_line(),
+            sources={"train": list(train_specs), "test": list(test_specs)},
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    echo_dropped(m)
+    arrow = f"{'+'.join(m['train_corpora'])} -> {'+'.join(m['test_corpora'])}"
+    click.echo(
+        f"{m.model} cross-corpus {arrow}: UA {m.ua:.2f}  WA {m['wa']:.2f}  "
+        f"macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
+    )
+    if len(m["per_test_corpus"]) > 1:
+        for c, v in m["per_test_corpus"].items():
+            click.echo(f"  {c}: UA {v['ua']:.2f}  WA {v['wa']:.2f}  macro-F1 {v['macro_f1']:.2f}")
+
+
+COMMAND = evaluate

@@ -1,0 +1,223 @@
+"""``emovox predict``: files, folders, globs or a manifest; per segment for long recordings."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import click
+
+from emovox.apps.cli.options import VAD_OPTION
+
+
+@click.command()
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(),
+    help="Model folder (default: the model bundled with emovox; see `emovox.pretrained`).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "jsonl"]),
+    help="Output format (default: table; with --output, from its extension).",
+)
+@click.option("--labels", help="Restrict to these classes, e.g. angry,happy,neutral,sad.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="Run the model with torch or onnxruntime (needs MODEL/model.onnx or --onnx).",
+)
+@click.option("--onnx", "onnx_file", type=click.Path(), help="The ONNX file of --backend onnx.")
+@click.option("--manifest", "manifest_file", type=click.Path(), help="Score a manifest's files.")
+@click.option(
+    "--output", type=click.Path(), help="Write one line per file here (jsonl or csv) as it goes."
+)
+@click.option("--resume", is_flag=True, help="With --output: skip files already in it.")
+@click.option("--workers", default=2, show_default=True, help="Decoding threads (--output).")
+@click.option("--batch-size", default=16, show_default=True, help="Files predicted together.")
+@click.option("--segments", is_flag=True, help="Long recordings: one prediction per segment.")
+@VAD_OPTION
+@click.option("--max-segment", default=10.0, show_default=True, help="Longest segment (s).")
+@click.option("--plot", "plot_file", type=click.Path(), help="With --segments: timeline PNG.")
+@click.option(
+    "--one-speaker",
+    is_flag=True,
+    help="All inputs are one speaker: a model trained with speaker_norm (e.g. cnn-egemaps) "
+    "normalises them with that speaker's statistics over these files.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(
+    inputs,
+    model_dir,
+    fmt,
+    labels,
+    backend,
+    onnx_file,
+    manifest_file,
+    output,
+    resume,
+    workers,
+    batch_size,
+    segments,
+    vad,
+    max_segment,
+    plot_file,
+    one_speaker,
+    quiet,
+) -> None:
+    """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
+
+    Without --model, the default model bundled with emovox is used (trained on the RAVDESS
+    speech, 8 emotions; licence CC BY-NC-SA 4.0; see its MODEL_CARD.md).
+
+    \b
+    emovox predict clip.wav
+    emovox predict clip.wav --segments --plot timeline.png
+    emovox predict --model M a.wav recordings/ "more/**/*.flac"
+    emovox predict --model M --manifest manifest.csv --output preds.jsonl --resume
+    emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
+    emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
+    """
+    from emovox.inference.batch import expand_inputs, manifest_inputs, render_predictions
+    from emovox.inference.bundle import BundleError
+    from emovox.inference.recognizer import Prediction, Recognizer
+
+    _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
+    if onnx_file:
+        backend = "onnx"
+    from emovox.inference.onnx_backend import OnnxUnavailable
+
+    try:
+        rec = Recognizer.load(
+            model_dir or None,
+            labels=labels.split(",") if labels else None,
+            backend=backend,
+            onnx_path=onnx_file,
+        )
+    except (BundleError, ValueError, OnnxUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    files, missing = expand_inputs(inputs)
+    if manifest_file:
+        try:
+            files += manifest_inputs(manifest_file)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    if segments:
+        _predict_segments(rec, files, missing, fmt or "table", output, vad, max_segment, plot_file)
+        return
+    if output:
+        _score_to_file(rec, files + missing, output, fmt, resume, workers, batch_size, quiet)
+        return
+    stats = "batch" if one_speaker else None
+    preds = rec.predict_batch(files, batch_size=batch_size, speaker_stats=stats) if files else []
+    preds += [Prediction(m, None, {}, "no such file or folder") for m in missing]
+    render_predictions(preds, rec.labels, fmt or "table")
+    failed = sum(not p.ok for p in preds)
+    if failed:
+        click.echo(f"{failed} of {len(preds)} input(s) could not be read", err=True)
+    if failed == len(preds):
+        sys.exit(1)
+
+
+def _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt):
+    """Usage errors of option combinations that make no sense."""
+    if not inputs and not manifest_file:
+        raise click.UsageError("give audio files, folders or globs, or --manifest FILE")
+    if resume and not output:
+        raise click.UsageError("--resume needs --output FILE")
+    if plot_file and not segments:
+        raise click.UsageError("--plot draws the timeline of --segments")
+    if one_speaker and (output or segments):
+        raise click.UsageError(
+            "--one-speaker applies to plain predictions (no --output, --segments)"
+        )
+    if output and not segments and fmt in ("table", "json"):
+        raise click.UsageError("--output writes jsonl or csv (one line per file as it goes)")
+
+
+def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet) -> None:
+    """``predict --output FILE``: one line per file as it goes, bad files listed at the end."""
+    from emovox.inference.batch import score_files
+
+    try:
+        summary = score_files(
+            rec,
+            inputs,
+            output,
+            fmt=fmt,
+            resume=resume,
+            workers=workers,
+            batch_size=batch_size,
+            progress=not quiet,
+        )
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{summary.written} file(s) written to {summary.output}"
+        + (f", {summary.skipped} already there" if summary.skipped else ""),
+        err=True,
+    )
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} file(s) could not be read:", err=True)
+        for path, reason in summary.failed:
+            click.echo(f"  {path}: {reason}", err=True)
+    if summary.failed and len(summary.failed) == summary.written:
+        sys.exit(1)
+
+
+def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_file) -> None:
+    """``predict --segments``: per-segment predictions of each (long) file."""
+    from emovox.audio import AudioError
+    from emovox.inference.batch import output_format, render_segments
+    from emovox.segmentation import SegmentationConfig
+
+    try:
+        cfg = SegmentationConfig(max_segment=max_segment)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    results: dict[str, list[dict]] = {}
+    errors: dict[str, str] = {m: "no such file or folder" for m in missing}
+    for path in files:
+        try:
+            results[path] = rec.predict_segments(path, vad=vad, config=cfg)
+        except AudioError as exc:
+            errors[path] = exc.reason
+        except RuntimeError as exc:  # silero asked for but not installed
+            raise click.ClickException(str(exc)) from exc
+    if output:
+        from emovox._fs import atomic_write_text
+
+        buf = io.StringIO()
+        out_fmt = fmt if fmt != "table" else output_format(output)
+        render_segments(results, errors, rec.labels, out_fmt, buf)
+        atomic_write_text(output, buf.getvalue())
+        click.echo(f"wrote {output}", err=True)
+    else:
+        render_segments(results, errors, rec.labels, fmt)
+    if plot_file:
+        from emovox.plots import plot_timeline
+
+        drawn = [(p, segs) for p, segs in results.items() if segs]
+        if len(drawn) == 1:
+            plot_timeline(drawn[0][1], rec.labels, plot_file, title=Path(drawn[0][0]).name)
+            click.echo(f"wrote {plot_file}", err=True)
+        elif drawn:
+            for p, segs in drawn:
+                target = Path(plot_file).with_name(f"{Path(plot_file).stem}_{Path(p).stem}.png")
+                plot_timeline(segs, rec.labels, target, title=Path(p).name)
+                click.echo(f"wrote {target}", err=True)
+        else:
+            click.echo("no speech segments: no timeline drawn", err=True)
+    for path, reason in errors.items():
+        click.echo(f"{path}: {reason}", err=True)
+    if errors and not results:
+        sys.exit(1)
+
+
+COMMAND = predict

@@ -1,0 +1,66 @@
+"""``emovox train``: train a model on one corpus or the union of several."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from emovox.apps.cli.options import (
+    TrainingSetup,
+    command_line,
+    corpus_options,
+    load_manifest,
+    load_specs,
+    training_options,
+)
+
+
+@click.command()
+@corpus_options
+@training_options
+@click.option("--out", required=True, type=click.Path(), help="Model folder to write.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option(
+    "--train",
+    "train_specs",
+    multiple=True,
+    metavar="CORPUS:PATH",
+    help="Training corpus (repeatable), instead of --data: trains on the union of the corpora.",
+)
+def train(corpus, data, out, resume, train_specs, **options) -> None:
+    """Train a model; validation speakers are held out of the training speakers."""
+    from emovox.train.pipeline import train as train_model
+    from emovox.train.trainer import TrainingInterrupted
+
+    if data is not None and train_specs:
+        raise click.UsageError("use either --data or --train, not both")
+    manifest = load_specs(train_specs) if train_specs else load_manifest(corpus, data)
+    setup = TrainingSetup.from_options(options, manifest)
+    try:
+        path = train_model(
+            manifest,
+            setup.scheme,
+            setup.recipe,
+            out,
+            cache=setup.cache,
+            resume=resume,
+            progress=setup.progress,
+            metadata={"command": command_line()},
+        )
+    except TrainingInterrupted as exc:
+        click.echo(
+            f"\ninterrupted in epoch {exc.epoch}: the best model so far is saved in {out}; "
+            f"continue with the same command and --resume",
+            err=True,
+        )
+        sys.exit(130)
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    res = cfg["training_result"]
+    val = f", validation UA {res['best_val_ua']:.1f} %" if res["best_val_ua"] is not None else ""
+    click.echo(f"saved {path} (best epoch {res['best_epoch']}{val})")
+
+
+COMMAND = train

@@ -1,0 +1,90 @@
+"""Helpers shared by the corpus modules: root checks, audio listing and the one skipped-files
+warning."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from emovox.audio import AUDIO_EXTENSIONS
+from emovox.data.manifest import Manifest, Utterance
+
+
+def corpus_root(root: str | os.PathLike) -> Path:
+    """``root`` as a :class:`Path`; raises :class:`FileNotFoundError` if it is not a folder."""
+    path = Path(root)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such corpus folder")
+    return path
+
+
+def audio_files(root: Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> Iterator[Path]:
+    """Audio files below ``root``, sorted; hidden files (``._x.wav`` of macOS) are left out."""
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in extensions and not path.name.startswith(".") and path.is_file():
+            yield path
+
+
+def warn_skipped(bad: list[str], root: Path, what: str, limit: int = 50) -> None:
+    """One warning listing every skipped file (``bad``: ``"relative/path (reason)"``)."""
+    if not bad:
+        return
+    shown = "\n  ".join(bad[:limit])
+    more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
+    warnings.warn(
+        f"skipped {len(bad)} file(s) under {root} whose names are not {what} names:\n"
+        f"  {shown}{more}",
+        stacklevel=4,
+    )
+
+
+def no_rows(root: Path, what: str, example: str) -> ValueError:
+    """The error for a folder without a single file of the corpus."""
+    return ValueError(f"{root}: no {what} files found (expected names like {example})")
+
+
+def scan_named(
+    root: str | os.PathLike,
+    corpus: str,
+    display: str,
+    extensions: tuple[str, ...],
+    parse: Callable[[Path], dict[str, str]],
+    speaker_field: str,
+    gender: str | Callable[[dict[str, str]], str],
+    example: str,
+) -> Manifest:
+    """The scan of a corpus whose file paths name everything: one :class:`Utterance` per file.
+
+    ``parse(path)`` returns the corpus fields with the canonical ``emotion`` (and ``gender`` when
+    the path tells it) or raises :class:`ValueError`; files it rejects are listed in one warning.
+    The speaker is ``<corpus>_<fields[speaker_field]>``; ``gender`` is a constant or a function
+    of the fields.
+    """
+    root = corpus_root(root)
+    rows, bad = [], []
+    for path in audio_files(root, extensions):
+        try:
+            fields = parse(path)
+        except ValueError as exc:
+            bad.append(f"{path.relative_to(root)} ({exc})")
+            continue
+        label = fields.pop("emotion")
+        sex = fields.pop("gender", None)
+        if sex is None:
+            sex = gender(fields) if callable(gender) else gender
+        rows.append(
+            Utterance(
+                path=str(path),
+                label=label,
+                speaker=f"{corpus}_{fields[speaker_field]}",
+                gender=sex,
+                corpus=corpus,
+                fields=fields,
+            )
+        )
+    warn_skipped(bad, root, display)
+    if not rows:
+        raise no_rows(root, display, example)
+    return Manifest(rows)

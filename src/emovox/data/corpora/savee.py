@@ -1,0 +1,62 @@
+"""SAVEE: Surrey Audio-Visual Expressed Emotion (Haq & Jackson, 2009).
+
+Four male speakers (DC, JE, JK, KL), 120 sentences each. Both distributed layouts are read:
+the original ``AudioData/DC/a01.wav`` (speaker folders) and the flat ``DC_a01.wav``. The letters
+before the number are the emotion: a anger, d disgust, f fear, h happiness, n neutral, sa sadness,
+su surprise. Speakers are ``savee_DC`` ...
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from emovox.data.corpora._common import scan_named
+from emovox.data.manifest import Manifest
+from emovox.data.taxonomy import CORPUS_CODES
+
+NAME = "savee"
+EXTENSIONS = (".wav", ".flac")
+SPEAKERS = ("DC", "JE", "JK", "KL")
+_NAME_RE = re.compile(r"^(?:([A-Za-z]{2})_)?(sa|su|a|d|f|h|n)(\d{2})$")
+
+
+def parse_name(name: str, folder: str = "") -> dict[str, str]:
+    """Parse ``DC_a01.wav``, or ``a01.wav`` inside the speaker folder ``folder`` (``DC``).
+
+    Raises:
+        ValueError: the name is not a SAVEE name or the speaker is unknown.
+    """
+    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
+    m = _NAME_RE.match(stem)
+    if not m:
+        raise ValueError(f"{name!r} is not of the form [SPEAKER_]CODENN (e.g. DC_a01 or a01)")
+    speaker, code, number = m.groups()
+    speaker = (speaker or folder).upper()
+    if speaker not in SPEAKERS:
+        where = "" if m.group(1) else f" (from its folder {folder!r})"
+        raise ValueError(
+            f"{name!r}: unknown speaker {speaker!r}{where}; SAVEE has {', '.join(SPEAKERS)}"
+        )
+    return {
+        "speaker": speaker,
+        "code": code,
+        "emotion": CORPUS_CODES[NAME][code],
+        "sentence": number,
+    }
+
+
+def scan(root: str | os.PathLike) -> Manifest:
+    """Scan ``root`` recursively for SAVEE files in either layout; others are skipped in one
+    warning."""
+    return scan_named(
+        root,
+        NAME,
+        "SAVEE",
+        EXTENSIONS,
+        lambda p: parse_name(p.name, folder=p.parent.name),
+        "speaker",
+        "male",
+        "DC/a01.wav or DC_a01.wav",
+    )

@@ -1,0 +1,113 @@
+"""Label schemes: which classes a model learns, and how a manifest's rows map onto them.
+
+A scheme is named by a string:
+
+- ``emotion``: the eight RAVDESS emotions (``neutral, calm, happy, sad, angry, fearful, disgust,
+  surprised``).
+- ``gender_emotion``: the reference tutorial's ten classes, ``female_calm`` ... ``male_fearful``
+  (female/male x calm, happy, sad, angry, fearful); rows without a known gender are dropped.
+- a list such as ``angry,happy,neutral,sad``: keep those labels only;
+  items like ``calm=neutral`` map a source label onto a class (``calm+neutral=low`` maps several);
+  a class named after a label also keeps that label's own rows (``calm=neutral`` merges calm
+  into neutral) unless an item maps the label elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from emovox.data.manifest import Manifest
+
+EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+TUTORIAL_EMOTIONS = ("calm", "happy", "sad", "angry", "fearful")
+GENDERS = ("female", "male")
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """A named, ordered set of classes and a mapping from source labels to them."""
+
+    name: str
+    classes: tuple[str, ...]
+    mapping: dict[str, str]
+    by_gender: bool = False
+
+    def target(self, label: str, gender: str = "") -> str | None:
+        """The class of a row, or ``None`` when the scheme drops it."""
+        cls = self.mapping.get(label)
+        if cls is None:
+            return None
+        if self.by_gender:
+            if gender not in GENDERS:
+                return None
+            cls = f"{gender}_{cls}"
+        return cls
+
+    def apply(self, manifest: Manifest) -> tuple[Manifest, int]:
+        """Map every row's label onto the scheme; returns the kept rows and the dropped count."""
+        kept = []
+        for u in manifest:
+            cls = self.target(u.label, u.gender)
+            if cls is not None:
+                kept.append(replace(u, label=cls))
+        return Manifest(kept), len(manifest) - len(kept)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "mapping": dict(self.mapping),
+            "by_gender": self.by_gender,
+        }
+
+
+def resolve_labels(spec: str, available: list[str] | None = None) -> LabelScheme:
+    """Turn a scheme name or label list into a :class:`LabelScheme`.
+
+    Args:
+        spec: ``emotion``, ``gender_emotion``, ``all`` (every label in ``available``) or a
+            comma-separated list of labels and ``src=dst`` / ``a+b=dst`` mappings.
+        available: the labels present in the data; unknown names in ``spec`` are an error then.
+    """
+    spec = spec.strip()
+    if spec == "emotion":
+        return LabelScheme("emotion", EMOTIONS, {e: e for e in EMOTIONS})
+    if spec == "gender_emotion":
+        classes = tuple(f"{g}_{e}" for g in GENDERS for e in TUTORIAL_EMOTIONS)
+        return LabelScheme(spec, classes, {e: e for e in TUTORIAL_EMOTIONS}, by_gender=True)
+    if spec == "all":
+        if not available:
+            raise ValueError("--labels all needs the data's labels")
+        return LabelScheme("all", tuple(sorted(available)), {a: a for a in available})
+    mapping: dict[str, str] = {}
+    classes: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if "=" in item:
+            src, dst = (s.strip() for s in item.split("=", 1))
+            sources = [s.strip() for s in src.split("+") if s.strip()]
+        else:
+            sources, dst = [item], item
+        if not dst or not sources:
+            raise ValueError(f"bad label item {item!r} in {spec!r}")
+        for s in sources:
+            if s in mapping:
+                raise ValueError(f"label {s!r} is mapped twice in {spec!r}")
+            mapping[s] = dst
+        if dst not in classes:
+            classes.append(dst)
+    if len(classes) < 2:
+        raise ValueError(f"a label scheme needs at least two classes, got {classes} from {spec!r}")
+    # A class named after a source label keeps that label's own rows unless an item maps the label
+    # elsewhere: ``calm=neutral,angry`` puts calm *and* neutral rows in ``neutral``.
+    for cls in classes:
+        if cls not in mapping and (available is None or cls in available):
+            mapping[cls] = cls
+    if available is not None:
+        unknown = sorted(set(mapping) - set(available))
+        if unknown:
+            raise ValueError(
+                f"label(s) {unknown} do not occur in the data; present: {sorted(available)}"
+            )
+    return LabelScheme(spec, tuple(classes), mapping)

@@ -1,0 +1,164 @@
+"""Evaluation protocols: how utterances are split into folds.
+
+Every protocol except ``random`` is speaker-independent: no speaker is on both sides of a fold.
+Validation speakers for early stopping are drawn from each fold's training side
+(:func:`validation_split`), so nothing about the test speakers steers any choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from emovox.data.manifest import Manifest
+
+EMOBOX_RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
+    (1, 11, 20, 21),
+    (4, 10, 12, 14),
+    (8, 9, 19, 23),
+    (3, 5, 7, 24),
+    (2, 15, 16, 18),
+    (6, 13, 17, 22),
+)
+"""Test actors of the EmoBox 6-fold speaker-independent split of RAVDESS (Ma et al., 2024)."""
+
+PROTOCOLS = ("emobox", "loso", "sessions", "speakers-kfold", "random")
+
+
+class SpeakerLeakWarning(UserWarning):
+    """A split that puts the same speaker in training and test (accuracy is inflated)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One train/test split: indices into the manifest, the test speakers and, when the test
+    side is whole corpora (cross-corpus), their names."""
+
+    index: int
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+    test_speakers: tuple[str, ...]
+    test_corpora: tuple[str, ...] = ()
+
+
+def make_folds(
+    manifest: Manifest, protocol: str, k: int | None = None, seed: int = 0
+) -> list[Fold]:
+    """Split ``manifest`` into folds.
+
+    Args:
+        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out), ``sessions``
+            (leave one session out: IEMOCAP, whose sessions group its speakers),
+            ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
+            utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
+        k: number of folds for ``speakers-kfold`` and ``random`` (default 5).
+    """
+    speakers = np.array([u.speaker for u in manifest])
+    if protocol == "emobox":
+        corpora = {u.corpus for u in manifest}
+        if corpora != {"ravdess"}:
+            raise ValueError(
+                f"the emobox protocol is defined for RAVDESS only, got {sorted(corpora)}"
+            )
+        groups = [[f"Actor_{a:02d}" for a in actors] for actors in EMOBOX_RAVDESS_FOLDS]
+    elif protocol == "loso":
+        groups = [[s] for s in sorted(set(speakers))]
+    elif protocol == "sessions":
+        sessions = {u.fields.get("session", "") for u in manifest}
+        if "" in sessions:
+            raise ValueError(
+                "the sessions protocol needs a session on every utterance (IEMOCAP's "
+                "fields['session']); use loso or speakers-kfold for other corpora"
+            )
+        groups = [
+            sorted({u.speaker for u in manifest if u.fields["session"] == s})
+            for s in sorted(sessions)
+        ]
+    elif protocol == "speakers-kfold":
+        groups = _speaker_groups(manifest, k or 5, seed)
+    elif protocol == "random":
+        warnings.warn(
+            "the random protocol splits utterances, not speakers: the same speakers are in "
+            "training and test and the accuracy is inflated; do not report it as a headline",
+            SpeakerLeakWarning,
+            stacklevel=2,
+        )
+        return _random_folds(manifest, k or 5, seed)
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    folds = []
+    for i, group in enumerate(groups, 1):
+        test_mask = np.isin(speakers, group)
+        if not test_mask.any():
+            raise ValueError(f"fold {i}: none of the test speakers {group} is in the data")
+        folds.append(
+            Fold(
+                index=i,
+                train=tuple(np.flatnonzero(~test_mask).tolist()),
+                test=tuple(np.flatnonzero(test_mask).tolist()),
+                test_speakers=tuple(sorted(group)),
+            )
+        )
+    return folds
+
+
+def _speaker_groups(manifest: Manifest, k: int, seed: int) -> list[list[str]]:
+    """Deal speakers into ``k`` groups, balancing gender and utterance counts."""
+    speakers = manifest.speakers
+    if k < 2 or k > len(speakers):
+        raise ValueError(f"speakers-kfold needs 2 <= K <= {len(speakers)} speakers, got K={k}")
+    counts = manifest.counts("speaker")
+    gender = {u.speaker: u.gender for u in manifest}
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(speakers))
+    order.sort(key=lambda s: (gender[s], -counts[s]))  # stable: random within ties
+    groups: list[list[str]] = [[] for _ in range(k)]
+    loads = [0] * k
+    for g in sorted(set(gender.values())):
+        for s in [s for s in order if gender[s] == g]:
+            j = min(range(k), key=lambda j: (loads[j], len(groups[j])))
+            groups[j].append(s)
+            loads[j] += counts[s]
+    return groups
+
+
+def _random_folds(manifest: Manifest, k: int, seed: int) -> list[Fold]:
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = [u.label for u in manifest]
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    for i, (tr, te) in enumerate(skf.split(np.zeros(len(labels)), labels), 1):
+        folds.append(Fold(i, tuple(tr.tolist()), tuple(te.tolist()), ()))
+    return folds
+
+
+def validation_split(
+    manifest: Manifest, indices: list[int] | tuple[int, ...], fraction: float = 0.2, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Split ``indices`` into train and validation parts by speaker (never by utterance).
+
+    About ``fraction`` of the speakers (at least one, balanced across genders when known) go to
+    validation. With a single speaker there is nothing to split: validation is empty.
+    """
+    speakers = sorted({manifest[i].speaker for i in indices})
+    if len(speakers) < 2 or fraction <= 0:
+        return list(indices), []
+    gender = {manifest[i].speaker: manifest[i].gender for i in indices}
+    rng = np.random.default_rng(seed)
+    n_val = min(len(speakers) - 1, max(1, round(len(speakers) * fraction)))
+    by_gender: dict[str, list[str]] = {}
+    for s in rng.permutation(speakers):
+        by_gender.setdefault(gender[str(s)], []).append(str(s))
+    chosen: list[str] = []
+    pools = [by_gender[g] for g in sorted(by_gender)]
+    while len(chosen) < n_val:
+        for pool in pools:
+            if pool and len(chosen) < n_val:
+                chosen.append(pool.pop(0))
+    val_set = set(chosen)
+    train = [i for i in indices if manifest[i].speaker not in val_set]
+    val = [i for i in indices if manifest[i].speaker in val_set]
+    return train, val

@@ -1,0 +1,1 @@
+"""Evaluation: fold plans run by one runner, typed results, metrics and their reports."""

@@ -1,0 +1,259 @@
+"""Typed evaluation results and their one writer: ``metrics.json``, ``predictions.csv``,
+``confusion.png`` and ``report.md``.
+
+:class:`FoldResult` is one fold's row; :class:`EvaluationResult` the whole run. An evaluation
+result is also a read-only mapping of its ``metrics.json`` content (``result["ua"]``), so code
+that reads the JSON file and code that holds the result read the same names.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from emovox._fs import atomic_write_text
+from emovox.evaluate.conditions import condition_report_lines
+
+SCORES = ("ua", "wa", "macro_f1")
+
+
+@dataclasses.dataclass
+class FoldResult:
+    """The scores and facts of one fold (a row of ``metrics.json``'s ``folds``)."""
+
+    fold: int
+    test_speakers: list[str]
+    validation_speakers: list[str]
+    ua: float
+    wa: float
+    macro_f1: float
+    n_test: int
+    n_train: int
+    best_epoch: int
+    best_val_ua: float | None
+    epochs_run: int
+    train_seconds: float
+    inference_seconds: float
+    n_parameters: int | None = None
+    test_corpora: list[str] | None = None
+    components: dict[str, dict] | None = None
+    conditions: dict[str, dict] | None = None
+
+    def to_dict(self) -> dict:
+        row = dataclasses.asdict(self)
+        return {k: v for k, v in row.items() if v is not None or k == "best_val_ua"}
+
+    @classmethod
+    def from_dict(cls, row: dict) -> FoldResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+class EvaluationResult(Mapping):
+    """A finished evaluation: its folds, pooled scores and everything ``metrics.json`` holds.
+
+    Args:
+        folds: the fold results.
+        content: the rest of ``metrics.json`` (built by the runner).
+    """
+
+    def __init__(self, folds: list[FoldResult], content: dict) -> None:
+        self.folds = folds
+        self._content = content
+
+    # -- the scores ---------------------------------------------------------------------------
+    @property
+    def ua(self) -> float:
+        return float(self._content["ua"])
+
+    @property
+    def ua_std(self) -> float:
+        return float(self._content["ua_std"])
+
+    @property
+    def protocol(self) -> str:
+        return str(self._content["protocol"])
+
+    @property
+    def model(self) -> str:
+        return str(self._content["model"])
+
+    def to_dict(self) -> dict:
+        """The content of ``metrics.json``."""
+        return dict(self._content)
+
+    # -- mapping ------------------------------------------------------------------------------
+    def __getitem__(self, key: str):
+        return self._content[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._content)
+
+    def __len__(self) -> int:
+        return len(self._content)
+
+
+def mean_scores(folds: list[FoldResult]) -> dict[str, float]:
+    """Mean and standard deviation over the folds of UA, WA and macro-F1."""
+    out: dict[str, float] = {}
+    for k in SCORES:
+        v = np.array([getattr(f, k) for f in folds])
+        out[k], out[f"{k}_std"] = float(v.mean()), float(v.std())
+    return out
+
+
+def summarize_components(folds: list[FoldResult]) -> dict[str, dict]:
+    """Mean and standard deviation over the folds of each component's UA, WA and macro-F1."""
+    names = dict.fromkeys(n for f in folds for n in (f.components or {}))
+    out = {}
+    for name in names:
+        rows = [f.components[name] for f in folds if f.components and name in f.components]
+        out[name] = {"folds": len(rows)}
+        for k in SCORES:
+            vals = np.array([row[k] for row in rows])
+            out[name][k] = float(vals.mean())
+            out[name][f"{k}_std"] = float(vals.std())
+    return out
+
+
+# -- writing ---------------------------------------------------------------------------------
+def write_results(
+    out: Path, result: EvaluationResult, pred_rows: list[dict], title: str | None = None
+) -> None:
+    """Write ``metrics.json``, ``predictions.csv``, ``confusion.png`` and ``report.md``."""
+    from emovox.plots import plot_confusion
+
+    atomic_write_text(out / "metrics.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    write_csv(out / "predictions.csv", pred_rows)
+    plot_confusion(
+        result["confusion"]["matrix"],
+        result["labels"],
+        out / "confusion.png",
+        title=title or f"{result.model} · {result.protocol} · UA {result.ua:.1f} %",
+    )
+    atomic_write_text(out / "report.md", render_report(result))
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV (an empty file for no rows), written atomically."""
+    if not rows:
+        atomic_write_text(path, "")
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_predictions(path: Path) -> list[dict]:
+    """The rows of a fold's ``predictions.csv``."""
+    with path.open(newline="") as f:
+        return [dict(r, fold=int(r["fold"])) for r in csv.DictReader(f)]
+
+
+# -- the report ------------------------------------------------------------------------------
+def render_report(m: Mapping) -> str:
+    """A Markdown summary of an evaluation (a result, or the content of ``metrics.json``)."""
+    lines = [
+        f"# {m['model']} — {m['protocol']} protocol",
+        "",
+        _headline(m),
+        "",
+        f"{m['n_utterances']} utterances, {len(m['labels'])} classes: {', '.join(m['labels'])}.",
+        "",
+        *_corpora_lines(m),
+        "| fold | test speakers | UA | WA | macro-F1 | best epoch | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in m["folds"]:
+        lines.append(
+            f"| {f['fold']} | {_fold_test_set(f)} | {f['ua']:.2f} | "
+            f"{f['wa']:.2f} | {f['macro_f1']:.2f} | {f['best_epoch']} | {f['train_seconds']:.0f} |"
+        )
+    lines += condition_report_lines(dict(m))
+    lines += ["", "## Per class (pooled over folds)", ""]
+    lines += ["| class | precision | recall | F1 | n |", "|---|---|---|---|---|"]
+    for c, v in m["per_class"].items():
+        lines.append(
+            f"| {c} | {v['precision']:.1f} | {v['recall']:.1f} | {v['f1']:.1f} | {v['support']} |"
+        )
+    return "\n".join(lines + _timing_lines(m))
+
+
+def _headline(m: Mapping) -> str:
+    if m["protocol"] == "cross-corpus":
+        return (
+            f"UA **{m['ua']:.2f}** · WA {m['wa']:.2f} · macro-F1 {m['macro_f1']:.2f} "
+            f"(one model trained on the training corpora, scored on the test corpora)."
+        )
+    return (
+        f"UA **{m['ua']:.2f} ± {m['ua_std']:.2f}** · WA {m['wa']:.2f} ± {m['wa_std']:.2f} · "
+        f"macro-F1 {m['macro_f1']:.2f} ± {m['macro_f1_std']:.2f} "
+        f"(mean ± std over {len(m['folds'])} folds; pooled UA {m['pooled']['ua']:.2f})."
+    )
+
+
+def _timing_lines(m: Mapping) -> list[str]:
+    t = m["timing"]
+    return [
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "## Timing",
+        "",
+        f"- feature extraction: {t['feature_extraction_seconds']:.1f} s",
+        f"- training (all folds): {t['training_seconds']:.1f} s",
+        f"- inference: {t['inference_ms_per_utterance']:.2f} ms per utterance",
+        f"- wall clock: {t['wall_seconds']:.1f} s on {m['machine']['cpu']} "
+        f"({m['machine']['cores']} cores)",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        " ".join(m["command"]) if m["command"] else "(not recorded)",
+        "```",
+        "",
+    ]
+
+
+def _fold_test_set(fold: Mapping) -> str:
+    """What a fold tested on: the test corpora of a cross-corpus run, else the test speakers."""
+    if fold.get("test_corpora"):
+        return ", ".join(fold["test_corpora"])
+    return ", ".join(fold["test_speakers"]) or "(random)"
+
+
+def _corpora_lines(m: Mapping) -> list[str]:
+    """Report lines on the corpora: train → test scores and the utterances dropped by labels."""
+    lines = []
+    if m.get("train_corpora"):
+        lines += [
+            f"Trained on {', '.join(m['train_corpora'])}; tested on "
+            f"{', '.join(m['test_corpora'])}.",
+            "",
+            "| side | corpus | utterances | used | dropped (labels) | speakers |",
+            "|---|---|---|---|---|---|",
+        ]
+        for side in ("train", "test"):
+            for c, v in m[f"{side}_corpora"].items():
+                lines.append(
+                    f"| {side} | {c} | {v['utterances']} | {v['used']} | "
+                    f"{v['dropped_utterances']} | {v['speakers']} |"
+                )
+        lines += ["", "| test corpus | UA | WA | macro-F1 | n |", "|---|---|---|---|---|"]
+        for c, v in m.get("per_test_corpus", {}).items():
+            lines.append(
+                f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | {v['n']} |"
+            )
+        lines.append("")
+    elif any(m.get("dropped_utterances", {}).values()):
+        dropped = ", ".join(f"{c} {n}" for c, n in m["dropped_utterances"].items() if n)
+        lines += [f"Utterances outside the labels, dropped: {dropped}.", ""]
+    return lines

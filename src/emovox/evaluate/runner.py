@@ -1,0 +1,415 @@
+"""Cross-validated, speaker-independent evaluation: ``emovox evaluate``.
+
+One runner for every protocol: a :class:`~emovox.evaluate.plans.Plan` (lists of train/test
+folds) is run fold by fold by :func:`run` — a fresh model trained on the fold's training side
+(validation speakers for early stopping drawn from it), then scored on its test side. Results
+per fold are written as they finish, so an interrupted run resumes where it stopped; the summary
+goes to ``metrics.json``, ``confusion.png``, ``report.md`` and ``predictions.csv``
+(:mod:`emovox.evaluate.results`). :func:`evaluate` (folds of one manifest) and
+:func:`evaluate_cross_corpus` (train on some corpora, test on others) only build the plan.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from emovox._fs import atomic_write_text
+from emovox._version import __version__
+from emovox.data.labels import LabelScheme
+from emovox.data.manifest import Manifest
+from emovox.data.protocols import Fold, SpeakerLeakWarning
+from emovox.data.taxonomy import dropped_by_corpus
+from emovox.evaluate.conditions import ConditionScorer, parse_conditions, summarize_conditions
+from emovox.evaluate.machine import machine_info
+from emovox.evaluate.plans import Plan, cross_corpus_plan, protocol_plan
+from emovox.evaluate.results import (
+    EvaluationResult,
+    FoldResult,
+    mean_scores,
+    read_predictions,
+    summarize_components,
+    write_csv,
+    write_results,
+)
+from emovox.features import FeatureCache
+from emovox.metrics import classification_metrics
+from emovox.progress import console
+from emovox.train.dataset import Dataset, load_dataset, variant_options
+from emovox.train.pipeline import fit, predict_subset
+from emovox.train.recipe import Recipe, as_recipe
+
+__all__ = ["evaluate", "evaluate_cross_corpus", "machine_info", "run"]
+
+
+def run(
+    data: Dataset,
+    plan: Plan,
+    recipe: Recipe,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    scorer: ConditionScorer | None = None,
+) -> tuple[list[FoldResult], list[dict]]:
+    """Run every fold of ``plan``; write each fold's ``metrics.json`` and ``predictions.csv``
+    into ``out/fold_N`` as it finishes (reused with ``resume``).
+
+    Returns:
+        The fold results and the test predictions of every fold (rows of ``predictions.csv``).
+    """
+    results, preds = [], []
+    for fold in plan.folds:
+        fold_dir = out / f"fold_{fold.index}"
+        done = fold_dir / "metrics.json"
+        if resume and done.is_file():
+            result = FoldResult.from_dict(json.loads(done.read_text()))
+            rows = read_predictions(fold_dir / "predictions.csv")
+            console.log(f"fold {fold.index}: reusing finished result (UA {result.ua:.1f})")
+        else:
+            result, rows = run_fold(data, fold, recipe, plan, progress=progress, scorer=scorer)
+            write_csv(fold_dir / "predictions.csv", rows)
+            atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
+        results.append(result)
+        preds.extend(rows)
+    return results, preds
+
+
+def run_fold(
+    data: Dataset,
+    fold: Fold,
+    recipe: Recipe,
+    plan: Plan,
+    *,
+    progress: bool = True,
+    scorer: ConditionScorer | None = None,
+) -> tuple[FoldResult, list[dict]]:
+    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions."""
+    what = ", ".join(fold.test_corpora or fold.test_speakers)
+    console.log(f"fold {fold.index}/{len(plan.folds)}" + (f": testing on {what}" if what else ""))
+    net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
+    ty = data.y[list(fold.test)]
+    t0 = time.time()
+    proba = predict_subset(net, data, fold.test, recipe.training)
+    dt = time.time() - t0
+    m = classification_metrics(ty, proba.argmax(1), data.classes)
+    result = FoldResult(
+        fold=fold.index,
+        test_speakers=list(fold.test_speakers),
+        validation_speakers=val_speakers,
+        ua=m["ua"],
+        wa=m["wa"],
+        macro_f1=m["macro_f1"],
+        n_test=m["n"],
+        n_train=len(fold.train),
+        best_epoch=trained.best_epoch,
+        best_val_ua=trained.best_val_ua,
+        epochs_run=len(trained.history),
+        train_seconds=round(trained.seconds, 2),
+        inference_seconds=round(dt, 4),
+        n_parameters=net.n_parameters,
+        test_corpora=list(fold.test_corpora) or None,
+        components=component_scores(net, data, fold.test, recipe) or None,
+        conditions=scorer.score(net, fold.test, recipe.training) if scorer else None,
+    )
+    console.log(
+        f"fold {fold.index}: UA {result.ua:.1f}  WA {result.wa:.1f}  F1 {result.macro_f1:.1f}  "
+        f"(best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
+    )
+    return result, prediction_rows(data, fold, proba, plan.by_corpus)
+
+
+def prediction_rows(data: Dataset, fold: Fold, proba, by_corpus: bool) -> list[dict]:
+    """One row per test item: its fold, file, speaker, label, prediction and probabilities."""
+    rows = []
+    for i, p in zip(fold.test, proba, strict=True):
+        u = data.manifest[i]
+        row = {"fold": fold.index, **({"corpus": u.corpus} if by_corpus else {})}
+        row.update(path=u.path, speaker=u.speaker, label=data.classes[data.y[i]])
+        row["predicted"] = data.classes[int(p.argmax())]
+        row.update({f"p_{c}": round(float(v), 6) for c, v in zip(data.classes, p, strict=True)})
+        rows.append(row)
+    return rows
+
+
+def component_scores(net, data: Dataset, indices, recipe: Recipe) -> dict[str, dict]:
+    """UA, WA and macro-F1 on ``data[indices]`` of each part of a fusion model on its own
+    (:meth:`~emovox.models.base.SERModel.components`), from the same trained weights: the
+    ablation of a fusion costs no extra training."""
+    y = data.y[list(indices)]
+    out = {}
+    for name, part in net.components().items():
+        pred = predict_subset(part, data, indices, recipe.training).argmax(1)
+        m = classification_metrics(y, pred, data.classes)
+        out[name] = {k: m[k] for k in ("ua", "wa", "macro_f1")}
+    return out
+
+
+def summarize(
+    data: Dataset,
+    plan: Plan,
+    recipe: Recipe,
+    folds: list[FoldResult],
+    preds: list[dict],
+    *,
+    started: float,
+    command: Sequence[str] | None,
+    extra: dict | None = None,
+    conditions: Sequence[str] = (),
+) -> EvaluationResult:
+    """The content of ``metrics.json`` for a finished plan."""
+    index = {c: i for i, c in enumerate(data.classes)}
+    pooled = classification_metrics(
+        [index[r["label"]] for r in preds], [index[r["predicted"]] for r in preds], data.classes
+    )
+    content = {
+        "protocol": plan.protocol,
+        "model": recipe.model,
+        "labels": data.classes,
+        **(extra or {}).get("head", {}),
+        **mean_scores(folds),
+        "pooled": {k: pooled[k] for k in ("ua", "wa", "macro_f1")},
+        "folds": [f.to_dict() for f in folds],
+        "per_class": pooled["per_class"],
+        "confusion": pooled["confusion"],
+    }
+    if plan.by_corpus:
+        content["per_test_corpus"] = per_corpus_scores(preds, data.classes)
+    content.update(
+        n_utterances=len(data.manifest),
+        **(extra or {}).get("counts", {}),
+        n_test_predictions=len(preds),
+        skipped_files=len(data.errors),
+        dropped_utterances=(extra or {}).get("dropped", {}),
+        feature=recipe.feature.to_dict(),
+        training=recipe.training.to_dict(),
+        model_params=recipe.params,
+        n_parameters=max((f.n_parameters or 0 for f in folds), default=0)
+        or recipe.build(len(data.classes), tuple(data.features[0].shape[:2])).n_parameters,
+        timing=_timing(data, folds, started),
+        command=list(command or []),
+        machine=machine_info(),
+        emovox_version=__version__,
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    rows = [f.to_dict() for f in folds]
+    if conditions:
+        content["conditions"] = summarize_conditions(rows, conditions)
+    if any(f.components for f in folds):
+        content["components"] = summarize_components(folds)
+    return EvaluationResult(folds, content)
+
+
+def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
+    """UA, WA, macro-F1, count, per-class scores and confusion of every test corpus."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = {}
+    for corpus in sorted({r["corpus"] for r in preds}):
+        rows = [r for r in preds if r["corpus"] == corpus]
+        m = classification_metrics(
+            [index[r["label"]] for r in rows], [index[r["predicted"]] for r in rows], classes
+        )
+        out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
+    return out
+
+
+def _timing(data: Dataset, folds: list[FoldResult], started: float) -> dict:
+    n = sum(f.n_test for f in folds)
+    return {
+        "feature_extraction_seconds": round(data.extract_seconds, 2),
+        "training_seconds": round(sum(f.train_seconds for f in folds), 2),
+        "inference_ms_per_utterance": round(
+            1000 * sum(f.inference_seconds for f in folds) / max(n, 1), 3
+        ),
+        "wall_seconds": round(time.time() - started, 2),
+    }
+
+
+# -- the two entry points ----------------------------------------------------------------------
+def evaluate(
+    manifest: Manifest,
+    scheme: LabelScheme,
+    recipe: Recipe | str,
+    out_dir: str | os.PathLike,
+    *,
+    protocol: str = "emobox",
+    k: int | None = None,
+    folds: list[int] | None = None,
+    cache: FeatureCache | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    command: list[str] | None = None,
+    conditions: Sequence[str] = (),
+) -> EvaluationResult:
+    """Run ``protocol`` over ``manifest`` and write the results into ``out_dir``.
+
+    Args:
+        recipe: what to train (a model name stands for its own recipe).
+        folds: 1-based fold numbers to run (default: all).
+        resume: reuse the results of folds already finished in ``out_dir``.
+        command: the command line to record in ``metrics.json``.
+        conditions: test conditions, e.g. ``["white:20", "gain:-20"]``
+            (:func:`emovox.augment.parse_condition`): each fold's model is also scored on its
+            test files under each (``conditions`` in the fold rows and in ``metrics.json``).
+
+    Returns:
+        The result (a mapping of the content of ``metrics.json``).
+    """
+    started = time.time()
+    recipe = as_recipe(recipe)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dropped = dropped_by_corpus(manifest, scheme)
+    _log_dropped(dropped, scheme)
+    conds = parse_conditions(conditions)  # a typo fails here, before any training
+    data = load_dataset(
+        manifest, scheme, recipe.feature, cache, progress, **variant_options(recipe.training)
+    )
+    scorer = ConditionScorer(data, conds, cache, progress) if conditions else None
+    plan = protocol_plan(data.manifest, protocol, k, recipe.training.seed).select(folds)
+    results, preds = run(data, plan, recipe, out, resume=resume, progress=progress, scorer=scorer)
+    result = summarize(
+        data,
+        plan,
+        recipe,
+        results,
+        preds,
+        started=started,
+        command=command,
+        extra={"dropped": dropped},
+        conditions=scorer.names if scorer else (),
+    )
+    write_results(out, result, preds)
+    return result
+
+
+def evaluate_cross_corpus(
+    train: Manifest,
+    test: Manifest,
+    scheme: LabelScheme,
+    recipe: Recipe | str,
+    out_dir: str | os.PathLike,
+    *,
+    cache: FeatureCache | None = None,
+    progress: bool = True,
+    command: list[str] | None = None,
+    sources: dict[str, list[str]] | None = None,
+) -> EvaluationResult:
+    """Train on ``train`` (the union of the training corpora), test on ``test`` (other corpora).
+
+    Utterances whose labels are outside ``scheme`` are dropped and counted per corpus (logged, and
+    in ``metrics.json`` as ``dropped_utterances``). Validation speakers for early stopping come
+    from the training corpora. Writes the same files as :func:`evaluate` (protocol
+    ``cross-corpus``, one fold: the test set, plus ``per_test_corpus`` scores).
+
+    Args:
+        sources: what to record as the corpora, e.g. ``{"train": ["ravdess:DIR"], "test": [...]}``.
+
+    Returns:
+        The result (a mapping of the content of ``metrics.json``).
+    """
+    started = time.time()
+    recipe = as_recipe(recipe)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _warn_shared_speakers(train, test)
+    dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
+    for side, counts in dropped.items():
+        _log_dropped(counts, scheme, f"{side} corpus ")
+    train_paths = {u.path for u in train}
+    data = load_dataset(
+        train + test,
+        scheme,
+        recipe.feature,
+        cache,
+        progress,
+        **variant_options(recipe.training),
+        variants_of=train_paths,
+    )
+    is_test = {i for i, u in enumerate(data.manifest) if u.path not in train_paths}
+    trained_labels = {u.label for i, u in enumerate(data.manifest) if i not in is_test}
+    absent = [c for c in scheme.classes if c not in trained_labels]
+    if absent:
+        raise ValueError(
+            f"the training corpora have no utterance of {absent}; choose --labels among "
+            f"{sorted(trained_labels)}"
+        )
+    console.log(
+        f"cross-corpus: training on {len(data.manifest) - len(is_test)} utterances of "
+        f"{', '.join(sorted({u.corpus for u in train}))}, testing on {len(is_test)} "
+        f"of {', '.join(sorted({u.corpus for u in test}))}"
+    )
+    plan = cross_corpus_plan(data.manifest, is_test)
+    results, preds = run(data, plan, recipe, out, progress=progress)
+    result = summarize(
+        data,
+        plan,
+        recipe,
+        results,
+        preds,
+        started=started,
+        command=command,
+        extra=_cross_corpus_facts(data, train, test, dropped, is_test, sources),
+    )
+    arrow = f"{'+'.join(result['train_corpora'])} → {'+'.join(result['test_corpora'])}"
+    write_results(out, result, preds, title=f"{recipe.model} · {arrow} · UA {result.ua:.1f} %")
+    return result
+
+
+def _cross_corpus_facts(data, train, test, dropped, is_test, sources) -> dict:
+    """The corpora tables, sources and counts that a cross-corpus ``metrics.json`` adds."""
+
+    def corpora(side: str, manifest: Manifest, items) -> dict:
+        used: dict[str, int] = {}
+        for i in items:
+            used[data.manifest[i].corpus] = used.get(data.manifest[i].corpus, 0) + 1
+        return {
+            c: {
+                "utterances": n,
+                "used": used.get(c, 0),
+                "dropped_utterances": dropped[side].get(c, 0),
+                "speakers": len({u.speaker for u in manifest if u.corpus == c}),
+            }
+            for c, n in sorted(manifest.counts("corpus").items())
+        }
+
+    train_items = [i for i in range(len(data.manifest)) if i not in is_test]
+    total: dict[str, int] = {}
+    for counts in dropped.values():
+        for c, n in counts.items():
+            total[c] = total.get(c, 0) + n
+    return {
+        "head": {
+            "train_corpora": corpora("train", train, train_items),
+            "test_corpora": corpora("test", test, sorted(is_test)),
+            "sources": sources or {},
+        },
+        "counts": {"n_train_utterances": len(train_items)},
+        "dropped": dict(sorted(total.items())),
+    }
+
+
+def _warn_shared_speakers(train: Manifest, test: Manifest) -> None:
+    leaked = sorted(set(train.speakers) & set(test.speakers))
+    if leaked:
+        warnings.warn(
+            f"{len(leaked)} speaker(s) are in both the training and the test corpora "
+            f"({', '.join(leaked[:10])}{' ...' if len(leaked) > 10 else ''}): the test is not "
+            f"speaker-independent",
+            SpeakerLeakWarning,
+            stacklevel=3,
+        )
+
+
+def _log_dropped(counts: dict[str, int], scheme: LabelScheme, prefix: str = "") -> None:
+    for corpus, n in counts.items():
+        if n:
+            console.log(
+                f"{prefix}{corpus}: dropped {n} utterance(s) whose labels are outside "
+                f"{', '.join(scheme.classes)}"
+            )

@@ -1,0 +1,334 @@
+"""The Python API for prediction: ``Recognizer.load(path).predict(...)``.
+
+The CLI, and later the server and the live mode, are thin shells over this class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emovox.audio import AudioError, prepare_array
+from emovox.features.normalization import SpeakerStats
+from emovox.features.normalization import speaker_stats as _speaker_stats
+from emovox.inference.bundle import Bundle, load_bundle
+from emovox.inference.predict import multi_crop_proba, predict_proba
+
+log = logging.getLogger(__name__)
+
+AudioInput = str | os.PathLike | np.ndarray
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The emotion of one input: the label and every class's probability.
+
+    ``error`` is set (and ``label`` is ``None``) when the input could not be read.
+    """
+
+    source: str
+    label: str | None
+    probabilities: dict[str, float]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Recognizer:
+    """A loaded model bundle, ready to predict (scikit-learn style ``predict``/``predict_proba``).
+
+    Args:
+        bundle: the loaded bundle.
+        labels: restrict predictions to these classes (probabilities renormalised over them).
+
+    The bundle's ``inference`` settings (``config.json``) are followed by both backends: with
+    ``test_crops > 1`` each utterance's probabilities are the mean over that many evenly spaced
+    windows of ``crop_frames`` frames (:func:`emovox.train.trainer.crop_windows`); with
+    ``speaker_norm`` features are standardised per speaker (see :meth:`predict_batch`).
+    """
+
+    def __init__(
+        self, bundle: Bundle, labels: Sequence[str] | None = None, onnx_model=None
+    ) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.feature = bundle.feature
+        self.onnx_model = onnx_model
+        self._keep = self._resolve_subset(labels)
+        inference = bundle.config.get("inference") or {}
+        self.test_crops: int = int(inference.get("test_crops", 1))
+        self.crop_frames: int | None = inference.get("crop_frames")
+        self.speaker_norm: bool = bool(inference.get("speaker_norm", False))
+        self._warned_speaker_norm = False
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        labels: Sequence[str] | None = None,
+        backend: str = "torch",
+        onnx_path: str | os.PathLike | None = None,
+    ) -> Recognizer:
+        """Load a bundle folder (``model.safetensors`` + ``config.json``).
+
+        Args:
+            path: the bundle folder; ``None`` loads the default model bundled with emovox
+                (:func:`emovox.pretrained.default_model_path`, see its ``MODEL_CARD.md``).
+            device: torch device of the torch backend.
+            labels: restrict predictions to these classes.
+            backend: ``"torch"``, or ``"onnx"`` to run the model with onnxruntime (features are
+                computed as with torch). The ONNX file is ``onnx_path``, by default
+                ``<path>/model.onnx`` (written by ``emovox export``); it must fit the bundle.
+
+        Raises:
+            BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
+            OnnxUnavailable: ``backend="onnx"`` without onnxruntime installed.
+        """
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        if path is None:
+            from emovox.pretrained import default_model_path
+
+            path = default_model_path()
+        bundle = load_bundle(path, device=device)
+        onnx_model = None
+        if backend == "onnx":
+            from emovox.inference.onnx_backend import ONNX_FILE, OnnxModel
+
+            file = Path(onnx_path) if onnx_path is not None else Path(path) / ONNX_FILE
+            onnx_model = OnnxModel(file, bundle=bundle)
+        return cls(bundle, labels=labels, onnx_model=onnx_model)
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``."""
+        return "onnx" if self.onnx_model is not None else "torch"
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """The classes this recognizer answers with (after any ``labels`` restriction)."""
+        return [self.bundle.labels[i] for i in self._keep]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.feature.sample_rate
+
+    @property
+    def config(self) -> dict:
+        return self.bundle.config
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict(self, audio: AudioInput, sr: int | None = None) -> Prediction:
+        """Predict one file or waveform (``sr`` is required for arrays).
+
+        Raises:
+            AudioError: the input cannot be used as audio.
+        """
+        pred = self.predict_batch([audio], sr=sr)[0]
+        if pred.error is not None:
+            raise AudioError(pred.source, pred.error)
+        return pred
+
+    def predict_proba(self, audio: Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
+        """Probabilities ``[N, len(labels)]``; raises on the first unreadable input."""
+        preds = [self.predict(a, sr) for a in audio]
+        return np.array([[p.probabilities[c] for c in self.labels] for p in preds])
+
+    def predict_batch(
+        self,
+        items: Iterable[AudioInput],
+        sr: int | None = None,
+        batch_size: int = 32,
+        speaker_stats: SpeakerStats | str | None = None,
+    ) -> list[Prediction]:
+        """Predict many inputs; an unreadable one gets a :class:`Prediction` with ``error`` set.
+
+        Args:
+            items: files, or waveforms at ``sr``.
+            sr: the waveforms' sample rate.
+            batch_size: inputs run through the model together.
+            speaker_stats: only for a bundle trained with ``speaker_norm``, which expects every
+                utterance standardised by its speaker's statistics. Give the speaker's
+                :class:`~emovox.features.normalization.SpeakerStats` (from :meth:`speaker_stats`
+                over
+                that speaker's recordings), or ``"batch"`` when all ``items`` are of one speaker
+                (the statistics of the readable items are then used). When left out, each
+                utterance is standardised by its own statistics (so a prediction never depends
+                on which other files are in the call) and a warning is logged once, since
+                single-utterance statistics are noisier than a speaker's. Ignored, with a
+                warning, by bundles trained without ``speaker_norm``.
+        """
+        items = list(items)
+        names = [_name(x, i) for i, x in enumerate(items)]
+        feats: list[np.ndarray | None] = []
+        errors: dict[int, str] = {}
+        waves: list[np.ndarray] = []
+        wave_idx: list[int] = []
+        for i, x in enumerate(items):
+            try:
+                waves.append(self._read(x, sr))
+                wave_idx.append(i)
+            except AudioError as exc:
+                errors[i] = exc.reason
+        feats = [None] * len(items)
+        if waves:
+            for i, f in zip(wave_idx, self.feature(waves), strict=True):
+                feats[i] = f
+        good = [i for i in range(len(items)) if feats[i] is not None]
+        good_feats = [feats[i] for i in good]
+        if isinstance(speaker_stats, str):
+            if speaker_stats != "batch":
+                raise ValueError(
+                    f"speaker_stats must be SpeakerStats or 'batch', not {speaker_stats!r}"
+                )
+            speaker_stats = _speaker_stats(good_feats) if good_feats else None
+        proba = self._proba(good_feats, batch_size, speaker_stats) if good else np.zeros((0, 0))
+        out: list[Prediction] = []
+        row = {i: r for r, i in enumerate(good)}
+        for i in range(len(items)):
+            if i in errors:
+                out.append(Prediction(names[i], None, {}, errors[i]))
+                continue
+            out.append(self._prediction(names[i], proba[row[i]]))
+        return out
+
+    def predict_waveforms(
+        self, waves: Sequence[np.ndarray], names: Sequence[str], batch_size: int = 32
+    ) -> list[Prediction]:
+        """Predict waveforms already at :attr:`sample_rate` (as :meth:`Feature.load` gives them)."""
+        if not waves:
+            return []
+        feats = self.feature(list(waves))
+        proba = self._proba(feats, batch_size)
+        return [self._prediction(n, p) for n, p in zip(names, proba, strict=True)]
+
+    def predict_segments(
+        self,
+        audio: AudioInput,
+        sr: int | None = None,
+        vad: str = "auto",
+        config=None,
+        block_seconds: float = 30.0,
+        batch_size: int = 16,
+    ) -> list[dict]:
+        """One prediction per speech segment of a (long) recording, read in blocks
+        (:func:`emovox.segmentation.predict_segments`, the path every command uses).
+
+        Args:
+            audio: a file (streamed block by block, never decoded whole) or a waveform.
+            sr: the waveform's sample rate (required for arrays).
+            vad: ``"silero"``, ``"energy"`` or ``"auto"`` (silero when installed).
+            config: :class:`emovox.segmentation.SegmentationConfig` (lengths, padding).
+            block_seconds: seconds of audio read at once.
+            batch_size: segments predicted together.
+
+        Returns:
+            ``[{"start", "end", "label", "probabilities"}]`` in time order (seconds).
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        from emovox.segmentation import predict_segments
+
+        return predict_segments(
+            self,
+            audio,
+            sr=sr,
+            vad=vad,
+            config=config,
+            block_seconds=block_seconds,
+            batch_size=batch_size,
+        )
+
+    def speaker_stats(self, items: Iterable[AudioInput], sr: int | None = None) -> SpeakerStats:
+        """The feature statistics of one speaker's recordings (no labels needed), for
+        ``predict_batch(..., speaker_stats=...)`` with a bundle trained with ``speaker_norm``.
+
+        Raises:
+            AudioError: an input cannot be read.
+        """
+        waves = [self._read(x, sr) for x in items]
+        if not waves:
+            raise ValueError("speaker statistics need at least one recording")
+        return _speaker_stats(self.feature(waves))
+
+    # -- internals -----------------------------------------------------------------------------
+    def _proba(
+        self,
+        feats: Sequence[np.ndarray],
+        batch_size: int,
+        speaker_stats: SpeakerStats | None = None,
+    ) -> np.ndarray:
+        feats = self._normalize(feats, speaker_stats)
+
+        def run(xs: list[np.ndarray]) -> np.ndarray:
+            if self.onnx_model is not None:
+                return self.onnx_model.predict_proba(xs, batch_size)
+            return predict_proba(self.model, xs, batch_size)
+
+        return multi_crop_proba(run, feats, self.test_crops, self.crop_frames)
+
+    def _normalize(
+        self, feats: Sequence[np.ndarray], stats: SpeakerStats | None
+    ) -> Sequence[np.ndarray]:
+        """Speaker normalisation as the bundle was trained with (see :meth:`predict_batch`)."""
+        if not self.speaker_norm:
+            if stats is not None:
+                log.warning("speaker_stats ignored: this model was trained without speaker_norm")
+            return feats
+        if stats is not None:
+            return [stats.apply(f) for f in feats]
+        if not self._warned_speaker_norm:
+            self._warned_speaker_norm = True
+            log.warning(
+                "this model was trained with speaker_norm but no speaker_stats were given: each "
+                "utterance is normalised by its own statistics (less accurate); pass "
+                "speaker_stats=recognizer.speaker_stats(files_of_the_speaker) or 'batch'"
+            )
+        return [_speaker_stats([f]).apply(f) for f in feats]
+
+    def _read(self, x: AudioInput, sr: int | None) -> np.ndarray:
+        if isinstance(x, (str, os.PathLike)):
+            return self.feature.load(x)
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if sr is None:
+            raise AudioError(None, "an array needs its sample rate: predict(array, sr=...)")
+        return prepare_array(np.asarray(x), sr, self.sample_rate)
+
+    def _prediction(self, name: str, p: np.ndarray) -> Prediction:
+        p = p[self._keep]
+        total = float(p.sum())
+        p = p / total if total > 0 else np.full(len(p), 1.0 / len(p))
+        probs = {c: float(v) for c, v in zip(self.labels, p, strict=True)}
+        return Prediction(name, self.labels[int(np.argmax(p))], probs)
+
+    def _resolve_subset(self, labels: Sequence[str] | None) -> list[int]:
+        all_labels = self.bundle.labels
+        if not labels:
+            return list(range(len(all_labels)))
+        unknown = [c for c in labels if c not in all_labels]
+        if unknown:
+            raise ValueError(f"label(s) {unknown} are not among the model's classes {all_labels}")
+        if len(set(labels)) < 2:
+            raise ValueError("restricting to fewer than two classes leaves nothing to predict")
+        return [all_labels.index(c) for c in dict.fromkeys(labels)]
+
+
+def _name(x: AudioInput, i: int) -> str:
+    if isinstance(x, (str, os.PathLike)):
+        return str(Path(x))
+    return f"<array {i}>"

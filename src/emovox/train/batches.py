@@ -1,0 +1,60 @@
+"""Drawing training batches: crops, variants, SpecAugment masks, the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def random_crop(a: np.ndarray, frames: int, gen: torch.Generator) -> np.ndarray:
+    """A random window of ``frames`` frames (zero-padded when the utterance is shorter)."""
+    t = a.shape[-1]
+    if t <= frames:
+        return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, frames - t)])
+    start = int(torch.randint(0, t - frames + 1, (1,), generator=gen))
+    return a[..., start : start + frames]
+
+
+def spec_augment(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    n_freq: int = 2,
+    n_time: int = 2,
+    max_freq: float = 0.15,
+    max_time: float = 0.1,
+) -> torch.Tensor:
+    """SpecAugment-style masks: ``n_freq`` bands and ``n_time`` spans set to zero per example."""
+    b, _, f, t = x.shape
+    x = x.clone()
+    for i in range(b):
+        for _ in range(n_freq):
+            w = int(torch.randint(0, max(1, int(f * max_freq)) + 1, (1,), generator=gen))
+            s = int(torch.randint(0, max(1, f - w + 1), (1,), generator=gen))
+            x[i, :, s : s + w, :] = 0.0
+        for _ in range(n_time):
+            w = int(torch.randint(0, max(1, int(t * max_time)) + 1, (1,), generator=gen))
+            s = int(torch.randint(0, max(1, t - w + 1), (1,), generator=gen))
+            x[i, :, :, s : s + w] = 0.0
+    return x
+
+
+def lr_at(step: int, total: int, base: float, schedule: str) -> float:
+    """Learning rate at ``step`` of ``total`` (one-cycle: 30 % warm-up, then cosine to ~0)."""
+    if schedule == "constant" or total <= 1:
+        return base
+    frac = step / total
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * frac))
+    warm = 0.3
+    if frac < warm:
+        return base * (0.04 + 0.96 * frac / warm)
+    return base * (0.5 * (1 + math.cos(math.pi * (frac - warm) / (1 - warm))) + 1e-3)
+
+
+def pick_variant(item, gen: torch.Generator) -> np.ndarray:
+    """An array as is, or one of a tuple of augmented variants, drawn at random."""
+    if isinstance(item, (list, tuple)):
+        return item[int(torch.randint(0, len(item), (1,), generator=gen))]
+    return item

@@ -1,0 +1,190 @@
+"""Training settings: one :class:`TrainConfig` value, validated once, saved with every model.
+
+Settings arrive typed (``bool``, numbers, sequences of names); reading the command line's
+``KEY=VALUE`` text is the command line's job (:mod:`emovox.apps.cli.parsing`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import torch
+
+from emovox.models.base import SERModel
+
+OPTIMIZERS = ("adam", "adamw")
+
+SCHEDULES = ("constant", "onecycle", "cosine")
+
+PRECISIONS = ("fp32", "bf16")
+
+AUX_TARGETS: dict[str, tuple[str, ...]] = {
+    "gender": ("female", "male"),
+    "intensity": ("normal", "strong"),
+}
+"""Auxiliary targets (``TrainConfig.aux_targets``) -> their classes. ``gender`` is the manifest's
+column; ``intensity`` is the corpus field of that name (RAVDESS). Other values count as unknown."""
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training settings; every field is saved with the model and in ``metrics.json``."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "onecycle"
+    patience: int = 10
+    crop_seconds: float | None = 2.0
+    specaugment: bool = True
+    mixup: float = 0.0
+    label_smoothing: float = 0.0
+    speed_perturb: tuple[float, ...] = ()
+    augment: tuple[str, ...] = ()
+    """Waveform augmentations among :data:`emovox.augment.AUGMENT_KINDS` (a tuple, or a comma-
+    separated string) for the ``augment_copies`` extra copies of every training file."""
+    augment_copies: int = 0
+    """How many randomly augmented copies of each file join its variants (one drawn per epoch)."""
+    balance: bool = True
+    val_fraction: float = 0.2
+    seed: int = 0
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights (0: off). When on, validation, the
+    best checkpoint and the final model use the averaged weights."""
+    aux_targets: tuple[str, ...] = ()
+    """Auxiliary tasks among :data:`AUX_TARGETS` (a tuple, or a comma-separated string)."""
+    aux_weight: float = 0.3
+    """Weight of each auxiliary head's loss, added to the emotion loss."""
+    test_crops: int = 1
+    """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
+    speaker_norm: bool = False
+    """Normalise features per bin by each speaker's own mean and std (see
+    :mod:`emovox.features.normalization`)."""
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``: forward passes under bfloat16 autocast (weights, optimiser and loss
+    stay in float32). Several times faster on CPUs with AMX or AVX-512 BF16 and on recent GPUs;
+    slower on CPUs without them. Prediction always runs in float32."""
+    channels_last: bool = False
+    """Keep 4-D activations in channels-last memory order while training (same arithmetic;
+    often faster for 2-D convolutions on CPU). The saved weights are unaffected."""
+    device: str = "cpu"
+    """Where the network trains: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (CUDA when
+    available). Batches are drawn on the CPU exactly as there, so the run differs from a CPU run
+    only by the device's arithmetic; the trained model is always returned on the CPU."""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        self.speed_perturb = tuple(float(s) for s in self.speed_perturb)
+        if any(s <= 0 for s in self.speed_perturb):
+            raise ValueError("speed_perturb factors must be positive")
+        self._check_augment()
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """Validate (and normalise) ``ema``, ``aux_targets``, ``aux_weight``, ``test_crops`` and
+        ``speaker_norm``."""
+        self.ema = float(self.ema)
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off), not {self.ema}")
+        targets = _names("aux_targets", self.aux_targets)
+        self.aux_targets = tuple(dict.fromkeys(str(t) for t in targets))
+        unknown = [t for t in self.aux_targets if t not in AUX_TARGETS]
+        if unknown:
+            raise ValueError(f"aux_targets {unknown} unknown; choose among {sorted(AUX_TARGETS)}")
+        self.aux_weight = float(self.aux_weight)
+        if self.aux_weight < 0:
+            raise ValueError("aux_weight must be >= 0")
+        if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
+            raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
+        self.test_crops = int(self.test_crops)
+        if self.test_crops < 1:
+            raise ValueError("test_crops must be >= 1")
+        if self.test_crops > 1 and self.crop_seconds is None:
+            raise ValueError("test_crops > 1 needs crop_seconds (the length of each window)")
+        self.speaker_norm = _flag("speaker_norm", self.speaker_norm)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        self.channels_last = _flag("channels_last", self.channels_last)
+        self.device = str(self.device).strip().lower()
+        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}")
+
+    def _check_augment(self) -> None:
+        """Validate (and normalise) ``augment`` and ``augment_copies``."""
+        from emovox.augment import check_kinds
+
+        self.augment = check_kinds(_names("augment", self.augment))
+        copies = self.augment_copies
+        if isinstance(copies, bool) or int(copies) != copies or copies < 0:
+            raise ValueError(f"augment_copies must be a whole number >= 0, not {copies!r}")
+        self.augment_copies = int(copies)
+        if self.augment and not self.augment_copies:
+            raise ValueError(
+                f"augment={','.join(self.augment)} needs augment_copies >= 1 (how many "
+                f"augmented copies of each file to train on)"
+            )
+        if self.augment_copies and not self.augment:
+            raise ValueError(
+                "augment_copies needs augment (a comma list of noise, gain, pitch, reverb)"
+            )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["speed_perturb"] = list(self.speed_perturb)
+        d["augment"] = list(self.augment)
+        d["aux_targets"] = list(self.aux_targets)
+        return d
+
+    @classmethod
+    def for_model(cls, model_cls: type[SERModel], **overrides) -> TrainConfig:
+        """The model's recommended settings, with ``overrides`` (``None`` values ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        params = {k: v for k, v in model_cls.default_training.items() if k in fields}
+        params.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**params)
+
+def _flag(name: str, value) -> bool:
+    """A true/false setting.
+
+    Raises:
+        ValueError: anything but a bool (the setting named).
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def _names(name: str, value) -> tuple:
+    """A setting that is a sequence of names (not one string).
+
+    Raises:
+        ValueError: a string or anything else that is not a list or tuple.
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of names, not {value!r}")
+    return tuple(value)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for :attr:`TrainConfig.device` (``auto``: CUDA when available).
+
+    Raises:
+        ValueError: the device is not available on this machine (named in the message).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA GPU here")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for, but torch sees no Apple GPU here")
+    return dev

@@ -1,0 +1,102 @@
+"""Fitting any model on feature arrays, by asking the model (the contract of
+:mod:`emovox.models.base`) instead of probing it.
+
+First what the model fits in closed form (an SVM, a fusion's regression), then its
+:meth:`~emovox.models.base.SERModel.gradient_part` with the gradient :class:`Trainer`; a fusion's
+parts are then scored on the validation set too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emovox.inference.predict import predict_logits
+from emovox.metrics import unweighted_accuracy
+from emovox.models.base import SERModel
+from emovox.train.config import TrainConfig
+from emovox.train.trainer import Trainer, TrainResult
+
+
+def originals(items: Sequence) -> list:
+    """The original of every training item (the first of a tuple of variants)."""
+    return [x[0] if isinstance(x, tuple) else x for x in items]
+
+
+def fit_arrays(
+    model: SERModel,
+    train_x: Sequence,
+    train_y: Sequence[int],
+    val_x: Sequence[np.ndarray] | None = None,
+    val_y: Sequence[int] | None = None,
+    config: TrainConfig | None = None,
+    *,
+    hop_seconds: float = 0.01,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    aux_y: dict[str, Sequence[int]] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Fit ``model`` on ``[S, F, T]`` arrays (training items may be tuples of variants).
+
+    Args:
+        model: any registered model; it ends fitted, in eval mode, on the CPU.
+        train_x, train_y: training items and class indices.
+        val_x, val_y: validation items (early stopping, closed-form choices), or ``None``.
+        config: training settings (the model's own when ``None``).
+        hop_seconds: seconds per feature frame (crops in frames).
+        checkpoint_dir, resume: the gradient trainer's checkpoints.
+        aux_y: auxiliary targets of the training items (``config.aux_targets``).
+        progress: show progress.
+
+    Returns:
+        The training result: the gradient trainer's, or the closed-form fit's history for a model
+        without a gradient part. With :meth:`~SERModel.components`, the last history row also
+        holds each part's validation UA (``val_ua_<part>``) and the whole model's
+        (``val_ua_fused``).
+    """
+    t0 = time.time()
+    config = config or TrainConfig.for_model(type(model))
+    train_y = np.asarray(train_y, dtype=int)
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
+    closed = model.fit_closed_form(
+        train_x if model.trains_on_variants else originals(train_x),
+        train_y,
+        *val,
+        progress=progress,
+    )
+    part = model.gradient_part()
+    if part is None:
+        closed = closed or _nothing_fitted(model)
+        result = TrainResult(closed.history, closed.best_epoch, closed.best_val_ua, 0.0)
+    else:
+        trainer = Trainer(part.module, config, hop_seconds, checkpoint_dir, progress)
+        result = trainer.fit(
+            part.prepare(train_x), train_y, part.prepare(val[0]), val[1], resume, aux_y
+        )
+    model.eval()
+    if has_val and model.components() and result.history:
+        result.history[-1].update(component_val_ua(model, *val))
+    result.seconds = time.time() - t0
+    return result
+
+
+def component_val_ua(model: SERModel, xs: list, y: np.ndarray) -> dict[str, float]:
+    """UA (%) on ``xs`` of each of the model's components, and of the whole (``val_ua_fused``)."""
+    out = {}
+    for name, part in {**model.components(), "fused": model}.items():
+        pred = predict_logits(part, xs).argmax(1)
+        out[f"val_ua_{name}"] = 100 * unweighted_accuracy(y, pred, model.n_classes)
+    return out
+
+
+def _nothing_fitted(model: SERModel):
+    raise ValueError(
+        f"model {model.name!r} declares neither a closed-form fit nor a gradient part"
+    )
+
+

@@ -1,0 +1,480 @@
+"""The gradient trainer: epochs of seeded batches, early stopping on validation UA, checkpoints.
+
+Randomness comes from per-epoch seeds (``seed``, epoch), so a run is deterministic on CPU and a
+resumed run continues exactly as an uninterrupted one would. Checkpoints are safetensors + JSON.
+:meth:`Trainer.fit` reads as its steps: prepare (device, optimiser, loss), resume, run the epochs
+(each: draw batches, step, validate, record, checkpoint, report), restore the best weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from emovox._fs import atomic_write_text
+from emovox.inference.predict import crop_frames, pad_batch, predict_logits, predict_proba
+from emovox.metrics import unweighted_accuracy
+from emovox.models.base import SERModel
+from emovox.progress import console, progress_bar
+from emovox.train.aux import AUX_TARGETS, known_ce, make_aux_heads
+from emovox.train.batches import lr_at, pick_variant, random_crop, spec_augment
+from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
+from emovox.train.config import TrainConfig, resolve_device
+from emovox.train.ema import WeightEMA
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one call of :meth:`Trainer.fit` works with."""
+
+    opt: torch.optim.Optimizer
+    loss_fn: nn.Module
+    crop: int | None
+    steps_per_epoch: int
+    total_steps: int
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Where training stands: the history, the best epoch so far and its weights."""
+
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_ua: float = -1.0
+    best_epoch: int = 0
+    best_state: dict | None = None
+    next_epoch: int = 1
+    epoch: int = 1
+    stale: int = 0
+
+    def record(self, row: dict, improved: bool) -> None:
+        self.history.append(row)
+        if improved:
+            self.best_epoch, self.stale = self.epoch, 0
+        else:
+            self.stale += 1
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; the last good checkpoint was kept."""
+
+    def __init__(self, epoch: int, checkpoint: Path | None) -> None:
+        self.epoch, self.checkpoint = epoch, checkpoint
+        super().__init__(f"training interrupted during epoch {epoch}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list[dict]
+    best_epoch: int
+    best_val_ua: float | None
+    seconds: float
+    interrupted: bool = False
+
+
+class Trainer:
+    """Fits a :class:`SERModel` on feature arrays with early stopping on validation UA.
+
+    Args:
+        model: the network (its best weights are loaded back into it at the end).
+        config: training settings.
+        hop_seconds: seconds per feature frame (turns ``crop_seconds`` into frames).
+        checkpoint_dir: where ``best.safetensors``, ``last.safetensors`` and ``state.json`` go
+            (``None``: keep checkpoints in memory only).
+        progress: show a progress bar (one log line per epoch when not on a terminal).
+
+    With ``config.ema`` the trainer keeps a :class:`WeightEMA` of the model, used for validation,
+    the best checkpoint and the final weights. With ``config.aux_targets`` it owns one linear head
+    per target on ``model.embed(x, mask)`` (:attr:`aux_heads`); the heads are trained with the
+    model and checkpointed for resume, but never become part of the model (nor of a bundle).
+
+    Raises:
+        ValueError: ``aux_targets`` are requested for a model without ``embed``.
+    """
+
+    def __init__(
+        self,
+        model: SERModel,
+        config: TrainConfig,
+        hop_seconds: float,
+        checkpoint_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.model, self.config = model, config
+        self.hop_seconds = hop_seconds
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.progress = progress
+        self.device = torch.device("cpu")
+        self.ema: WeightEMA | None = None
+        self.aux_heads: nn.ModuleDict | None = None
+        self._aux_y: dict[str, np.ndarray] = {}
+        self._aux_loss = 0.0
+        if config.aux_targets:
+            self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
+
+    # -- public ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        train_x: Sequence[np.ndarray],
+        train_y: Sequence[int],
+        val_x: Sequence[np.ndarray] | None = None,
+        val_y: Sequence[int] | None = None,
+        resume: bool = False,
+        aux_y: dict[str, Sequence[int]] | None = None,
+    ) -> TrainResult:
+        """Train, validating after every epoch; the model ends with its best weights.
+
+        Args:
+            train_x: ``[S, F, T]`` arrays, or tuples of variants (one is drawn per epoch).
+            train_y: class indices.
+            val_x, val_y: the validation set (none: every epoch counts as the best).
+            resume: continue from ``checkpoint_dir`` when it holds a checkpoint.
+            aux_y: for each of ``config.aux_targets``, one class index per training item
+                (:func:`~emovox.train.aux.aux_labels`; ``-1`` where unknown, ignored by that
+                head's loss).
+
+        Raises:
+            TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
+            ValueError: ``aux_y`` lacks a target of ``config.aux_targets`` or has the wrong length.
+        """
+        train_y = np.asarray(train_y, dtype=int)
+        run = self._prepare(len(train_x), train_y, aux_y)
+        state = self._load_resume(run.opt) if resume else None
+        state = state or _Progress()
+        val = (val_x, val_y) if val_x is not None and len(val_x) > 0 else None
+        t0 = time.time()
+        interrupted = False
+        try:
+            self._run_epochs(run, state, train_x, train_y, val)
+        except KeyboardInterrupt:
+            interrupted = True
+        self._restore_best(state)
+        result = TrainResult(
+            history=state.history,
+            best_epoch=state.best_epoch,
+            best_val_ua=100.0 * state.best_ua if val and state.best_ua >= 0 else None,
+            seconds=time.time() - t0,
+            interrupted=interrupted,
+        )
+        if interrupted:
+            raise TrainingInterrupted(state.epoch, self.checkpoint_dir) from None
+        return result
+
+    @torch.no_grad()
+    def predict_proba(self, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Class probabilities ``[N, n_classes]`` of the model as it is (full-length feature
+        arrays, or the mean over ``config.test_crops`` windows)."""
+        crop = crop_frames(self.config.crop_seconds, self.hop_seconds)
+        return predict_proba(self.model, xs, batch_size, self.config.test_crops, crop)
+
+    @torch.no_grad()
+    def evaluate(self, xs, ys, loss_fn) -> tuple[float, float]:
+        """Validation loss and UA (a fraction) on full-length utterances (with
+        ``config.test_crops > 1``: on the mean probabilities over the windows, as at test time)."""
+        if self.config.test_crops > 1:
+            proba = torch.from_numpy(self.predict_proba(xs)).double()
+            logits = torch.log(proba.clamp_min(1e-12)).float()  # softmax(log p) == p
+        else:
+            logits = torch.from_numpy(predict_logits(self.model, xs))
+        ys_t = torch.as_tensor(np.asarray(ys), dtype=torch.long)
+        loss = float(loss_fn(logits.to(self.device), ys_t.to(self.device)))
+        pred = logits.argmax(1).numpy()
+        return loss, unweighted_accuracy(ys_t.numpy(), pred, self.model.n_classes)
+
+    # -- the steps of fit -----------------------------------------------------------------------
+    def _prepare(self, n_items: int, train_y: np.ndarray, aux_y) -> _Run:
+        """Device and memory layout, auxiliary targets, weight average, optimiser and loss."""
+        cfg, model = self.config, self.model
+        self.device = resolve_device(cfg.device)
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.aux_heads is not None:
+            self.aux_heads.to(self.device)
+        self._aux_y = self._check_aux_y(aux_y, n_items)
+        self.ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
+        steps = math.ceil(n_items / cfg.batch_size)
+        return _Run(
+            opt=self._optimizer(),
+            loss_fn=nn.CrossEntropyLoss(
+                weight=self._class_weights(train_y), label_smoothing=cfg.label_smoothing
+            ),
+            crop=crop_frames(cfg.crop_seconds, self.hop_seconds),
+            steps_per_epoch=steps,
+            total_steps=steps * cfg.epochs,
+        )
+
+    def _class_weights(self, train_y: np.ndarray) -> torch.Tensor | None:
+        """Inverse class frequencies (``balance``), 0 for classes absent from training."""
+        if not self.config.balance:
+            return None
+        n = self.model.n_classes
+        counts = np.bincount(train_y, minlength=n).astype(float)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
+        return torch.tensor(w, dtype=torch.float32, device=self.device)
+
+    def _run_epochs(self, run: _Run, state: _Progress, train_x, train_y, val) -> None:
+        """Epochs from ``state.next_epoch`` until the last or until patience runs out."""
+        cfg = self.config
+        with progress_bar(cfg.epochs, "train", enabled=self.progress) as bar:
+            bar.advance(state.next_epoch - 1)
+            for epoch in range(state.next_epoch, cfg.epochs + 1):
+                if state.stale >= cfg.patience:
+                    break
+                state.epoch = epoch
+                t_epoch = time.time()
+                loss = self._epoch(train_x, train_y, run, epoch)
+                row = {"epoch": epoch, "train_loss": loss, "lr": run.opt.param_groups[0]["lr"]}
+                if self.aux_heads is not None:
+                    row["aux_loss"] = self._aux_loss
+                improved = self._validate(run, state, row, val)
+                row["seconds"] = time.time() - t_epoch
+                state.record(row, improved)
+                self._save(run.opt, state)
+                self._report(bar, state, loss, row, val is not None)
+
+    def _validate(self, run: _Run, state: _Progress, row: dict, val) -> bool:
+        """Score the (averaged) weights on the validation set; keep them when they are the best
+        (every epoch is the best without a validation set)."""
+        with self._averaged_weights():
+            improved = True
+            if val is not None:
+                val_loss, val_ua = self.evaluate(*val, run.loss_fn)
+                row.update(val_loss=val_loss, val_ua=100.0 * val_ua)
+                improved = val_ua > state.best_ua
+                if improved:
+                    state.best_ua = val_ua
+            if improved:
+                state.best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
+        return improved
+
+    def _report(self, bar, state: _Progress, loss: float, row: dict, has_val: bool) -> None:
+        status = f"loss {loss:.3f}" + (
+            f" val UA {row['val_ua']:.1f} (best {100 * state.best_ua:.1f} @ {state.best_epoch})"
+            if has_val
+            else ""
+        )
+        bar.describe(status)
+        bar.advance(1)
+        if self.progress and not sys.stderr.isatty():
+            console.log(f"epoch {state.epoch}/{self.config.epochs} {status}")
+
+    def _restore_best(self, state: _Progress) -> None:
+        """The best weights back in the model, on the CPU, contiguous, in eval mode."""
+        if state.best_state is not None:
+            self.model.load_state_dict(state.best_state)
+        self.model.to("cpu", memory_format=torch.contiguous_format)
+        if self.aux_heads is not None:
+            self.aux_heads.to("cpu")
+        self.model.eval()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        params = list(self.model.parameters())
+        if self.aux_heads is not None:
+            params += list(self.aux_heads.parameters())  # after the model's: ids stay as before
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _check_aux_y(self, aux_y, n: int) -> dict[str, np.ndarray]:
+        if self.aux_heads is None:
+            return {}
+        out = {}
+        for name in self.config.aux_targets:
+            if aux_y is None or name not in aux_y:
+                raise ValueError(
+                    f"aux_targets includes {name!r} but Trainer.fit got no aux_y[{name!r}] "
+                    "(build it with emovox.train.trainer.aux_labels)"
+                )
+            arr = np.asarray(aux_y[name], dtype=np.int64)
+            if arr.shape != (n,):
+                raise ValueError(f"aux_y[{name!r}] has {arr.shape} entries for {n} items")
+            n_cls = len(AUX_TARGETS[name])
+            if ((arr < -1) | (arr >= n_cls)).any():
+                raise ValueError(f"aux_y[{name!r}] holds values outside -1..{n_cls - 1}")
+            out[name] = arr
+        return out
+
+    @contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The EMA weights in the model for the block (the trained ones back afterwards)."""
+        if self.ema is None:
+            yield
+            return
+        raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema.state)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(raw)
+
+    def _aux_losses(self, emb: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
+        """Sum over the heads of their cross-entropy on the items whose target is known (mixed
+        with ``perm``/``lam`` as the emotion targets are under mixup)."""
+        assert self.aux_heads is not None
+        emb = emb.float()  # bf16 under autocast; the heads train in float32
+        total = emb.new_zeros(())
+        for name, head in self.aux_heads.items():
+            out = head(emb)
+            t = torch.as_tensor(self._aux_y[name][idx], dtype=torch.long, device=emb.device)
+            if perm is None:
+                total = total + known_ce(out, t)
+            else:
+                total = total + lam * known_ce(out, t) + (1 - lam) * known_ce(out, t[perm])
+        return total
+
+    def _epoch(self, xs, ys: np.ndarray, run: _Run, epoch: int) -> float:
+        """One pass over the training items in a seeded order; the mean loss."""
+        cfg, model = self.config, self.model
+        seed = cfg.seed * 100_003 + epoch
+        torch.manual_seed(seed)  # dropout
+        gen = torch.Generator().manual_seed(seed)  # order, crops, masks, mixup
+        model.train()
+        order = torch.randperm(len(xs), generator=gen).tolist()
+        total, count, aux_total = 0.0, 0, 0.0
+        for b in range(run.steps_per_epoch):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            if not idx:
+                break
+            x, mask, y = self._batch(xs, ys, idx, run.crop, gen)
+            step = (epoch - 1) * run.steps_per_epoch + b
+            for g in run.opt.param_groups:
+                g["lr"] = lr_at(step, run.total_steps, cfg.lr, cfg.schedule)
+            loss, aux = self._step(x, mask, y, idx, run, gen)
+            total += loss * len(idx)
+            aux_total += aux * len(idx)
+            count += len(idx)
+        self._aux_loss = aux_total / max(count, 1)
+        return total / max(count, 1)
+
+    def _batch(self, xs, ys: np.ndarray, idx: list[int], crop: int | None, gen: torch.Generator):
+        """Variants drawn, cropped, padded, masked (SpecAugment) and moved to the device."""
+        cfg = self.config
+        items = [pick_variant(xs[i], gen) for i in idx]
+        if crop is not None:
+            items = [random_crop(a, crop, gen) for a in items]
+        x, mask = pad_batch(items)
+        y = torch.as_tensor(ys[idx], dtype=torch.long)
+        if cfg.specaugment:
+            x = spec_augment(x, gen)
+        x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, mask, y
+
+    def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> tuple[float, float]:
+        """Mixup, forward, loss (with the auxiliary heads'), backward, optimiser and EMA step;
+        returns the emotion loss and the auxiliary loss."""
+        cfg, model = self.config, self.model
+        perm, lam = None, 1.0
+        if cfg.mixup > 0 and len(idx) > 1:
+            lam = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
+            perm = torch.randperm(len(idx), generator=gen).to(self.device)
+            x = lam * x + (1 - lam) * x[perm]
+            mask = mask | mask[perm]
+        emb = None
+        with torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"):
+            if self.aux_heads is not None:
+                logits, emb = model.forward_with_embedding(x, mask)
+            else:
+                logits = model(x, mask)
+        logits = logits.float()
+        loss = run.loss_fn(logits, y)
+        if perm is not None:
+            loss = lam * loss + (1 - lam) * run.loss_fn(logits, y[perm])
+        objective, aux_value = loss, 0.0
+        if emb is not None:
+            aux = self._aux_losses(emb, idx, perm, lam)
+            objective = loss + cfg.aux_weight * aux
+            aux_value = float(aux.detach())
+        run.opt.zero_grad(set_to_none=True)
+        objective.backward()
+        run.opt.step()
+        if self.ema is not None:
+            self.ema.update(model)
+        return float(loss.detach()), aux_value
+
+    def _save(self, opt, state: _Progress) -> None:
+        d = self.checkpoint_dir
+        if d is None:
+            return
+        d.mkdir(parents=True, exist_ok=True)
+        if state.best_state is not None and state.best_epoch == state.epoch:
+            save_tensors(state.best_state, d / "best.safetensors")
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(optimizer_tensors(opt))
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state.items()})
+        if self.aux_heads is not None:
+            tensors.update({f"aux.{k}": v for k, v in self.aux_heads.state_dict().items()})
+        save_tensors(tensors, d / "last.safetensors")
+        saved = {
+            "epoch": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_val_ua": state.best_ua,
+            "history": state.history,
+            "config": self.config.to_dict(),
+        }
+        if self.ema is not None:
+            saved["ema_updates"] = self.ema.updates
+        atomic_write_text(d / "state.json", json.dumps(saved, indent=1))
+
+    def _load_resume(self, opt) -> _Progress | None:
+        d = self.checkpoint_dir
+        if d is None or not (d / "state.json").is_file() or not (d / "last.safetensors").is_file():
+            return None
+        saved = json.loads((d / "state.json").read_text())
+        tensors = load_file(str(d / "last.safetensors"))
+        self.model.load_state_dict(
+            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
+        load_optimizer_tensors(opt, tensors)
+        self._load_extra_state(d, saved, tensors)
+        best_state = None
+        if (d / "best.safetensors").is_file():
+            best_state = load_file(str(d / "best.safetensors"))
+        console.log(f"resuming after epoch {saved['epoch']} from {d}")
+        history = saved["history"]
+        return _Progress(
+            history=history,
+            best_ua=saved["best_val_ua"],
+            best_epoch=saved["best_epoch"],
+            best_state=best_state,
+            next_epoch=saved["epoch"] + 1,
+            epoch=saved["epoch"],
+            stale=len([h for h in history if h["epoch"] > saved["best_epoch"]]),
+        )
+
+    def _load_extra_state(self, d: Path, state: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """The EMA and the auxiliary heads of a checkpoint (needed for an exact resume)."""
+        if self.ema is not None:
+            ema = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
+            if not ema:
+                raise ValueError(
+                    f"{d / 'last.safetensors'}: the checkpoint has no weight average (it was "
+                    "trained without ema); resume it with the same ema setting"
+                )
+            self.ema.load(ema, int(state.get("ema_updates", 0)))
+        if self.aux_heads is not None:
+            aux = {k[len("aux.") :]: v for k, v in tensors.items() if k.startswith("aux.")}
+            try:
+                self.aux_heads.load_state_dict(aux)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"{d / 'last.safetensors'}: the checkpoint's auxiliary heads do not fit "
+                    f"aux_targets {list(self.config.aux_targets)}; resume with the same setting"
+                ) from exc
