@@ -89,6 +89,16 @@ def tutorial_pipeline(files: list[str], tutorial_model: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; the caller's torch thread count is restored afterwards (it runs in-process
+    in the tests)."""
+    threads = torch.get_num_threads()
+    try:
+        return measure(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="Folder (searched recursively) of audio files.")
     ap.add_argument("--model", help="emovox model folder (default: the bundled default model).")

@@ -186,10 +186,38 @@ def trained_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     return train(
         synth_manifest(synth_corpus),
         synth_scheme(),
-        Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
+        tiny_recipe(),
         out,
         progress=False,
     )
+
+
+def tiny_recipe(training=None, **overrides):
+    """The tiny ``cnn`` (:data:`TINY_CNN`) with ``training`` settings, or :func:`tiny_config`
+    with ``overrides``."""
+    return Recipe.for_model("cnn", training=training or tiny_config(**overrides), params=TINY_CNN)
+
+
+def tiny_cli(
+    command: str, data: list[str], out, *extra: str, epochs: int = 2, cache=None
+) -> list[str]:
+    """Arguments of an ``emovox train`` / ``evaluate`` run of the tiny ``cnn`` (batches of 8,
+    quiet): ``data`` (``--data DIR --labels ...``, ``--train C:DIR``, ...), then ``extra``
+    options, ``--out`` and the feature cache (``--no-cache`` without ``cache``)."""
+    cached = ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
+    tiny = ["--epochs", str(epochs), "--batch-size", "8", "--param", "channels=[4,8,8,8]"]
+    return [command, *map(str, data), *tiny, *extra, "--out", str(out), "--quiet", *cached]
+
+
+def run_cli(args: list[str]):
+    """``emovox ARGS`` in-process; asserts it succeeded and returns the click result."""
+    from click.testing import CliRunner
+
+    from emovox.apps.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def copy_bundle(src: Path, dst: Path) -> Path:
@@ -213,6 +241,21 @@ def toy_data(n_per_class: int = 8, bins: int = 8, seed: int = 0, max_frames: int
         xs.append((rng.standard_normal((1, bins, t)) + (1.0 if c else -1.0)).astype(np.float32))
         ys.append(c)
     return xs, np.array(ys)
+
+
+TOY_TRAINING = {
+    "batch_size": 8,
+    "lr": 1e-2,
+    "weight_decay": 1e-3,
+    "optimizer": "adamw",
+    "patience": 100,
+    "crop_seconds": 0.15,
+    "specaugment": True,
+    "mixup": 0.2,
+    "seed": 3,
+}
+"""Trainer settings for :func:`toy_data` that exercise every random path: crops, SpecAugment,
+mixup, dropout."""
 
 
 def tiny_cnn(seed: int = 0):

@@ -173,3 +173,73 @@ def test_every_recorded_command_parses_with_todays_cli(where: str, command: list
     args = command[2:]
     with cmd.make_context(name, list(args), resilient_parsing=False) as ctx:
         assert ctx.params is not None
+
+
+# -- the old flat layout -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "names"),
+    [
+        ("emovox.recognizer", ["Recognizer", "Prediction"]),
+        ("emovox.segments", ["segment_audio", "predict_segments", "VadConfig", "StreamingVad"]),
+        ("emovox.longaudio", ["LongAudioConfig", "iter_file_blocks", "silero_available"]),
+        ("emovox.training", ["TrainConfig", "Trainer", "predict_proba", "crop_windows"]),
+        ("emovox.pipeline", ["train", "fit", "load_dataset"]),
+        ("emovox.evaluation", ["evaluate", "evaluate_cross_corpus", "machine_info"]),
+        ("emovox.bundle", ["load_bundle", "save_bundle", "BundleError"]),
+        ("emovox.taxonomy", ["CORPUS_CODES"]),
+        ("emovox.live", ["LiveSession"]),
+        ("emovox.server", ["create_app"]),
+        ("emovox.batch", ["score_files"]),
+        ("emovox.corpora", ["scan_corpus", "CORPORA"]),
+    ],
+)
+def test_the_old_module_paths_still_import(old: str, names: list[str]):
+    import importlib
+
+    import emovox
+
+    assert old in emovox.MOVED_MODULES
+    module = importlib.import_module(old)
+    for name in names:
+        assert getattr(module, name) is not None, (old, name)
+
+
+def test_every_moved_module_has_a_home():
+    import importlib
+
+    import emovox
+
+    for old, new in emovox.MOVED_MODULES.items():
+        assert importlib.import_module(new), (old, new)
+        assert not (PACKAGE / f"{old.split('.')[-1]}.py").exists(), f"{old} is still a file"
+
+
+FORBIDDEN = {
+    "emovox.data": ("emovox.features", "emovox.models", "emovox.inference", "emovox.train",
+                    "emovox.evaluate", "emovox.segmentation", "emovox.apps"),
+    "emovox.features": ("emovox.models", "emovox.inference", "emovox.train", "emovox.evaluate",
+                        "emovox.segmentation", "emovox.apps"),
+    "emovox.models": ("emovox.inference", "emovox.train", "emovox.evaluate", "emovox.apps"),
+    "emovox.inference": ("emovox.train", "emovox.evaluate", "emovox.apps"),
+    "emovox.segmentation": ("emovox.train", "emovox.evaluate", "emovox.apps"),
+    "emovox.train": ("emovox.evaluate", "emovox.apps"),
+    "emovox.evaluate": ("emovox.apps",),
+}
+"""Rooms a package never imports from: data flows one way (see ARCHITECTURE.md)."""
+
+
+def test_data_flows_one_way():
+    mods = modules()
+    known = set(mods)
+    wrong = []
+    for name, path in mods.items():
+        for room, forbidden in FORBIDDEN.items():
+            if name == room or name.startswith(room + "."):
+                wrong += [
+                    (name, target)
+                    for target in imports_of(path, name, known)
+                    if target.startswith(forbidden)
+                ]
+    assert wrong == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,58 +175,49 @@ def test_offset_past_end_is_an_audio_error(tmp_path):
 # -- errors --------------------------------------------------------------------------------------
 
 
-def _assert_error(exc: AudioError, name: str, *reason_words: str) -> None:
-    msg = str(exc)
-    assert name in msg, msg
+def _assert_load_error(path: Path, *reason_words: str) -> None:
+    """``load_audio(path)`` raises an :class:`AudioError` naming the file and saying why."""
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    exc, msg = info.value, str(info.value)
+    assert path.name in msg, msg
     assert exc.reason and exc.reason in msg
     for word in reason_words:
         assert word in msg.lower(), msg
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(AudioError) as info:
-        load_audio(tmp_path / "missing_file.wav")
-    _assert_error(info.value, "missing_file.wav", "no such file")
+    _assert_load_error(tmp_path / "missing_file.wav", "no such file")
 
 
 def test_directory(tmp_path):
     d = tmp_path / "a_folder.wav"
     d.mkdir()
-    with pytest.raises(AudioError) as info:
-        load_audio(d)
-    _assert_error(info.value, "a_folder.wav", "directory")
+    _assert_load_error(d, "directory")
 
 
 def test_empty_file(tmp_path):
     p = tmp_path / "zero_bytes.wav"
     p.touch()
-    with pytest.raises(AudioError) as info:
-        load_audio(p)
-    _assert_error(info.value, "zero_bytes.wav", "empty")
+    _assert_load_error(p, "empty")
 
 
 def test_text_file_with_wav_extension(tmp_path):
     p = tmp_path / "notes.wav"
     p.write_text("this is not audio\n" * 20)
-    with pytest.raises(AudioError) as info:
-        load_audio(p)
-    _assert_error(info.value, "notes.wav", "not a readable audio file")
+    _assert_load_error(p, "not a readable audio file")
 
 
 def test_truncated_wav_header(tmp_path):
     wav = write_tone(tmp_path / "whole.wav")
     cut = tmp_path / "cut.wav"
     cut.write_bytes(wav.read_bytes()[:20])
-    with pytest.raises(AudioError) as info:
-        load_audio(cut)
-    _assert_error(info.value, "cut.wav")
+    _assert_load_error(cut)
 
 
 def test_too_short_file(tmp_path):
     p = write_tone(tmp_path / "blip.wav", seconds=MIN_DURATION / 2)
-    with pytest.raises(AudioError) as info:
-        load_audio(p)
-    _assert_error(info.value, "blip.wav", "shorter than the minimum")
+    _assert_load_error(p, "shorter than the minimum")
     # the limit is adjustable, and a file just above it reads
     assert len(load_audio(p, min_duration=0.01)) == int(MIN_DURATION / 2 * SAMPLE_RATE)
     assert len(load_audio(write_tone(tmp_path / "ok.wav", seconds=MIN_DURATION * 1.5))) > 0

@@ -15,11 +15,13 @@ import soundfile as sf
 from click.testing import CliRunner
 from conftest import (
     SYNTH_EMOTIONS,
-    TINY_CNN,
     peak_frequency,
+    run_cli,
     synth_manifest,
     synth_scheme,
+    tiny_cli,
     tiny_config,
+    tiny_recipe,
     tone,
     write_tone,
 )
@@ -32,7 +34,6 @@ from emovox.features import FeatureCache, LogMel, extract_files
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import load_dataset
 from emovox.train.pipeline import fit
-from emovox.train.recipe import Recipe
 from emovox.train.trainer import Trainer
 
 
@@ -89,7 +90,7 @@ def test_dataset_variants_reach_the_trainer(synth_corpus: Path, monkeypatch) -> 
         return real_fit(self, train_x, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "fit", spy)
-    recipe = Recipe.for_model("cnn", training=config, params=TINY_CNN)
+    recipe = tiny_recipe(config)
     _model, result, _ = fit(data, range(len(data.features)), recipe, progress=False)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
     assert seen and all(isinstance(x, tuple) and len(x) == 3 for x in seen)
@@ -406,7 +407,7 @@ def evaluate_with(corpus: Path, out: Path, conditions, **kwargs) -> dict:
     return evaluation.evaluate(
         synth_manifest(corpus),
         synth_scheme(),
-        Recipe.for_model("cnn", training=tiny_config(epochs=2), params=TINY_CNN),
+        tiny_recipe(epochs=2),
         out,
         protocol="speakers-kfold",
         k=2,
@@ -460,37 +461,16 @@ def test_evaluate_scores_conditions_and_resume_keeps_them(
 @pytest.mark.slow
 def test_cli_evaluate_with_augment_and_conditions(synth_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    args = [
+    args = tiny_cli(
         "evaluate",
-        "--data",
-        str(synth_corpus),
-        "--labels",
-        ",".join(SYNTH_EMOTIONS),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--protocol",
-        "speakers-kfold:2",
-        "--folds",
-        "1",
-        "--train-param",
-        "augment=noise,gain,reverb",
-        "--train-param",
-        "augment_copies=1",
-        "--condition",
-        "white:20",
-        "--condition",
-        "GAIN:-20",
-        "--out",
-        str(out),
-        "--quiet",
-        "--no-cache",
-    ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+        ["--data", synth_corpus, "--labels", ",".join(SYNTH_EMOTIONS)],
+        out,
+        *("--protocol", "speakers-kfold:2", "--folds", "1"),
+        *("--train-param", "augment=noise,gain,reverb", "--train-param", "augment_copies=1"),
+        *("--condition", "white:20", "--condition", "GAIN:-20"),
+        epochs=1,
+    )
+    result = run_cli(args)
     m = json.loads((out / "metrics.json").read_text())
     assert m["training"]["augment"] == ["noise", "gain", "reverb"]
     assert m["training"]["augment_copies"] == 1

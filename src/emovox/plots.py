@@ -210,19 +210,7 @@ def plot_spectrogram(
 
     Uses :func:`emovox.features.spectral.log_mel_spectrogram` with a 1024-point FFT, a 10 ms
     hop, a 25 ms window at 16 kHz and below (the full FFT above) and 128 mel bands; the colour
-    range spans the top 80 dB.
-
-    Args:
-        audio: 1-D samples.
-        sr: sample rate in Hz.
-        out: PNG path to write.
-        title: optional figure title.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: if the audio is empty, not mono, not finite, or ``sr`` is not positive.
+    range spans the top 80 dB. Arguments, result and errors as :func:`plot_waveform`.
     """
     import torch
 
@@ -274,19 +262,8 @@ def plot_mfcc(
     :func:`plot_spectrogram` (1024-point FFT, 10 ms hop, 128 mel bands, 80 dB range), which
     matches ``librosa.feature.mfcc`` with those parameters.
 
-    Args:
-        audio: 1-D samples.
-        sr: sample rate in Hz.
-        out: PNG path to write.
-        n_mfcc: number of coefficients, 1 to 128.
-        title: optional figure title.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: if the audio is empty, not mono, not finite, ``sr`` is not positive or
-            ``n_mfcc`` is outside 1..128.
+    ``n_mfcc`` is the number of coefficients, 1 to 128 (a ``ValueError`` outside); the other
+    arguments, the result and the errors are those of :func:`plot_waveform`.
     """
     import torch
 

@@ -260,10 +260,7 @@ def evaluate(
     Returns:
         The result (a mapping of the content of ``metrics.json``).
     """
-    started = time.time()
-    recipe = as_recipe(recipe)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
     dropped = dropped_by_corpus(manifest, scheme)
     _log_dropped(dropped, scheme)
     conds = parse_conditions(conditions)  # a typo fails here, before any training
@@ -272,6 +269,34 @@ def evaluate(
     )
     scorer = ConditionScorer(data, conds, cache, progress) if conditions else None
     plan = protocol_plan(data.manifest, protocol, k, recipe.training.seed).select(folds)
+    return run_and_report(
+        data,
+        plan,
+        recipe,
+        out,
+        {"dropped": dropped},
+        started=started,
+        command=command,
+        resume=resume,
+        progress=progress,
+        scorer=scorer,
+    )
+
+
+def run_and_report(
+    data: Dataset,
+    plan: Plan,
+    recipe: Recipe,
+    out: Path,
+    extra: dict,
+    *,
+    started: float,
+    command: Sequence[str] | None,
+    resume: bool = False,
+    progress: bool = True,
+    scorer: ConditionScorer | None = None,
+) -> EvaluationResult:
+    """:func:`run` the plan, :func:`summarize` it and write every result file into ``out``."""
     results, preds = run(data, plan, recipe, out, resume=resume, progress=progress, scorer=scorer)
     result = summarize(
         data,
@@ -281,10 +306,14 @@ def evaluate(
         preds,
         started=started,
         command=command,
-        extra={"dropped": dropped},
+        extra=extra,
         conditions=scorer.names if scorer else (),
     )
-    write_results(out, result, preds)
+    title = None
+    if result.protocol == "cross-corpus":
+        arrow = f"{'+'.join(result['train_corpora'])} → {'+'.join(result['test_corpora'])}"
+        title = f"{recipe.model} · {arrow} · UA {result.ua:.1f} %"
+    write_results(out, result, preds, title=title)
     return result
 
 
@@ -310,13 +339,9 @@ def evaluate_cross_corpus(
     Args:
         sources: what to record as the corpora, e.g. ``{"train": ["ravdess:DIR"], "test": [...]}``.
 
-    Returns:
-        The result (a mapping of the content of ``metrics.json``).
+    Returns the result, as :func:`evaluate` does.
     """
-    started = time.time()
-    recipe = as_recipe(recipe)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
     _warn_shared_speakers(train, test)
     dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
     for side, counts in dropped.items():
@@ -344,21 +369,11 @@ def evaluate_cross_corpus(
         f"{', '.join(sorted({u.corpus for u in train}))}, testing on {len(is_test)} "
         f"of {', '.join(sorted({u.corpus for u in test}))}"
     )
+    facts = _cross_corpus_facts(data, train, test, dropped, is_test, sources)
     plan = cross_corpus_plan(data.manifest, is_test)
-    results, preds = run(data, plan, recipe, out, progress=progress)
-    result = summarize(
-        data,
-        plan,
-        recipe,
-        results,
-        preds,
-        started=started,
-        command=command,
-        extra=_cross_corpus_facts(data, train, test, dropped, is_test, sources),
+    return run_and_report(
+        data, plan, recipe, out, facts, started=started, command=command, progress=progress
     )
-    arrow = f"{'+'.join(result['train_corpora'])} → {'+'.join(result['test_corpora'])}"
-    write_results(out, result, preds, title=f"{recipe.model} · {arrow} · UA {result.ua:.1f} %")
-    return result
 
 
 def _cross_corpus_facts(data, train, test, dropped, is_test, sources) -> dict:
@@ -392,6 +407,12 @@ def _cross_corpus_facts(data, train, test, dropped, is_test, sources) -> dict:
         "counts": {"n_train_utterances": len(train_items)},
         "dropped": dict(sorted(total.items())),
     }
+
+
+def _results_folder(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _warn_shared_speakers(train: Manifest, test: Manifest) -> None:

@@ -60,6 +60,10 @@ TRAINING_RECIPE: dict = {
 """``cnn``'s training settings, the starting point of the other networks' recipes."""
 
 
+Split = tuple[Sequence, Sequence[int]]
+"""Items (feature arrays, or tuples of variants) and their class indices."""
+
+
 @dataclasses.dataclass
 class GradientPart:
     """The network a model's gradient training fits, and what of each input it reads.
@@ -74,11 +78,13 @@ class GradientPart:
     inputs: Callable[[np.ndarray], np.ndarray] | None = None
 
     def prepare(self, items: Sequence | None) -> list | None:
-        """The network's inputs of training items (arrays, or tuples of variants)."""
+        """The network's inputs of training items (arrays, or tuples of variants; a mapped
+        tuple of one variant becomes that array)."""
         if items is None or self.inputs is None:
             return None if items is None else list(items)
         f = self.inputs
-        return [tuple(f(v) for v in x) if isinstance(x, tuple) else f(x) for x in items]
+        out = [tuple(f(v) for v in x) if isinstance(x, tuple) else (f(x),) for x in items]
+        return [vs[0] if len(vs) == 1 else vs for vs in out]
 
 
 @dataclasses.dataclass
@@ -120,15 +126,10 @@ class SERModel(nn.Module):
         return GradientPart(self)
 
     def fit_closed_form(
-        self,
-        train_x: Sequence,
-        train_y: Sequence[int],
-        val_x: Sequence[np.ndarray] | None = None,
-        val_y: Sequence[int] | None = None,
-        progress: bool = True,
+        self, train: Split, val: Split | None = None, progress: bool = True
     ) -> ClosedFormFit | None:
-        """Fit what this model fits in closed form, before any gradient training; ``None``
-        when there is nothing (the default)."""
+        """Fit what this model fits in closed form on ``train`` (choices made on ``val``),
+        before any gradient training; ``None`` when there is nothing (the default)."""
         return None
 
     def trained_members(self) -> list[tuple[str, dict, nn.Module]]:
@@ -160,8 +161,11 @@ class SERModel(nn.Module):
 class EmbeddingModel(SERModel):
     """A network that pools an utterance embedding and classifies it: ``forward`` is
     ``classifier(dropout(embed(x, mask)))``. Subclasses define :meth:`embed` and call
-    :meth:`make_head` with the embedding's width."""
+    :meth:`make_head` with the embedding's width. Their default recipe: the gain-invariant
+    log-mel and ``cnn``'s training settings (a subclass overrides what differs)."""
 
+    default_feature: ClassVar[dict] = LOGMEL_FEATURE
+    default_training: ClassVar[dict] = TRAINING_RECIPE
     embed_dim: int
 
     def make_head(self, embed_dim: int, dropout: float) -> None:
@@ -178,6 +182,13 @@ class EmbeddingModel(SERModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.embed(x, mask)
         return self.classifier(self.dropout(emb)), emb
+
+
+def constructor_args(scope: dict) -> dict:
+    """A model constructor's own arguments from its ``locals()`` (without ``self``, the classes
+    and the input shape): the ``hparams`` it saves."""
+    skip = {"self", "n_classes", "in_shape", "__class__"}
+    return {k: v for k, v in scope.items() if k not in skip}
 
 
 def masked_mean_max(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -8,12 +8,11 @@ six EmoBox folds of RAVDESS in minutes on two CPU cores.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
 
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel, masked_mean_max
+from emovox.models.base import EmbeddingModel, masked_mean_max
 from emovox.models.layers import max_pool_nonnegative
 
 
@@ -45,8 +44,6 @@ def conv_block(c_in: int, c_out: int, stride: int = 1, pool: bool = True) -> nn.
 
 class CNN(EmbeddingModel):
     name = "cnn"
-    default_feature: ClassVar[dict] = LOGMEL_FEATURE
-    default_training: ClassVar[dict] = TRAINING_RECIPE
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
+from emovox.models.base import TRAINING_RECIPE, EmbeddingModel, constructor_args
 from emovox.models.layers import (
     AttentiveStatsPool,
     check_dropout,
@@ -116,7 +116,6 @@ class Conformer(EmbeddingModel):
     """Conv subsampling x4, ``n_blocks`` Conformer blocks (``d_model`` wide), attentive pooling."""
 
     name = "conformer"
-    default_feature: ClassVar[dict] = LOGMEL_FEATURE
     # attention wants a gentler peak; one-cycle warms up over 30 % of the steps
     default_training: ClassVar[dict] = {**TRAINING_RECIPE, "lr": 1e-3}
 
@@ -134,34 +133,15 @@ class Conformer(EmbeddingModel):
         block_dropout: float = 0.1,
         dropout: float = 0.3,
     ) -> None:
-        check_positive(
-            d_model=d_model,
-            n_blocks=n_blocks,
-            heads=heads,
-            ff_expansion=ff_expansion,
-            kernel=kernel,
-            subsample_channels=subsample_channels,
-            attention=attention,
-        )
+        hparams = constructor_args(locals())
+        check_positive(**{k: v for k, v in hparams.items() if not k.endswith("dropout")})
         if d_model % heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (a centred depthwise convolution), not {kernel}")
         check_dropout(dropout)
         check_dropout(block_dropout)
-        super().__init__(
-            n_classes,
-            in_shape,
-            d_model=d_model,
-            n_blocks=n_blocks,
-            heads=heads,
-            ff_expansion=ff_expansion,
-            kernel=kernel,
-            subsample_channels=subsample_channels,
-            attention=attention,
-            block_dropout=block_dropout,
-            dropout=dropout,
-        )
+        super().__init__(n_classes, in_shape, **hparams)
         c = subsample_channels
         self.subsample = nn.ModuleList(
             [

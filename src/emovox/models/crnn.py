@@ -19,17 +19,16 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
+from emovox.models.base import TRAINING_RECIPE, EmbeddingModel
 from emovox.models.layers import (
     AttentiveStatsPool,
     check_dropout,
     check_positive,
-    conv_out_length,
     length_mask,
-    mask_lengths,
     max_pool_nonnegative,
     pool_out_length,
     reverse_time,
+    stem_frames,
     zero_padding,
 )
 
@@ -42,7 +41,6 @@ class CRNN(EmbeddingModel):
     """CNN front, BiLSTM, attentive statistics pooling."""
 
     name = "crnn"
-    default_feature: ClassVar[dict] = LOGMEL_FEATURE
     default_training: ClassVar[dict] = {**TRAINING_RECIPE, "lr": 2e-3}
 
     def __init__(
@@ -93,11 +91,7 @@ class CRNN(EmbeddingModel):
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, embed_dim]`` (attentive mean and std)."""
-        lengths = mask_lengths(mask)
-        h = zero_padding(x, lengths)
-        if lengths is not None:
-            lengths = conv_out_length(lengths, 3, 2, 1)
-        h = zero_padding(self.stem(h), lengths)
+        h, lengths = stem_frames(self.stem, x, mask)
         for block, (pf, pt) in zip(self.blocks, self.pools, strict=True):
             # Zeroed after the ReLU, the padding never wins a max that also covers valid frames.
             h = max_pool_nonnegative(zero_padding(block(h), lengths), pf, pt)

@@ -39,6 +39,7 @@ from emovox.models.base import (
     ClosedFormFit,
     GradientPart,
     SERModel,
+    Split,
 )
 from emovox.models.cnn import CNN
 from emovox.models.linear import fit_logistic, logistic_logits, register_logistic
@@ -144,12 +145,7 @@ class CNNEGeMAPS(SERModel):
         return GradientPart(self.cnn, lambda a: np.asarray(a)[:, : self.n_mels])
 
     def fit_closed_form(
-        self,
-        train_x: Sequence,
-        train_y: Sequence[int],
-        val_x: Sequence[np.ndarray] | None = None,
-        val_y: Sequence[int] | None = None,
-        progress: bool = True,
+        self, train: Split, val: Split | None = None, progress: bool = True
     ) -> ClosedFormFit:
         """Fit the regression on every variant of every training item (the CNN is trained
         afterwards by the gradient trainer, on :meth:`gradient_part`).
@@ -157,10 +153,10 @@ class CNNEGeMAPS(SERModel):
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        y = np.asarray(train_y, dtype=int)
+        items, y = train[0], np.asarray(train[1], dtype=int)
         if len(np.unique(y)) < 2:
             raise ValueError(f"{self.name} needs at least two classes in the training data")
-        per_item = [_variants(a) for a in train_x]
+        per_item = [_variants(a) for a in items]
         func = self.functionals_of([v for vs in per_item for v in vs])
         self.fit_regression(func, np.repeat(y, [len(vs) for vs in per_item]))
         return ClosedFormFit()

@@ -136,3 +136,15 @@ def check_dropout(p: float) -> None:
     """Raise ``ValueError`` unless ``0 <= p < 1``."""
     if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
         raise ValueError(f"dropout must be in [0, 1), not {p!r}")
+
+
+def stem_frames(
+    stem: nn.Module, x: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A stride-2, kernel-3 stem over the valid frames of ``x``: its output with the padding
+    zeroed, and the valid lengths after it (``None`` without a mask)."""
+    lengths = mask_lengths(mask)
+    h = zero_padding(x, lengths)
+    if lengths is not None:
+        lengths = conv_out_length(lengths, 3, 2, 1)
+    return zero_padding(stem(h), lengths), lengths

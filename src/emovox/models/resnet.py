@@ -9,19 +9,17 @@ the valid frames as mean and standard deviation, then dropout and a linear class
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-from emovox.models.base import LOGMEL_FEATURE, TRAINING_RECIPE, EmbeddingModel
+from emovox.models.base import EmbeddingModel
 from emovox.models.layers import (
     check_dropout,
     check_positive,
     conv_out_length,
     length_mask,
-    mask_lengths,
     masked_mean_std,
+    stem_frames,
     zero_padding,
 )
 
@@ -60,8 +58,6 @@ class ResNet(EmbeddingModel):
     """Residual CNN; ``channels`` per stage, ``blocks`` basic blocks per stage."""
 
     name = "resnet"
-    default_feature: ClassVar[dict] = LOGMEL_FEATURE
-    default_training: ClassVar[dict] = TRAINING_RECIPE
 
     def __init__(
         self,
@@ -99,11 +95,7 @@ class ResNet(EmbeddingModel):
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled utterance embedding ``[B, embed_dim]`` (mean and std over valid frames)."""
-        lengths = mask_lengths(mask)
-        h = zero_padding(x, lengths)
-        if lengths is not None:
-            lengths = conv_out_length(lengths, 3, 2, 1)
-        h = zero_padding(self.stem(h), lengths)
+        h, lengths = stem_frames(self.stem, x, mask)
         for block in self.layers:
             h, lengths = block(h, lengths)
         h = h.mean(dim=2)  # [B, C, T']

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from emovox.metrics import unweighted_accuracy
-from emovox.models.base import ClosedFormFit, GradientPart, SERModel
+from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split
 from emovox.models.linear import standardize_stats
 from emovox.progress import console
 
@@ -251,12 +251,7 @@ class SVMModel(SERModel):
         return None
 
     def fit_closed_form(
-        self,
-        train_x: Sequence[np.ndarray],
-        train_y: Sequence[int],
-        val_x: Sequence[np.ndarray] | None = None,
-        val_y: Sequence[int] | None = None,
-        progress: bool = True,
+        self, train: Split, val: Split | None = None, progress: bool = True
     ) -> ClosedFormFit:
         """Choose ``(C, gamma)`` on the validation set, then refit on training + validation.
 
@@ -269,6 +264,7 @@ class SVMModel(SERModel):
         Raises:
             ValueError: fewer than two classes in the training data.
         """
+        (train_x, train_y), (val_x, val_y) = train, val or (None, None)
         x_tr, y_tr = pool_utterances(train_x), np.asarray(train_y, dtype=int)
         has_val = val_x is not None and val_y is not None and len(val_x) > 0
         history: list[dict] = []

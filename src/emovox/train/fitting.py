@@ -63,12 +63,8 @@ def fit_arrays(
     train_y = np.asarray(train_y, dtype=int)
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
-    closed = model.fit_closed_form(
-        train_x if model.trains_on_variants else originals(train_x),
-        train_y,
-        *val,
-        progress=progress,
-    )
+    items = train_x if model.trains_on_variants else originals(train_x)
+    closed = model.fit_closed_form((items, train_y), val if has_val else None, progress)
     part = model.gradient_part()
     if part is None:
         closed = closed or _nothing_fitted(model)

@@ -8,17 +8,19 @@ from emovox.apps.cli.options import (
     TrainingSetup,
     check_conditions,
     command_line,
-    corpus_options,
     echo_dropped,
-    load_manifest,
     load_specs,
-    training_options,
+    manifest_of,
+    training_command,
 )
 
 
-@click.command()
-@corpus_options
-@training_options
+@training_command(
+    out_help="Results folder.",
+    resume_help="Reuse folds already finished in --out.",
+    train_help="Training corpus (repeatable), instead of --data: with --test, a cross-corpus "
+    "run; alone, --protocol folds over the union of the corpora.",
+)
 @click.option(
     "--protocol",
     default="emobox",
@@ -27,16 +29,6 @@ from emovox.apps.cli.options import (
 )
 @click.option("--k", type=int, help="Folds for speakers-kfold / random.")
 @click.option("--folds", help="Run only these folds, e.g. 1,2.")
-@click.option("--out", required=True, type=click.Path(), help="Results folder.")
-@click.option("--resume", is_flag=True, help="Reuse folds already finished in --out.")
-@click.option(
-    "--train",
-    "train_specs",
-    multiple=True,
-    metavar="CORPUS:PATH",
-    help="Training corpus (repeatable), instead of --data: with --test, a cross-corpus run; "
-    "alone, --protocol folds over the union of the corpora.",
-)
 @click.option(
     "--test",
     "test_specs",
@@ -89,7 +81,7 @@ def evaluate(
     if ":" in protocol:
         protocol, k_text = protocol.split(":", 1)
         k = int(k_text)
-    manifest = load_specs(train_specs) if train_specs else load_manifest(corpus, data)
+    manifest = manifest_of(corpus, data, train_specs)
     setup = TrainingSetup.from_options(options, manifest)
     try:
         m = run_evaluation(

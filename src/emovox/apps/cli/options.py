@@ -208,6 +208,26 @@ def training_options(fn):
     return fn
 
 
+def training_command(out_help: str, resume_help: str, train_help: str):
+    """A command that trains: the corpus and training options, ``--out``, ``--resume`` and
+    ``--train CORPUS:PATH`` (repeatable)."""
+
+    def wrap(fn):
+        fn = click.option(
+            "--train", "train_specs", multiple=True, metavar="CORPUS:PATH", help=train_help
+        )(fn)
+        fn = click.option("--resume", is_flag=True, help=resume_help)(fn)
+        fn = click.option("--out", required=True, type=click.Path(), help=out_help)(fn)
+        return click.command()(corpus_options(training_options(fn)))
+
+    return wrap
+
+
+def manifest_of(corpus: str, data: str | None, train_specs: tuple[str, ...]):
+    """The training data: the union of ``--train`` specs, else ``--corpus NAME --data PATH``."""
+    return load_specs(train_specs) if train_specs else load_manifest(corpus, data)
+
+
 @dataclasses.dataclass
 class TrainingSetup:
     """What the training options of a command amount to: the labels, the recipe, the cache."""

@@ -8,27 +8,14 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import (
-    TrainingSetup,
-    command_line,
-    corpus_options,
-    load_manifest,
-    load_specs,
-    training_options,
-)
+from emovox.apps.cli.options import TrainingSetup, command_line, manifest_of, training_command
 
 
-@click.command()
-@corpus_options
-@training_options
-@click.option("--out", required=True, type=click.Path(), help="Model folder to write.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option(
-    "--train",
-    "train_specs",
-    multiple=True,
-    metavar="CORPUS:PATH",
-    help="Training corpus (repeatable), instead of --data: trains on the union of the corpora.",
+@training_command(
+    out_help="Model folder to write.",
+    resume_help="Continue an interrupted run in --out.",
+    train_help="Training corpus (repeatable), instead of --data: trains on the union of the "
+    "corpora.",
 )
 def train(corpus, data, out, resume, train_specs, **options) -> None:
     """Train a model; validation speakers are held out of the training speakers."""
@@ -37,7 +24,7 @@ def train(corpus, data, out, resume, train_specs, **options) -> None:
 
     if data is not None and train_specs:
         raise click.UsageError("use either --data or --train, not both")
-    manifest = load_specs(train_specs) if train_specs else load_manifest(corpus, data)
+    manifest = manifest_of(corpus, data, train_specs)
     setup = TrainingSetup.from_options(options, manifest)
     try:
         path = train_model(

@@ -27,16 +27,25 @@ def audio_files(root: Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> I
             yield path
 
 
-def warn_skipped(bad: list[str], root: Path, what: str, limit: int = 50) -> None:
-    """One warning listing every skipped file (``bad``: ``"relative/path (reason)"``)."""
+def warn_skipped(
+    bad: list[str],
+    root: Path,
+    what: str,
+    *,
+    why: str | None = None,
+    noun: str = "file(s)",
+    limit: int = 50,
+    stacklevel: int = 4,
+) -> None:
+    """One warning listing every skipped file (``bad``: ``"relative/path (reason)"``): by
+    default files ``whose names are not <what> names``."""
     if not bad:
         return
     shown = "\n  ".join(bad[:limit])
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
+    why = why or f"whose names are not {what} names"
     warnings.warn(
-        f"skipped {len(bad)} file(s) under {root} whose names are not {what} names:\n"
-        f"  {shown}{more}",
-        stacklevel=4,
+        f"skipped {len(bad)} {noun} under {root} {why}:\n  {shown}{more}", stacklevel=stacklevel
     )
 
 
@@ -74,16 +83,8 @@ def scan_named(
         sex = fields.pop("gender", None)
         if sex is None:
             sex = gender(fields) if callable(gender) else gender
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=label,
-                speaker=f"{corpus}_{fields[speaker_field]}",
-                gender=sex,
-                corpus=corpus,
-                fields=fields,
-            )
-        )
+        speaker = f"{corpus}_{fields[speaker_field]}"
+        rows.append(Utterance(str(path), label, speaker, sex, corpus, fields))
     warn_skipped(bad, root, display)
     if not rows:
         raise no_rows(root, display, example)

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 
-from emovox.data.corpora._common import corpus_root, no_rows
+from emovox.data.corpora._common import corpus_root, no_rows, warn_skipped
 from emovox.data.manifest import Manifest, Utterance
 from emovox.data.taxonomy import CORPUS_CODES, IEMOCAP_FOUR_CLASSES
 from emovox.progress import console
@@ -94,24 +93,15 @@ def scan(root: str | os.PathLike, classes: str = "4") -> Manifest:
                 missing.append(str(wav.relative_to(root)))
                 continue
             speaker, gender = f.pop("speaker"), f.pop("gender")
-            rows.append(
-                Utterance(
-                    path=str(wav),
-                    label=label,
-                    speaker=f"{NAME}_{speaker}",
-                    gender=gender,
-                    corpus=NAME,
-                    fields=f,
-                )
-            )
-    if missing:
-        shown = "\n  ".join(missing[:50])
-        more = f"\n  ... and {len(missing) - 50} more" if len(missing) > 50 else ""
-        warnings.warn(
-            f"skipped {len(missing)} IEMOCAP utterance(s) under {root} whose wav file is "
-            f"missing:\n  {shown}{more}",
-            stacklevel=2,
-        )
+            rows.append(Utterance(str(wav), label, f"{NAME}_{speaker}", gender, NAME, f))
+    warn_skipped(
+        missing,
+        root,
+        "IEMOCAP",
+        why="whose wav file is missing",
+        noun="IEMOCAP utterance(s)",
+        stacklevel=3,
+    )
     if outside:
         kept = "the 4-class set" if classes == "4" else "a majority label"
         console.log(f"iemocap: left out {outside} utterance(s) without {kept}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from pathlib import Path
 
+from emovox.data.corpora._common import warn_skipped
 from emovox.data.manifest import Manifest, Utterance
 from emovox.data.taxonomy import CORPUS_CODES
 
@@ -92,22 +92,6 @@ def scan(root: str | os.PathLike, channel: str = "speech") -> Manifest:
         if channel != "all" and f["vocal_channel"] != channel:
             continue
         gender = f.pop("gender")
-        rows.append(
-            Utterance(
-                path=str(path),
-                label=f["emotion"],
-                speaker=f"Actor_{f['actor']}",
-                gender=gender,
-                corpus=NAME,
-                fields=f,
-            )
-        )
-    if bad:
-        shown = "\n  ".join(bad[:50])
-        more = f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else ""
-        warnings.warn(
-            f"skipped {len(bad)} file(s) under {root} whose names are not RAVDESS names:\n"
-            f"  {shown}{more}",
-            stacklevel=2,
-        )
+        rows.append(Utterance(str(path), f["emotion"], f"Actor_{f['actor']}", gender, NAME, f))
+    warn_skipped(bad, root, "RAVDESS", stacklevel=3)
     return Manifest(rows)

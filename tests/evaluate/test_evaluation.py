@@ -18,6 +18,7 @@ from conftest import (
     synth_manifest,
     synth_scheme,
     tiny_config,
+    tiny_recipe,
 )
 from sklearn.metrics import (
     accuracy_score,
@@ -30,7 +31,6 @@ from sklearn.metrics import (
 import emovox.evaluate.runner as evaluation
 from emovox.data.protocols import SpeakerLeakWarning, make_folds
 from emovox.metrics import classification_metrics, unweighted_accuracy
-from emovox.train.recipe import Recipe
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMAND = ["emovox", "evaluate", "--protocol", "speakers-kfold:2"]
@@ -40,7 +40,7 @@ def run_evaluation(corpus: Path, out: Path, **kwargs) -> dict:
     return evaluation.evaluate(
         synth_manifest(corpus),
         synth_scheme(),
-        Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
+        tiny_recipe(),
         out,
         progress=False,
         **{"protocol": "speakers-kfold", "k": 2, **kwargs},

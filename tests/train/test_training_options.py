@@ -14,11 +14,14 @@ import torch
 from click.testing import CliRunner
 from conftest import (
     SYNTH_EMOTIONS,
-    TINY_CNN,
+    TOY_TRAINING,
+    run_cli,
     synth_manifest,
     synth_scheme,
+    tiny_cli,
     tiny_cnn,
     tiny_config,
+    tiny_recipe,
     tone,
     toy_data,
 )
@@ -38,7 +41,6 @@ from emovox.models import build_model
 from emovox.train.aux import aux_labels, known_ce
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import Dataset, speaker_subset
-from emovox.train.recipe import Recipe
 from emovox.train.trainer import Trainer, TrainingInterrupted
 
 HOP = 0.01
@@ -49,22 +51,8 @@ SR = 16000
 
 
 def toy_config(**overrides) -> TrainConfig:
-    """Every random path on: crops, SpecAugment, mixup, dropout."""
-    params = {
-        "epochs": 2,
-        "batch_size": 8,
-        "lr": 1e-2,
-        "weight_decay": 1e-3,
-        "optimizer": "adamw",
-        "schedule": "constant",
-        "patience": 100,
-        "crop_seconds": 0.15,
-        "specaugment": True,
-        "mixup": 0.2,
-        "seed": 3,
-    }
-    params.update(overrides)
-    return TrainConfig(**params)
+    """Every random path on (:data:`TOY_TRAINING`), 2 epochs at a constant rate."""
+    return TrainConfig(**{**TOY_TRAINING, "epochs": 2, "schedule": "constant", **overrides})
 
 
 def snapshot(model: nn.Module) -> dict:
@@ -86,6 +74,16 @@ def record_steps(model: nn.Module) -> tuple[list[dict], object]:
         lambda opt, args, kwargs: seen.append(snapshot(model))
     )
     return seen, handle
+
+
+def steps_of_plain_training(model: nn.Module, xs, ys) -> list[dict]:
+    """Train ``model`` with :func:`toy_config` (no EMA); its weights after every step."""
+    raws, handle = record_steps(model)
+    try:
+        Trainer(model, toy_config(), HOP, progress=False).fit(xs, ys)
+    finally:
+        handle.remove()
+    return raws
 
 
 # -- weight EMA -------------------------------------------------------------------------------
@@ -130,22 +128,14 @@ def test_ema_equals_a_hand_computed_average_and_is_what_validation_sees(monkeypa
 
     # The average never feeds back into training: the raw steps are those of a run without EMA.
     model2 = tiny_cnn()
-    raws2, handle = record_steps(model2)
-    try:
-        Trainer(model2, toy_config(), HOP, progress=False).fit(xs, ys)
-    finally:
-        handle.remove()
+    raws2 = steps_of_plain_training(model2, xs, ys)
     assert all(same_state(a, b) for a, b in zip(raws, raws2, strict=True))
 
 
 def test_ema_off_keeps_the_raw_weights() -> None:
     xs, ys = toy_data()
     model = tiny_cnn()
-    raws, handle = record_steps(model)
-    try:
-        Trainer(model, toy_config(), HOP, progress=False).fit(xs, ys)
-    finally:
-        handle.remove()
+    raws = steps_of_plain_training(model, xs, ys)
     assert same_state(model.state_dict(), raws[-1])
 
 
@@ -421,7 +411,7 @@ def test_evaluate_normalises_each_side_with_its_own_speakers(
     metrics = evaluate(
         synth_manifest(synth_corpus),
         synth_scheme(),
-        Recipe.for_model("cnn", training=config, params=TINY_CNN),
+        tiny_recipe(config),
         tmp_path / "eval",
         protocol="speakers-kfold",
         k=2,
@@ -445,35 +435,16 @@ def test_evaluate_normalises_each_side_with_its_own_speakers(
 def options_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny cnn trained by ``emovox train`` with all four options on."""
     out = tmp_path_factory.mktemp("options") / "model"
-    args = [
-        "train",
-        "--data",
-        str(synth_corpus),
-        "--labels",
-        ",".join(SYNTH_EMOTIONS),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--train-param",
-        "ema=0.999",
-        "--train-param",
-        "aux_targets=gender,intensity",
-        "--train-param",
-        "test_crops=5",
-        "--train-param",
-        "speaker_norm=true",
-        "--train-param",
-        "crop_seconds=0.5",
-        "--out",
-        str(out),
-        "--quiet",
-        "--no-cache",
-    ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    options = ["ema=0.999", "aux_targets=gender,intensity", "test_crops=5", "speaker_norm=true"]
+    options.append("crop_seconds=0.5")
+    run_cli(
+        tiny_cli(
+            "train",
+            ["--data", synth_corpus, "--labels", ",".join(SYNTH_EMOTIONS)],
+            out,
+            *[a for o in options for a in ("--train-param", o)],
+        )
+    )
     return out
 
 

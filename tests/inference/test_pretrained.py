@@ -31,7 +31,7 @@ from emovox.pretrained import (
     update_model_card,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RAVDESS_EMOTIONS = list(EMOTIONS.values())
 
 

@@ -186,9 +186,8 @@ def fake_sounddevice(audio: np.ndarray, has_input: bool = True, only_rate: int |
     )
 
 
-def test_microphone_path_with_a_fake_sounddevice(rec, tmp_path, monkeypatch):
-    x, _ = sf.read(str(utterances_wav(tmp_path / "u.wav")), dtype="float32")
-    monkeypatch.setattr(live_mod, "_sounddevice", lambda: fake_sounddevice(x))
+def microphone_results(rec) -> list[LiveResult]:
+    """What a live session predicts from the (fake) microphone, the whole recording long."""
     session = LiveSession(rec, vad="energy")
     results = []
     with MicrophoneSource(SR) as mic:
@@ -196,6 +195,13 @@ def test_microphone_path_with_a_fake_sounddevice(rec, tmp_path, monkeypatch):
             results += session.feed(block, t)
             if session.stream.time >= LENGTH - 0.1:
                 mic.stop()
+    return results
+
+
+def test_microphone_path_with_a_fake_sounddevice(rec, tmp_path, monkeypatch):
+    x, _ = sf.read(str(utterances_wav(tmp_path / "u.wav")), dtype="float32")
+    monkeypatch.setattr(live_mod, "_sounddevice", lambda: fake_sounddevice(x))
+    results = microphone_results(rec)
     assert [r.final for r in results] == [True, True, True]
 
 
@@ -205,13 +211,7 @@ def test_microphone_at_another_rate_is_resampled(rec, tmp_path, monkeypatch):
     x, _ = sf.read(str(utterances_wav(tmp_path / "u.wav")), dtype="float32")
     x48 = soxr.resample(x, SR, 48000).astype(np.float32)
     monkeypatch.setattr(live_mod, "_sounddevice", lambda: fake_sounddevice(x48, only_rate=48000))
-    session = LiveSession(rec, vad="energy")
-    results = []
-    with MicrophoneSource(SR) as mic:
-        for block, t in mic:
-            results += session.feed(block, t)
-            if session.stream.time >= LENGTH - 0.1:
-                mic.stop()
+    results = microphone_results(rec)
     assert [r.final for r in results] == [True, True, True]
     assert results[0].start == pytest.approx(TRUTH[0][0] - PAD, abs=0.06)
 

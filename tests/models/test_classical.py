@@ -198,7 +198,7 @@ def test_fit_closed_form_chooses_c_on_validation_then_refits_on_everything() -> 
     x, y = blobs(120, 3, 8, seed=7, shift=0.8)
     x_val, y_val = blobs(60, 3, 8, seed=8, shift=0.8)
     model = build_model("librosa-stats-svm", 3, (1, 8), c_grid=[0.01, 1.0, 100.0])
-    result = model.fit_closed_form(as_items(x), y, as_items(x_val), y_val, progress=False)
+    result = model.fit_closed_form((as_items(x), y), (as_items(x_val), y_val), progress=False)
     grid, final = result.history[:-1], result.history[-1]
     assert [r["C"] for r in grid] == [0.01, 1.0, 100.0] and final["refit"] == 1
     best = max(grid, key=lambda r: r["val_ua"])
@@ -225,11 +225,11 @@ def test_fit_closed_form_chooses_c_on_validation_then_refits_on_everything() -> 
 def test_fit_closed_form_without_validation_uses_the_defaults() -> None:
     x, y = blobs(60, 3, 5, seed=11)
     model = build_model("egemaps-svm", 3, (1, 5), c_grid=[0.1, 10.0])
-    result = model.fit_closed_form(as_items(x), y, None, None, progress=False)
+    result = model.fit_closed_form((as_items(x), y), None, progress=False)
     assert result.best_val_ua is None and len(result.history) == 1
     assert float(model.penalty) == 1.0 and float(model.temperature) == 1.0
     with pytest.raises(ValueError, match="single class"):
-        model.fit_closed_form(as_items(x), np.zeros(60, dtype=int), progress=False)
+        model.fit_closed_form((as_items(x), np.zeros(60, dtype=int)), progress=False)
 
 
 def test_temperature_fit_lowers_the_log_loss() -> None:
@@ -267,7 +267,7 @@ def fitted_model(k: int = 4, dim: int = 10) -> SVMModel:
     x, y = blobs(100, k, dim, seed=21)
     model = build_model("librosa-stats-svm", k, (1, dim), c_grid=[1.0, 10.0])
     x_val, y_val = blobs(40, k, dim, seed=22)
-    model.fit_closed_form(as_items(x), y, as_items(x_val), y_val, progress=False)
+    model.fit_closed_form((as_items(x), y), (as_items(x_val), y_val), progress=False)
     return model
 
 

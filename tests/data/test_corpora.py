@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from conftest import TINY_CNN, synth_manifest, tiny_config, write_tone
+from conftest import synth_manifest, tiny_cli, tiny_recipe, write_tone
 
 from emovox.apps.cli import main
 from emovox.data.corpora import (
@@ -37,7 +37,6 @@ from emovox.data.taxonomy import (
     dropped_by_corpus,
 )
 from emovox.evaluate.runner import evaluate_cross_corpus
-from emovox.train.recipe import Recipe
 
 SECONDS = 0.25
 FOUR = "angry,happy,neutral,sad"
@@ -60,15 +59,9 @@ def test_every_code_maps_onto_a_canonical_label() -> None:
         assert set(table.values()) <= set(CANONICAL), corpus
         assert corpus in CORPORA, corpus
     assert CORPUS_CODES["ravdess"] == ravdess.EMOTIONS
-    assert CORPUS_CODES["emodb"] == {
-        "W": "angry",
-        "L": "boredom",
-        "E": "disgust",
-        "A": "fearful",
-        "F": "happy",
-        "T": "sad",
-        "N": "neutral",
-    }
+    # EmoDB's letters, as its documentation gives them (German initials)
+    expected = "W=angry L=boredom E=disgust A=fearful F=happy T=sad N=neutral"
+    assert CORPUS_CODES["emodb"] == dict(pair.split("=") for pair in expected.split())
     assert canonical_label("iemocap", "exc") == "happy"
     assert canonical_label("tess", "ps") == "surprised"
     assert canonical_label("savee", "su") == "surprised"
@@ -420,27 +413,12 @@ def test_cross_corpus_evaluation_end_to_end(
     synth_corpus: Path, synth_emodb: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "cross"
-    args = [
+    args = tiny_cli(
         "evaluate",
-        "--train",
-        f"ravdess:{synth_corpus}",
-        "--test",
-        f"emodb:{synth_emodb}",
-        "--labels",
-        FOUR,
-        "--model",
-        "cnn",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--out",
+        ["--train", f"ravdess:{synth_corpus}", "--test", f"emodb:{synth_emodb}"],
         out,
-        "--quiet",
-        "--no-cache",
-    ]
+        *("--labels", FOUR, "--model", "cnn"),
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "cross-corpus ravdess -> emodb" in result.output
@@ -476,7 +454,7 @@ def test_cross_corpus_api_with_two_test_corpora(
         synth_manifest(synth_corpus),
         test,
         resolve_labels(FOUR),
-        Recipe.for_model("cnn", training=tiny_config(epochs=1), params=TINY_CNN),
+        tiny_recipe(epochs=1),
         tmp_path / "out",
         progress=False,
     )
@@ -491,28 +469,15 @@ def test_multi_corpus_folds_from_the_command_line(
     synth_corpus: Path, synth_savee: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "folds"
+    corpora = ["--train", f"ravdess:{synth_corpus}", "--train", f"savee:{synth_savee}"]
     result = invoke(
-        "evaluate",
-        "--train",
-        f"ravdess:{synth_corpus}",
-        "--train",
-        f"savee:{synth_savee}",
-        "--labels",
-        FOUR,
-        "--protocol",
-        "speakers-kfold:3",
-        "--folds",
-        "1",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--out",
-        out,
-        "--quiet",
-        "--no-cache",
+        *tiny_cli(
+            "evaluate",
+            [*corpora, "--labels", FOUR],
+            out,
+            *("--protocol", "speakers-kfold:3", "--folds", "1"),
+            epochs=1,
+        )
     )
     assert result.exit_code == 0, result.output
     m = json.loads((out / "metrics.json").read_text())

@@ -18,9 +18,11 @@ from conftest import (
     SYNTH_EMOTIONS,
     SYNTH_SPEAKERS,
     TINY_CNN,
+    TOY_TRAINING,
     synth_manifest,
     synth_scheme,
     tiny_config,
+    tiny_recipe,
     tone,
 )
 from safetensors.torch import load_file
@@ -36,7 +38,7 @@ from emovox.models.tutorial_cnn1d import TutorialCNN1D
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import data_fingerprint
 from emovox.train.pipeline import train
-from emovox.train.recipe import Recipe, default_feature
+from emovox.train.recipe import default_feature
 from emovox.train.trainer import Trainer, TrainingInterrupted
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,23 +68,9 @@ def tiny_cnn(seed: int = 0, n_classes: int = 2, bins: int = 8) -> CNN:
 
 
 def toy_config(**overrides) -> TrainConfig:
-    """Settings that exercise every random path: crops, SpecAugment, mixup, dropout."""
-    params = {
-        "epochs": 4,
-        "batch_size": 8,
-        "lr": 1e-2,
-        "weight_decay": 1e-3,
-        "optimizer": "adamw",
-        "schedule": "onecycle",
-        "patience": 100,
-        "crop_seconds": 0.15,
-        "specaugment": True,
-        "mixup": 0.2,
-        "label_smoothing": 0.05,
-        "seed": 3,
-    }
-    params.update(overrides)
-    return TrainConfig(**params)
+    """Every random path on (:data:`TOY_TRAINING`), 4 one-cycle epochs, label smoothing."""
+    base = {**TOY_TRAINING, "epochs": 4, "schedule": "onecycle", "label_smoothing": 0.05}
+    return TrainConfig(**{**base, **overrides})
 
 
 def run(config: TrainConfig, checkpoint_dir=None, resume=False, seed=0):
@@ -520,7 +508,7 @@ def test_interrupted_pipeline_train_leaves_a_loadable_bundle_and_resumes(
         return train(
             manifest,
             synth_scheme(),
-            Recipe.for_model("cnn", training=tiny_config(), params=TINY_CNN),
+            tiny_recipe(),
             out,
             resume=resume,
             progress=False,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "long_audio.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "long_audio.py"
 
 
 def _module():

@@ -206,14 +206,19 @@ def test_audio_too_long_is_413(rec, uploads):
     assert list(uploads.iterdir()) == []
 
 
-def test_timeout_is_504_and_the_file_is_still_deleted(rec, uploads, monkeypatch):
+def slow_decoding(monkeypatch, seconds: float) -> None:
+    """Make the server's audio decoding take ``seconds`` longer."""
     real = server_mod.load_audio
 
     def slow(*a, **k):
-        time.sleep(0.6)
+        time.sleep(seconds)
         return real(*a, **k)
 
     monkeypatch.setattr(server_mod, "load_audio", slow)
+
+
+def test_timeout_is_504_and_the_file_is_still_deleted(rec, uploads, monkeypatch):
+    slow_decoding(monkeypatch, 0.6)
     with TestClient(create_app(recognizer=rec, tmp_dir=uploads, timeout_s=0.1)) as c:
         r = post(c, wav_bytes())
         assert r.status_code == 504 and "timeout of 0.1 s" in r.json()["detail"]
@@ -225,13 +230,7 @@ def test_timeout_is_504_and_the_file_is_still_deleted(rec, uploads, monkeypatch)
 
 
 def test_timeouts_while_queued_leave_no_files(rec, uploads, monkeypatch):
-    real = server_mod.load_audio
-
-    def slow(*a, **k):
-        time.sleep(0.4)
-        return real(*a, **k)
-
-    monkeypatch.setattr(server_mod, "load_audio", slow)
+    slow_decoding(monkeypatch, 0.4)
     app = create_app(recognizer=rec, tmp_dir=uploads, timeout_s=0.15, max_concurrency=1)
     codes: list[int] = []
     with TestClient(app) as c:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import SYNTH_EMOTIONS, copy_bundle, write_tone
+from conftest import SYNTH_EMOTIONS, copy_bundle, tiny_cli, write_tone
 
 from emovox import __version__
 from emovox.apps.cli import main
@@ -29,24 +29,7 @@ def invoke(*args: str | Path):
 
 
 def train_args(corpus: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--data",
-        str(corpus),
-        "--labels",
-        LABELS,
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--out",
-        str(out),
-        "--quiet",
-        "--no-cache",
-        *extra,
-    ]
+    return [*tiny_cli("train", ["--data", corpus, "--labels", LABELS], out), *extra]
 
 
 def table_row(output: str, key: str) -> list[str]:
@@ -361,28 +344,13 @@ def test_predict_with_a_corrupt_model(
 def test_evaluate_one_fold(synth_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     cache = tmp_path / "cache"
-    args = [
+    args = tiny_cli(
         "evaluate",
-        "--data",
-        str(synth_corpus),
-        "--labels",
-        LABELS,
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--param",
-        "channels=[4,8,8,8]",
-        "--protocol",
-        "speakers-kfold:2",
-        "--folds",
-        "1",
-        "--out",
-        str(out),
-        "--quiet",
-        "--cache-dir",
-        str(cache),
-    ]
+        ["--data", synth_corpus, "--labels", LABELS],
+        out,
+        *("--protocol", "speakers-kfold:2", "--folds", "1"),
+        cache=cache,
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "speakers-kfold-2" in result.output

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TINY_CNN
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dev_sweep.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dev_sweep.py"
 
 
 @pytest.fixture(scope="module")
