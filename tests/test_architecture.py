@@ -4,6 +4,7 @@ short, and every ``command`` recorded in the committed ``metrics.json`` files st
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import shlex
 from pathlib import Path
@@ -161,11 +162,20 @@ def test_there_are_recorded_commands():
 
 
 @pytest.mark.parametrize(("where", "command"), recorded_commands(), ids=lambda x: str(x)[:60])
-def test_every_recorded_command_parses_with_todays_cli(where: str, command: list[str]):
+def test_every_recorded_command_parses_with_todays_cli(
+    where: str, command: list[str], tmp_path: Path, monkeypatch
+):
     """Each command's options are known to today's CLI and its values are accepted (parsed up
-    to the point where the command would start working, which is not run)."""
+    to the point where the command would start working, which is not run). The corpus folders
+    it names (``--data``, which must exist) are stood in for by empty folders."""
     from emovox.apps.cli import main
 
+    here = tmp_path / "work" / "project"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    for flag, value in itertools.pairwise(command):
+        if flag == "--data" and not Path(value).is_absolute():
+            (here / value).mkdir(parents=True, exist_ok=True)
     assert command[0] == "emovox", where
     name = command[1]
     cmd = main.get_command(click.Context(main), name)
