@@ -518,3 +518,44 @@ def test_train_takes_either_data_or_train(synth_savee: Path, tmp_path: Path) -> 
     assert result.exit_code == 2 and "not both" in result.output
     result = invoke("train", "--out", tmp_path / "m")
     assert result.exit_code == 2 and "--data PATH" in result.output
+
+
+def test_loco_leaves_each_corpus_out_and_scores_it_on_its_own_classes(
+    synth_corpus: Path, synth_emodb: Path, synth_savee: Path, tmp_path: Path
+) -> None:
+    m = synth_manifest(synth_corpus) + scan_corpus("emodb", synth_emodb)
+    m = m + scan_corpus("savee", synth_savee)
+    folds = make_folds(m, "loco")
+    assert [f.test_corpora for f in folds] == [("emodb",), ("ravdess",), ("savee",)]
+    for f in folds:
+        test, train = {m[i].corpus for i in f.test}, {m[i].corpus for i in f.train}
+        assert test == set(f.test_corpora) and not test & train
+    with pytest.raises(ValueError, match="at least two corpora"):
+        make_folds(synth_manifest(synth_corpus), "loco")
+
+    out = tmp_path / "loco"
+    corpora = [f"ravdess:{synth_corpus}", f"emodb:{synth_emodb}", f"savee:{synth_savee}"]
+    result = invoke(
+        *tiny_cli(
+            "evaluate",
+            [a for c in corpora for a in ("--train", c)],
+            out,
+            *("--labels", "angry,happy,neutral,sad,boredom", "--protocol", "loco"),
+            epochs=1,
+        )
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == "loco" and len(metrics["folds"]) == 3
+    per = metrics["per_test_corpus"]
+    assert set(per) == {"emodb", "ravdess", "savee"}
+    # EmoDB has boredom, the others not: each is scored on the classes it has, and on the four
+    assert per["emodb"]["own_classes"]["classes"] == ["angry", "happy", "neutral", "sad", "boredom"]
+    assert per["savee"]["own_classes"]["classes"] == ["angry", "happy", "neutral", "sad"]
+    for corpus, scores in per.items():
+        assert scores["four_classes"]["classes"] == ["angry", "happy", "neutral", "sad"], corpus
+        assert 0 <= scores["four_classes"]["ua"] <= 100
+    for fold in metrics["folds"]:  # validation speakers come from the training corpora only
+        assert not set(fold["validation_speakers"]) & set(fold["test_speakers"])
+    assert "savee: UA" in result.output and "4 classes" in result.output
+    assert "| savee |" in (out / "report.md").read_text()

@@ -420,12 +420,17 @@ def test_evaluate_normalises_each_side_with_its_own_speakers(
     assert metrics["training"]["speaker_norm"] is True
     assert metrics["training"]["test_crops"] == 3
     folds = metrics["folds"]
-    assert len(calls) == 3 * len(folds)  # training, validation and test sets of every fold
+    # training, validation, the test set per utterance (each its own group) and speaker-adapted
+    assert len(calls) == 4 * len(folds)
     for f, fold in enumerate(folds):
-        train_call, val_call, test_call = calls[3 * f : 3 * f + 3]
+        train_call, val_call, alone_call, test_call = calls[4 * f : 4 * f + 4]
         assert val_call == set(fold["validation_speakers"])
+        assert len(alone_call) == fold["n_test"] and all(g.startswith("#") for g in alone_call)
         assert test_call == set(fold["test_speakers"])
         assert not train_call & (val_call | test_call)
+        assert set(fold["speaker_adapted"]) == {"ua", "wa", "macro_f1"}
+    assert metrics["speaker_adapted"]["folds"] == len(folds)
+    assert metrics["scoring"].startswith("per-utterance")
 
 
 # -- bundles, the Recognizer, ONNX and the CLI ---------------------------------------------------

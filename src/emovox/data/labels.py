@@ -6,6 +6,9 @@ A scheme is named by a string:
   surprised``).
 - ``gender_emotion``: the reference tutorial's ten classes, ``female_calm`` ... ``male_fearful``
   (female/male x calm, happy, sad, angry, fearful); rows without a known gender are dropped.
+- ``arousal``: low / normal / high, read from ``fields["arousal"]`` where a corpus labels arousal
+  (BAVED's levels) and from the emotion's place on the circumplex otherwise
+  (:data:`emovox.data.taxonomy.AROUSAL`); ``arousal2``: low vs high only (normal rows dropped).
 - a list such as ``angry,happy,neutral,sad``: keep those labels only;
   items like ``calm=neutral`` map a source label onto a class (``calm+neutral=low`` maps several);
   a class named after a label also keeps that label's own rows (``calm=neutral`` merges calm
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from emovox.data.manifest import Manifest
+from emovox.data.manifest import Manifest, Utterance
+from emovox.data.taxonomy import AROUSAL, AROUSAL_LEVELS
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 TUTORIAL_EMOTIONS = ("calm", "happy", "sad", "angry", "fearful")
@@ -31,6 +35,9 @@ class LabelScheme:
     classes: tuple[str, ...]
     mapping: dict[str, str]
     by_gender: bool = False
+    field: str = ""
+    """When set, a row's class is its value of this field (``fields[field]``) where it has one
+    (mapped through ``mapping`` too when the value is a key), else its label's mapping."""
 
     def target(self, label: str, gender: str = "") -> str | None:
         """The class of a row, or ``None`` when the scheme drops it."""
@@ -43,11 +50,18 @@ class LabelScheme:
             cls = f"{gender}_{cls}"
         return cls
 
+    def target_of(self, u: Utterance) -> str | None:
+        """The class of a manifest row, or ``None`` when the scheme drops it."""
+        value = u.fields.get(self.field) if self.field else None
+        if value:
+            return value if value in self.classes else None
+        return self.target(u.label, u.gender)
+
     def apply(self, manifest: Manifest) -> tuple[Manifest, int]:
-        """Map every row's label onto the scheme; returns the kept rows and the dropped count."""
+        """Map every row onto the scheme; returns the kept rows and the dropped count."""
         kept = []
         for u in manifest:
-            cls = self.target(u.label, u.gender)
+            cls = self.target_of(u)
             if cls is not None:
                 kept.append(replace(u, label=cls))
         return Manifest(kept), len(manifest) - len(kept)
@@ -58,6 +72,7 @@ class LabelScheme:
             "classes": list(self.classes),
             "mapping": dict(self.mapping),
             "by_gender": self.by_gender,
+            **({"field": self.field} if self.field else {}),
         }
 
 
@@ -75,10 +90,15 @@ def resolve_labels(spec: str, available: list[str] | None = None) -> LabelScheme
     if spec == "gender_emotion":
         classes = tuple(f"{g}_{e}" for g in GENDERS for e in TUTORIAL_EMOTIONS)
         return LabelScheme(spec, classes, {e: e for e in TUTORIAL_EMOTIONS}, by_gender=True)
+    if spec in ("arousal", "arousal2"):
+        levels = AROUSAL_LEVELS if spec == "arousal" else ("low", "high")
+        mapping = {e: a for e, a in AROUSAL.items() if a in levels}
+        return LabelScheme(spec, levels, mapping, field="arousal")
     if spec == "all":
-        if not available:
+        labels = [a for a in available or [] if a]
+        if not labels:
             raise ValueError("--labels all needs the data's labels")
-        return LabelScheme("all", tuple(sorted(available)), {a: a for a in available})
+        return LabelScheme("all", tuple(sorted(labels)), {a: a for a in labels})
     mapping: dict[str, str] = {}
     classes: list[str] = []
     for item in (s.strip() for s in spec.split(",")):

@@ -24,7 +24,7 @@ EMOBOX_RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
 )
 """Test actors of the EmoBox 6-fold speaker-independent split of RAVDESS (Ma et al., 2024)."""
 
-PROTOCOLS = ("emobox", "loso", "sessions", "speakers-kfold", "random")
+PROTOCOLS = ("emobox", "loso", "loco", "sessions", "speakers-kfold", "random")
 
 
 class SpeakerLeakWarning(UserWarning):
@@ -49,7 +49,8 @@ def make_folds(
     """Split ``manifest`` into folds.
 
     Args:
-        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out), ``sessions``
+        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out), ``loco`` (leave
+            one corpus out: one fold per corpus, trained on the others), ``sessions``
             (leave one session out: IEMOCAP, whose sessions group its speakers),
             ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
             utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
@@ -76,6 +77,8 @@ def make_folds(
             sorted({u.speaker for u in manifest if u.fields["session"] == s})
             for s in sorted(sessions)
         ]
+    elif protocol == "loco":
+        return corpus_folds(manifest)
     elif protocol == "speakers-kfold":
         groups = _speaker_groups(manifest, k or 5, seed)
     elif protocol == "random":
@@ -101,6 +104,28 @@ def make_folds(
                 test_speakers=tuple(sorted(group)),
             )
         )
+    return folds
+
+
+def corpus_folds(manifest: Manifest) -> list[Fold]:
+    """Leave one corpus out: one fold per corpus (in name order), trained on all the others.
+
+    Raises:
+        ValueError: fewer than two corpora.
+    """
+    corpora = np.array([u.corpus for u in manifest])
+    names = sorted(set(corpora.tolist()))
+    if len(names) < 2:
+        raise ValueError(
+            f"the loco protocol needs at least two corpora (--train C:PATH --train C:PATH ...), "
+            f"got {names}"
+        )
+    folds = []
+    for i, name in enumerate(names, 1):
+        test = np.flatnonzero(corpora == name)
+        speakers = sorted({manifest[int(j)].speaker for j in test})
+        train = tuple(np.flatnonzero(corpora != name).tolist())
+        folds.append(Fold(i, train, tuple(test.tolist()), tuple(speakers), (name,)))
     return folds
 
 

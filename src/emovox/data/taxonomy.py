@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from emovox.data.labels import LabelScheme
 from emovox.data.manifest import Manifest
+
+if TYPE_CHECKING:
+    from emovox.data.labels import LabelScheme
 
 CANONICAL: tuple[str, ...] = (
     "neutral",
@@ -115,8 +118,54 @@ CORPUS_CODES: dict[str, dict[str, str]] = {
         "Neutral": "neutral",
         "Sad": "sad",
     },
+    # nEMO: the emotion column of data.tsv.
+    "nemo": {
+        "anger": "angry",
+        "fear": "fearful",
+        "happiness": "happy",
+        "neutral": "neutral",
+        "sadness": "sad",
+        "surprised": "surprised",
+    },
+    # ASED: the emotion letter of xn-yy-aa-gg-bb.
+    "ased": {
+        "n": "neutral",
+        "f": "fearful",
+        "h": "happy",
+        "s": "sad",
+        "a": "angry",
+    },
 }
 """Corpus name -> the corpus's own emotion code -> canonical label. The one mapping table."""
+
+AROUSAL_LEVELS: tuple[str, ...] = ("low", "normal", "high")
+"""The arousal target's classes, in order."""
+
+AROUSAL: dict[str, str] = {
+    "angry": "high",
+    "fearful": "high",
+    "happy": "high",
+    "surprised": "high",
+    "frustrated": "high",
+    "disgust": "normal",
+    "neutral": "normal",
+    "sad": "low",
+    "calm": "low",
+    "boredom": "low",
+}
+"""Where each canonical emotion sits on the arousal axis of the circumplex (Russell, 1980): the
+aroused, active emotions high; neutral and disgust (rated near the middle of the arousal scale in
+the acted corpora) normal; sadness, calm and boredom low. ``other`` has no arousal. Corpora that
+label arousal directly (BAVED's levels) use :data:`CORPUS_AROUSAL` instead."""
+
+CORPUS_AROUSAL: dict[str, dict[str, str]] = {
+    # BAVED: the level field of speaker-gender-age-word-level-record: 0 low (tired, down),
+    # 1 neutral (everyday speech), 2 high (strong positive or negative emotion).
+    "baved": {"0": "low", "1": "normal", "2": "high"},
+}
+"""Corpus name -> its own arousal code -> arousal level, for corpora labelled with arousal rather
+than emotion categories. Their rows have no emotion ``label`` and keep the level in
+``fields["arousal"]``."""
 
 IEMOCAP_FOUR_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
 """The common IEMOCAP 4-class set (happy includes excited)."""
@@ -157,13 +206,16 @@ def dropped_by_corpus(manifest: Manifest, scheme: LabelScheme) -> dict[str, int]
     counts: Counter[str] = Counter()
     for u in manifest:
         counts[u.corpus] += 0
-        if scheme.target(u.label, u.gender) is None:
+        if scheme.target_of(u) is None:
             counts[u.corpus] += 1
     return dict(sorted(counts.items()))
 
 
 __all__ = [
+    "AROUSAL",
+    "AROUSAL_LEVELS",
     "CANONICAL",
+    "CORPUS_AROUSAL",
     "CORPUS_CODES",
     "IEMOCAP_FOUR_CLASSES",
     "canonical_label",

@@ -108,7 +108,11 @@ class ConditionScorer:
         return dataclasses.replace(data, features=list(feats), variants=[]), counts
 
     def score(
-        self, model: SERModel, indices: Sequence[int], config: TrainConfig
+        self,
+        model: SERModel,
+        indices: Sequence[int],
+        config: TrainConfig,
+        per_utterance: bool = False,
     ) -> dict[str, dict]:
         """UA, WA, macro-F1, items and clipping of ``model`` on ``data[indices]`` under each
         condition, predicted as the clean test set is
@@ -120,7 +124,7 @@ class ConditionScorer:
             ok = [i for i in indices if data.features[i] is not None]
             if not ok:
                 continue
-            proba = predict_subset(model, data, ok, config)
+            proba = predict_subset(model, data, ok, config, per_utterance=per_utterance)
             m = classification_metrics(data.y[ok], proba.argmax(1), data.classes)
             out[cond.name] = {
                 "ua": m["ua"],

@@ -55,7 +55,8 @@ class Plan:
 def protocol_plan(manifest: Manifest, protocol: str, k: int | None = None, seed: int = 0) -> Plan:
     """The folds of a protocol over ``manifest`` (:func:`~emovox.data.protocols.make_folds`)."""
     folds = make_folds(manifest, protocol, k=k, seed=seed)
-    return Plan(protocol if k is None else f"{protocol}-{k}", tuple(folds))
+    several = len({u.corpus for u in manifest}) > 1  # then every test corpus is scored alone too
+    return Plan(protocol if k is None else f"{protocol}-{k}", tuple(folds), by_corpus=several)
 
 
 def cross_corpus_plan(manifest: Manifest, test: set[int]) -> Plan:

@@ -44,6 +44,8 @@ class FoldResult:
     test_corpora: list[str] | None = None
     components: dict[str, dict] | None = None
     conditions: dict[str, dict] | None = None
+    speaker_adapted: dict[str, float] | None = None
+    """UA, WA and macro-F1 with test-speaker normalisation (recipes with ``speaker_norm``)."""
 
     def to_dict(self) -> dict:
         row = dataclasses.asdict(self)
@@ -108,6 +110,16 @@ def mean_scores(folds: list[FoldResult]) -> dict[str, float]:
     return out
 
 
+def summarize_adapted(folds: list[FoldResult]) -> dict[str, float]:
+    """Mean and standard deviation over the folds of the speaker-adapted scores."""
+    rows = [f.speaker_adapted for f in folds if f.speaker_adapted]
+    out: dict[str, float] = {"folds": len(rows)}
+    for k in SCORES:
+        v = np.array([r[k] for r in rows])
+        out[k], out[f"{k}_std"] = float(v.mean()), float(v.std())
+    return out
+
+
 def summarize_components(folds: list[FoldResult]) -> dict[str, dict]:
     """Mean and standard deviation over the folds of each component's UA, WA and macro-F1."""
     names = dict.fromkeys(n for f in folds for n in (f.components or {}))
@@ -161,10 +173,19 @@ def read_predictions(path: Path) -> list[dict]:
 # -- the report ------------------------------------------------------------------------------
 def render_report(m: Mapping) -> str:
     """A Markdown summary of an evaluation (a result, or the content of ``metrics.json``)."""
+    adapted = m.get("speaker_adapted")
     lines = [
         f"# {m['model']} — {m['protocol']} protocol",
         "",
         _headline(m),
+        "",
+        "Per utterance: every test utterance classified alone."
+        + (
+            f" Speaker-adapted (each test speaker normalised with that speaker's other "
+            f"unlabelled utterances): UA {adapted['ua']:.2f} ± {adapted['ua_std']:.2f}."
+            if adapted
+            else ""
+        ),
         "",
         f"{m['n_utterances']} utterances, {len(m['labels'])} classes: {', '.join(m['labels'])}.",
         "",
@@ -253,7 +274,24 @@ def _corpora_lines(m: Mapping) -> list[str]:
                 f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | {v['n']} |"
             )
         lines.append("")
-    elif any(m.get("dropped_utterances", {}).values()):
+    elif m.get("per_test_corpus"):
+        lines += [
+            "Every test corpus scored on its own: on all classes, on the classes it has, and on "
+            "angry, happy, neutral and sad.",
+            "",
+            "| test corpus | UA | WA | macro-F1 | UA own classes | UA 4 classes | n |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c, v in m["per_test_corpus"].items():
+            own = v.get("own_classes", {}).get("ua")
+            four = v.get("four_classes", {}).get("ua")
+            cells = [f"{x:.2f}" if x is not None else "—" for x in (own, four)]
+            lines.append(
+                f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | "
+                f"{cells[0]} | {cells[1]} | {v['n']} |"
+            )
+        lines.append("")
+    if not m.get("train_corpora") and any(m.get("dropped_utterances", {}).values()):
         dropped = ", ".join(f"{c} {n}" for c, n in m["dropped_utterances"].items() if n)
         lines += [f"Utterances outside the labels, dropped: {dropped}.", ""]
     return lines

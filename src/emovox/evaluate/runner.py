@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from emovox._fs import atomic_write_text
 from emovox._version import __version__
 from emovox.data.labels import LabelScheme
@@ -33,6 +35,7 @@ from emovox.evaluate.results import (
     FoldResult,
     mean_scores,
     read_predictions,
+    summarize_adapted,
     summarize_components,
     write_csv,
     write_results,
@@ -89,15 +92,24 @@ def run_fold(
     progress: bool = True,
     scorer: ConditionScorer | None = None,
 ) -> tuple[FoldResult, list[dict]]:
-    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions."""
+    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions.
+
+    Every test utterance is classified alone (the headline: what a user with one clip gets); a
+    recipe that normalises per speaker is also scored with each test speaker's statistics from
+    that speaker's other unlabelled utterances (``speaker_adapted``)."""
     what = ", ".join(fold.test_corpora or fold.test_speakers)
     console.log(f"fold {fold.index}/{len(plan.folds)}" + (f": testing on {what}" if what else ""))
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
     ty = data.y[list(fold.test)]
     t0 = time.time()
-    proba = predict_subset(net, data, fold.test, recipe.training)
+    proba = predict_subset(net, data, fold.test, recipe.training, per_utterance=True)
     dt = time.time() - t0
     m = classification_metrics(ty, proba.argmax(1), data.classes)
+    adapted = None
+    if recipe.training.speaker_norm:
+        pa = predict_subset(net, data, fold.test, recipe.training)
+        ma = classification_metrics(ty, pa.argmax(1), data.classes)
+        adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1")}
     result = FoldResult(
         fold=fold.index,
         test_speakers=list(fold.test_speakers),
@@ -115,11 +127,13 @@ def run_fold(
         n_parameters=net.n_parameters,
         test_corpora=list(fold.test_corpora) or None,
         components=component_scores(net, data, fold.test, recipe) or None,
-        conditions=scorer.score(net, fold.test, recipe.training) if scorer else None,
+        conditions=scorer.score(net, fold.test, recipe.training, True) if scorer else None,
+        speaker_adapted=adapted,
     )
+    extra = f", speaker-adapted UA {adapted['ua']:.1f}" if adapted else ""
     console.log(
         f"fold {fold.index}: UA {result.ua:.1f}  WA {result.wa:.1f}  F1 {result.macro_f1:.1f}  "
-        f"(best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
+        f"(per utterance{extra}; best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
     )
     return result, prediction_rows(data, fold, proba, plan.by_corpus)
 
@@ -144,7 +158,7 @@ def component_scores(net, data: Dataset, indices, recipe: Recipe) -> dict[str, d
     y = data.y[list(indices)]
     out = {}
     for name, part in net.components().items():
-        pred = predict_subset(part, data, indices, recipe.training).argmax(1)
+        pred = predict_subset(part, data, indices, recipe.training, per_utterance=True).argmax(1)
         m = classification_metrics(y, pred, data.classes)
         out[name] = {k: m[k] for k in ("ua", "wa", "macro_f1")}
     return out
@@ -202,20 +216,53 @@ def summarize(
         content["conditions"] = summarize_conditions(rows, conditions)
     if any(f.components for f in folds):
         content["components"] = summarize_components(folds)
+    content["scoring"] = SCORING
+    if any(f.speaker_adapted for f in folds):
+        content["speaker_adapted"] = summarize_adapted(folds)
     return EvaluationResult(folds, content)
 
 
+SCORING = (
+    "per-utterance: every test utterance classified alone (speaker normalisation, where the "
+    "recipe uses it, from the utterance's own statistics); speaker_adapted: normalised with each "
+    "test speaker's statistics over that speaker's other unlabelled test utterances"
+)
+"""What ``metrics.json`` says of its numbers (``scoring``)."""
+
+COMMON_FOUR = ("angry", "happy", "neutral", "sad")
+"""The four classes every categorical corpus has: each test corpus is scored on them too."""
+
+
 def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
-    """UA, WA, macro-F1, count, per-class scores and confusion of every test corpus."""
-    index = {c: i for i, c in enumerate(classes)}
+    """Every test corpus scored on its own: on all the model's classes (UA, WA, macro-F1, count,
+    per-class scores, confusion), on the classes the corpus has (``own_classes``: the model's
+    probabilities restricted to them) and on :data:`COMMON_FOUR` (``four_classes``: the rows of
+    those labels, the probabilities restricted to them)."""
     out = {}
     for corpus in sorted({r["corpus"] for r in preds}):
         rows = [r for r in preds if r["corpus"] == corpus]
-        m = classification_metrics(
-            [index[r["label"]] for r in rows], [index[r["predicted"]] for r in rows], classes
-        )
+        m = restricted_metrics(rows, classes)
         out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
+        own = [c for c in classes if c in {r["label"] for r in rows}]
+        out[corpus]["own_classes"] = _short(restricted_metrics(rows, own), own)
+        four = [c for c in classes if c in COMMON_FOUR]
+        kept = [r for r in rows if r["label"] in four]
+        if len(four) == len(COMMON_FOUR) and kept:
+            out[corpus]["four_classes"] = _short(restricted_metrics(kept, four), four)
     return out
+
+
+def restricted_metrics(rows: list[dict], classes: list[str]) -> dict:
+    """Classification metrics of prediction rows when only ``classes`` may be predicted (the
+    most probable of them, from the rows' ``p_<class>`` columns)."""
+    index = {c: i for i, c in enumerate(classes)}
+    y = [index[r["label"]] for r in rows]
+    pred = [int(np.argmax([float(r[f"p_{c}"]) for c in classes])) for r in rows]
+    return classification_metrics(y, pred, classes)
+
+
+def _short(m: dict, classes: list[str]) -> dict:
+    return {"classes": list(classes), **{k: m[k] for k in ("ua", "wa", "macro_f1", "n")}}
 
 
 def _timing(data: Dataset, folds: list[FoldResult], started: float) -> dict:

@@ -147,11 +147,22 @@ def data_fingerprint(manifest: Manifest) -> str:
 
 
 def speaker_subset(
-    data: Dataset, indices: Sequence[int], config: TrainConfig, augmented: bool = False
+    data: Dataset,
+    indices: Sequence[int],
+    config: TrainConfig,
+    augmented: bool = False,
+    per_utterance: bool = False,
 ) -> tuple[list, np.ndarray]:
     """:meth:`Dataset.subset`, normalised per speaker when ``config.speaker_norm`` is on (each
-    speaker's statistics from its own utterances among ``indices`` only)."""
+    speaker's statistics from its own utterances among ``indices`` only); with
+    ``per_utterance`` each utterance by its own statistics instead, as the recognizer does for
+    one clip of an unknown speaker."""
     items, y = data.subset(indices, augmented=augmented)
     if config.speaker_norm:
-        items = normalize_by_speaker(items, [data.manifest[i].speaker for i in indices])
+        groups = (
+            [f"#{i}" for i in indices]
+            if per_utterance
+            else [data.manifest[i].speaker for i in indices]
+        )
+        items = normalize_by_speaker(items, groups)
     return items, y

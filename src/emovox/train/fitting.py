@@ -38,6 +38,7 @@ def fit_arrays(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     aux_y: dict[str, Sequence[int]] | None = None,
+    class_mask: np.ndarray | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Fit ``model`` on ``[S, F, T]`` arrays (training items may be tuples of variants).
@@ -50,6 +51,8 @@ def fit_arrays(
         hop_seconds: seconds per feature frame (crops in frames).
         checkpoint_dir, resume: the gradient trainer's checkpoints.
         aux_y: auxiliary targets of the training items (``config.aux_targets``).
+        class_mask: the classes each training item's corpus labels (``[N, n_classes]``), for
+            the gradient trainer's loss; closed-form fits see every item's label only.
         progress: show progress.
 
     Returns:
@@ -72,7 +75,7 @@ def fit_arrays(
     else:
         trainer = Trainer(part.module, config, hop_seconds, checkpoint_dir, progress)
         result = trainer.fit(
-            part.prepare(train_x), train_y, part.prepare(val[0]), val[1], resume, aux_y
+            part.prepare(train_x), train_y, part.prepare(val[0]), val[1], resume, aux_y, class_mask
         )
     model.eval()
     if has_val and model.components() and result.history:

@@ -82,9 +82,26 @@ def fit(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         aux_y=aux_labels([data.manifest[i] for i in tr], config.aux_targets),
+        class_mask=corpus_class_mask(data, tr),
         progress=progress,
     )
     return model, result, sorted({data.manifest[i].speaker for i in va})
+
+
+def corpus_class_mask(data: Dataset, indices: Sequence[int]) -> np.ndarray | None:
+    """``[len(indices), n_classes]``: for each item, the classes its corpus has among
+    ``indices`` (a corpus does not label the others), or ``None`` when every corpus has them
+    all (the plain loss then)."""
+    have: dict[str, set[int]] = {}
+    for i in indices:
+        have.setdefault(data.manifest[i].corpus, set()).add(int(data.y[i]))
+    present = set().union(*have.values()) if have else set()
+    if all(s == present for s in have.values()):
+        return None
+    mask = np.zeros((len(indices), len(data.classes)), dtype=bool)
+    for row, i in enumerate(indices):
+        mask[row, sorted(have[data.manifest[i].corpus])] = True
+    return mask
 
 
 def _fit_members(
@@ -141,11 +158,13 @@ def predict_subset(
     indices: Sequence[int],
     config: TrainConfig,
     batch_size: int = 32,
+    per_utterance: bool = False,
 ) -> np.ndarray:
     """Test probabilities ``[len(indices), n_classes]`` of ``data[indices]`` as the training
-    settings ask: speaker normalisation (test speakers' own statistics) and multi-crop averaging.
-    """
-    xs, _ = speaker_subset(data, indices, config)
+    settings ask: speaker normalisation and multi-crop averaging. Speaker normalisation uses each
+    test speaker's own unlabelled utterances (speaker-adapted), or with ``per_utterance`` each
+    utterance's own statistics (every clip classified alone)."""
+    xs, _ = speaker_subset(data, indices, config, per_utterance=per_utterance)
     crop = crop_frames(config.crop_seconds, data.feature.hop_seconds or 0.01)
     return predict_proba(model, xs, batch_size, config.test_crops, crop)
 

@@ -43,6 +43,43 @@ class _Run:
     crop: int | None
     steps_per_epoch: int
     total_steps: int
+    class_mask: torch.Tensor | None = None
+    """``[N, C]``: the classes each training item's corpus labels (``None``: all of them)."""
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: list[int], perm=None):
+        """The emotion loss of a batch; with :attr:`class_mask`, over each item's own classes
+        (:func:`masked_cross_entropy`)."""
+        if self.class_mask is None:
+            return self.loss_fn(logits, y)
+        mask = self.class_mask[idx].to(logits.device)
+        if perm is not None:
+            mask = mask[perm]
+        fn = self.loss_fn
+        return masked_cross_entropy(logits, y, mask, fn.weight, fn.label_smoothing)
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy where item ``i`` only knows the classes ``mask[i]`` (its corpus labels):
+    the softmax and the label smoothing run over those classes alone, so a corpus never teaches
+    anything about a class it does not have. Equal to ``nn.CrossEntropyLoss(weight,
+    label_smoothing)`` when every mask is all true (that loss is then used as it is)."""
+    if bool(mask.all()):
+        return nn.functional.cross_entropy(
+            logits, y, weight=weight, label_smoothing=label_smoothing
+        )
+    logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+    logp = logp.masked_fill(~mask, 0.0)
+    nll = -logp.gather(1, y[:, None])[:, 0]
+    smooth = -logp.sum(1) / mask.sum(1).clamp(min=1)
+    per_item = (1 - label_smoothing) * nll + label_smoothing * smooth
+    w = weight[y] if weight is not None else torch.ones_like(per_item)
+    return (w * per_item).sum() / w.sum().clamp(min=1e-12)
 
 
 @dataclasses.dataclass
@@ -131,6 +168,7 @@ class Trainer:
         val_y: Sequence[int] | None = None,
         resume: bool = False,
         aux_y: dict[str, Sequence[int]] | None = None,
+        class_mask: np.ndarray | None = None,
     ) -> TrainResult:
         """Train, validating after every epoch; the model ends with its best weights.
 
@@ -142,6 +180,8 @@ class Trainer:
             aux_y: for each of ``config.aux_targets``, one class index per training item
                 (:func:`~emovox.train.aux.aux_labels`; ``-1`` where unknown, ignored by that
                 head's loss).
+            class_mask: ``[N, n_classes]`` booleans, the classes each training item's corpus
+                labels: the loss of an item ignores the others (:func:`masked_cross_entropy`).
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
@@ -149,6 +189,8 @@ class Trainer:
         """
         train_y = np.asarray(train_y, dtype=int)
         run = self._prepare(len(train_x), train_y, aux_y)
+        if class_mask is not None:
+            run.class_mask = torch.as_tensor(np.asarray(class_mask, dtype=bool))
         state = self._load_resume(run.opt) if resume else None
         state = state or _Progress()
         val = (val_x, val_y) if val_x is not None and len(val_x) > 0 else None
@@ -393,9 +435,9 @@ class Trainer:
             else:
                 logits = model(x, mask)
         logits = logits.float()
-        loss = run.loss_fn(logits, y)
+        loss = run.loss(logits, y, idx)
         if perm is not None:
-            loss = lam * loss + (1 - lam) * run.loss_fn(logits, y[perm])
+            loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
         objective, aux_value = loss, 0.0
         if emb is not None:
             aux = self._aux_losses(emb, idx, perm, lam)

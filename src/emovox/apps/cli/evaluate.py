@@ -103,8 +103,15 @@ def evaluate(
     echo_dropped(m)
     click.echo(
         f"{m.model} on {m.protocol}: UA {m.ua:.2f} ± {m.ua_std:.2f}  "
-        f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
+        f"WA {m['wa']:.2f}  macro-F1 {m['macro_f1']:.2f} (per utterance)  -> {out}/metrics.json"
     )
+    if "speaker_adapted" in m:
+        a = m["speaker_adapted"]
+        click.echo(
+            f"  speaker-adapted (test speakers' other utterances): UA {a['ua']:.2f} ± "
+            f"{a['ua_std']:.2f}  WA {a['wa']:.2f}  macro-F1 {a['macro_f1']:.2f}"
+        )
+    echo_per_corpus(m)
     for name, c in m.get("conditions", {}).items():
         if name != "clean":
             click.echo(
@@ -157,8 +164,19 @@ def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, 
         f"macro-F1 {m['macro_f1']:.2f}  -> {out}/metrics.json"
     )
     if len(m["per_test_corpus"]) > 1:
-        for c, v in m["per_test_corpus"].items():
-            click.echo(f"  {c}: UA {v['ua']:.2f}  WA {v['wa']:.2f}  macro-F1 {v['macro_f1']:.2f}")
+        echo_per_corpus(m)
+
+
+def echo_per_corpus(m) -> None:
+    """A line per test corpus: UA on all classes, on its own classes and on the common four."""
+    for c, v in m.get("per_test_corpus", {}).items():
+        line = f"  {c}: UA {v['ua']:.2f}  WA {v['wa']:.2f}  macro-F1 {v['macro_f1']:.2f}"
+        own = v.get("own_classes")
+        if own and len(own["classes"]) != len(m["labels"]):
+            line += f"  | own {len(own['classes'])} classes UA {own['ua']:.2f}"
+        if "four_classes" in v:
+            line += f"  | 4 classes UA {v['four_classes']['ua']:.2f}"
+        click.echo(line)
 
 
 COMMAND = evaluate

@@ -149,8 +149,8 @@ def corpus_options(fn):
         "--corpus",
         default="ravdess",
         show_default=True,
-        help="Corpus recipe: ravdess, emodb, tess, savee, cremad, iemocap, urdu, folder, csv, "
-        "or manifest (a saved manifest).",
+        help="Corpus recipe: ravdess, emodb, tess, savee, cremad, iemocap, urdu, nemo, ased, "
+        "baved, folder, csv, or manifest (a saved manifest).",
     )(fn)
     return fn
 
@@ -165,8 +165,8 @@ def training_options(fn):
             "--labels",
             default="emotion",
             show_default=True,
-            help="emotion, gender_emotion, all, or a list like angry,happy,neutral,sad "
-            "(src=dst maps labels).",
+            help="emotion, gender_emotion, arousal (low/normal/high), arousal2 (low/high), all, "
+            "or a list like angry,happy,neutral,sad (src=dst maps labels).",
         ),
         click.option(
             "--model", "model_name", default="cnn", show_default=True, help="Registered model name."

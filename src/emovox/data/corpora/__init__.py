@@ -10,11 +10,14 @@ import os
 from collections.abc import Callable
 
 from emovox.data.corpora import (
+    ased,
+    baved,
     cremad,
     csv_corpus,
     emodb,
     folder,
     iemocap,
+    nemo,
     ravdess,
     savee,
     tess,
@@ -32,6 +35,9 @@ CORPORA: dict[str, Callable[..., Manifest]] = {
     "cremad": cremad.scan,
     "iemocap": iemocap.scan,
     "urdu": urdu.scan,
+    "nemo": nemo.scan,
+    "ased": ased.scan,
+    "baved": baved.scan,
 }
 
 

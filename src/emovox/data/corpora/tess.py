@@ -4,7 +4,9 @@ Two female speakers, ``OAF`` (older) and ``YAF`` (younger), say "Say the word ..
 in seven emotions. Files are ``SPEAKER_WORD_EMOTION.wav`` (``OAF_back_angry.wav``) in
 per-speaker-emotion folders (``OAF_angry``, ``YAF_pleasant_surprised``); the emotion is read from
 the file name: angry, disgust, fear, happy, neutral, ps (pleasant surprise), sad. Speakers are
-``tess_OAF`` and ``tess_YAF``.
+``tess_OAF`` and ``tess_YAF``; the one file of the distribution named ``OA_...`` is OAF's. Two
+files are AIFF although named ``.wav`` and one is at 96 kHz (the rest 24.4 kHz): the one loader
+reads them all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from emovox.data.taxonomy import CORPUS_CODES
 NAME = "tess"
 EXTENSIONS = (".wav", ".flac")
 SPEAKERS = ("OAF", "YAF")
+SPEAKER_ALIASES = {"OA": "OAF"}
+"""Prefixes that stand for a speaker: the original distribution names one of OAF's files
+``OAF_neutral/OA_bite_neutral.wav``."""
 
 
 def parse_name(name: str) -> dict[str, str]:
@@ -32,6 +37,7 @@ def parse_name(name: str) -> dict[str, str]:
     if len(parts) < 3:
         raise ValueError(f"{name!r} is not of the form SPEAKER_WORD_EMOTION (e.g. OAF_back_angry)")
     speaker, code = parts[0].upper(), parts[-1].lower()
+    speaker = SPEAKER_ALIASES.get(speaker, speaker)
     word = "_".join(parts[1:-1])
     if speaker not in SPEAKERS:
         raise ValueError(f"{name!r}: unknown speaker {parts[0]} (TESS has {', '.join(SPEAKERS)})")
