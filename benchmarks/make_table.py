@@ -23,6 +23,27 @@ PUBLISHED = [
 ]
 
 
+def scoring(m: dict) -> str:
+    """How a result's headline ``ua`` was scored: ``per utterance``, or ``speaker-adapted`` for
+    speaker-normalised recipes evaluated before emovox scored every utterance alone."""
+    if m.get("training", {}).get("speaker_norm") and "scoring" not in m:
+        return "speaker-adapted"
+    return "per utterance"
+
+
+def adapted_row(name: str, m: dict) -> tuple[float, str] | None:
+    """The speaker-adapted scores of a result that has them beside its per-utterance ones."""
+    a = m.get("speaker_adapted")
+    if not a:
+        return None
+    return (
+        a["ua"],
+        f"| `{name}`, speaker-adapted (test speakers' other utterances) | {a['ua']:.2f} ± "
+        f"{a['ua_std']:.2f} | {a['wa']:.2f} ± {a['wa_std']:.2f} | {a['macro_f1']:.2f} ± "
+        f"{a['macro_f1_std']:.2f} | {a['folds']} | – | – | – | – | speaker-adapted |",
+    )
+
+
 def row(name: str, m: dict) -> str:
     t = m["timing"]
     n_folds = len(m["folds"])
@@ -32,7 +53,7 @@ def row(name: str, m: dict) -> str:
         f"{m['macro_f1']:.2f} ± {m['macro_f1_std']:.2f} | {n_folds} | "
         f"{t['wall_seconds'] / 60:.1f} min | {t['inference_ms_per_utterance']:.1f} | "
         f"{params if params is not None else '–'} | {m['machine']['cpu']}, "
-        f"{m['machine']['torch_threads']} threads |"
+        f"{m['machine']['torch_threads']} threads | {scoring(m)} |"
     )
 
 
@@ -45,7 +66,7 @@ def component_rows(name: str, m: dict) -> list[tuple[float, str]]:
                 c["ua"],
                 f"| `{name}`, its `{part}` branch alone (same weights) | {c['ua']:.2f} ± "
                 f"{c['ua_std']:.2f} | {c['wa']:.2f} ± {c['wa_std']:.2f} | {c['macro_f1']:.2f} ± "
-                f"{c['macro_f1_std']:.2f} | {c['folds']} | – | – | – | – |",
+                f"{c['macro_f1_std']:.2f} | {c['folds']} | – | – | – | – | {scoring(m)} |",
             )
         )
     return out
@@ -67,8 +88,8 @@ def sweep_table() -> str:
 def table() -> str:
     lines = [
         "| model | UA % | WA % | macro-F1 % | folds | wall clock (features + all folds) "
-        "| inference ms/utt | parameters | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| inference ms/utt | parameters | machine | scoring |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     results = sorted(HERE.glob("results/*/metrics.json"))
     rows = []
@@ -76,9 +97,15 @@ def table() -> str:
         m = json.loads(path.read_text())
         rows.append((m["ua"], row(path.parent.name, m)))
         rows += component_rows(path.parent.name, m)
+        extra = adapted_row(path.parent.name, m)
+        if extra:
+            rows.append(extra)
     lines += [r for _, r in sorted(rows, reverse=True)]
     for name, ua, wa, f1 in PUBLISHED:
-        lines.append(f"| {name} (published) | {ua:.2f} | {wa:.2f} | {f1:.2f} | 6 | – | – | – | – |")
+        lines.append(
+            f"| {name} (published) | {ua:.2f} | {wa:.2f} | {f1:.2f} | 6 | – | – | – | – "
+            "| per utterance |"
+        )
     return "\n".join(lines)
 
 

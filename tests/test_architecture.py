@@ -173,9 +173,12 @@ def test_every_recorded_command_parses_with_todays_cli(
     here = tmp_path / "work" / "project"
     here.mkdir(parents=True)
     monkeypatch.chdir(here)
-    for flag, value in itertools.pairwise(command):
-        if flag == "--data" and not Path(value).is_absolute():
-            (here / value).mkdir(parents=True, exist_ok=True)
+    command = list(command)
+    for i, (flag, value) in enumerate(itertools.pairwise(command)):
+        if flag == "--data":
+            folder = here / value if not Path(value).is_absolute() else tmp_path / f"data{i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            command[i + 1] = str(folder)
     assert command[0] == "emovox", where
     name = command[1]
     cmd = main.get_command(click.Context(main), name)

@@ -92,7 +92,7 @@ class LiveSession:
         window: float | None = None,
         hop: float | None = None,
         save_dir: str | Path | None = None,
-        vad: str = "auto",
+        vad: str | SegmentationConfig = "auto",
         config: SegmentationConfig | None = None,
     ) -> None:
         if (window is None) != (hop is None) and hop is not None:
@@ -101,6 +101,8 @@ class LiveSession:
             hop = hop or window / 2
             if window <= 0 or hop <= 0:
                 raise ValueError("window and hop must be positive")
+        if isinstance(vad, SegmentationConfig):  # emovox 0.1 passed the settings as ``vad``
+            vad, config = "energy", vad
         self.recognizer = recognizer
         self.sr = recognizer.sample_rate
         self.window, self.hop = window, hop

@@ -4,6 +4,7 @@ warning."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,20 @@ def audio_files(root: Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> I
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() in extensions and not path.name.startswith(".") and path.is_file():
             yield path
+
+
+def name_fields(name: str, extensions: tuple[str, ...], pattern: re.Pattern, form: str):
+    """The groups of ``pattern`` matched on a file name (its extension, when one of
+    ``extensions``, left out).
+
+    Raises:
+        ValueError: ``"'<name>' is not of the form <form>"``.
+    """
+    stem = Path(name).stem if Path(name).suffix.lower() in extensions else name
+    m = pattern.match(stem)
+    if not m:
+        raise ValueError(f"{name!r} is not of the form {form}")
+    return m.groups()
 
 
 def warn_skipped(

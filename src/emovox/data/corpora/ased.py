@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-from emovox.data.corpora._common import scan_named
+from emovox.data.corpora._common import name_fields, scan_named
 from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import canonical_label
 
@@ -25,6 +24,7 @@ FOLDER_NUMBERS = {"n": "1", "f": "2", "h": "3", "s": "4", "a": "5"}
 """The folder number that goes with each emotion letter (``n1``, ``f2`` ...)."""
 GENDERS = {"01": "female", "02": "male"}
 _NAME_RE = re.compile(r"^([a-z])(\d)-(\d{2})-(\d{2})-(\d{2})-(\d{2})$", re.IGNORECASE)
+NAME_FORM = "xn-yy-aa-gg-bb (e.g. a5-03-01-02-50)"
 
 
 def parse_name(name: str) -> dict[str, str]:
@@ -33,11 +33,8 @@ def parse_name(name: str) -> dict[str, str]:
     Raises:
         ValueError: the name is not an ASED name; the message says which part is wrong.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(f"{name!r} is not of the form xn-yy-aa-gg-bb (e.g. a5-03-01-02-50)")
-    letter, folder, sentence, repetition, gender, speaker = m.groups()
+    groups = name_fields(name, EXTENSIONS, _NAME_RE, NAME_FORM)
+    letter, folder, sentence, repetition, gender, speaker = groups
     code = letter.lower()
     emotion = canonical_label(NAME, code)
     if FOLDER_NUMBERS[code] != folder:

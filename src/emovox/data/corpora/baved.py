@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from emovox.data.corpora._common import scan_named
+from emovox.data.corpora._common import name_fields, scan_named
 from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_AROUSAL
 
@@ -27,6 +27,7 @@ EXTENSIONS = (".wav",)
 INFO = "speakers_info.json"
 GENDERS = {"m": "male", "f": "female"}
 _NAME_RE = re.compile(r"^(\d+)-([mf])-(\d+)-([0-6])-([0-2])-(\d+)$", re.IGNORECASE)
+NAME_FORM = "speaker-gender-age-word-level-record (e.g. 0-m-21-0-1-105)"
 
 
 def parse_name(name: str) -> dict[str, str]:
@@ -36,14 +37,7 @@ def parse_name(name: str) -> dict[str, str]:
     Raises:
         ValueError: the name is not a BAVED name.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(
-            f"{name!r} is not of the form speaker-gender-age-word-level-record "
-            f"(e.g. 0-m-21-0-1-105)"
-        )
-    speaker, gender, age, word, level, record = m.groups()
+    speaker, gender, age, word, level, record = name_fields(name, EXTENSIONS, _NAME_RE, NAME_FORM)
     return {
         "speaker": speaker,
         "age": age,

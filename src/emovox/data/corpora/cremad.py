@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from emovox.data.corpora._common import corpus_root, scan_named
+from emovox.data.corpora._common import corpus_root, name_fields, scan_named
 from emovox.data.corpora.csv_corpus import normalize_gender
 from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
@@ -38,6 +38,7 @@ SENTENCES = {
 LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
 DEMOGRAPHICS = "VideoDemographics.csv"
 _NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+NAME_FORM = "ActorID_Sentence_Emotion_Level"
 
 
 def parse_name(name: str) -> dict[str, str]:
@@ -46,11 +47,7 @@ def parse_name(name: str) -> dict[str, str]:
     Raises:
         ValueError: the name is not a CREMA-D name; the message says which part is wrong.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(f"{name!r} is not of the form ActorID_Sentence_Emotion_Level")
-    actor, sentence, code, level = m.groups()
+    actor, sentence, code, level = name_fields(name, EXTENSIONS, _NAME_RE, NAME_FORM)
     if not 1001 <= int(actor) <= 1091:
         raise ValueError(f"{name!r}: actor {actor} is outside 1001-1091")
     if sentence not in SENTENCES:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-from emovox.data.corpora._common import scan_named
+from emovox.data.corpora._common import name_fields, scan_named
 from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
@@ -40,11 +39,7 @@ def parse_name(name: str) -> dict[str, str]:
     Raises:
         ValueError: the name is not an EmoDB name; the message says which part is wrong.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(f"{name!r} is not of the form SSTTTEV (e.g. 03a01Fa)")
-    speaker, text, code, version = m.groups()
+    speaker, text, code, version = name_fields(name, EXTENSIONS, _NAME_RE, "SSTTTEV (e.g. 03a01Fa)")
     if speaker not in SPEAKERS:
         raise ValueError(f"{name!r}: unknown speaker {speaker}")
     if code not in CORPUS_CODES[NAME]:

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from emovox.data.corpora._common import warn_skipped
+from emovox.data.corpora._common import name_fields, warn_skipped
 from emovox.data.manifest import Manifest, Utterance
 from emovox.data.taxonomy import CORPUS_CODES
 
@@ -35,11 +35,7 @@ def parse_name(name: str) -> dict[str, str]:
     Raises:
         ValueError: the name is not a valid RAVDESS name; the message says which part is wrong.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(f"{name!r} is not of the form MM-VV-EE-II-SS-RR-AA")
-    mm, vv, ee, ii, ss, rr, aa = m.groups()
+    mm, vv, ee, ii, ss, rr, aa = name_fields(name, EXTENSIONS, _NAME_RE, "MM-VV-EE-II-SS-RR-AA")
     tables = [
         ("modality", mm, MODALITIES),
         ("vocal channel", vv, VOCAL_CHANNELS),

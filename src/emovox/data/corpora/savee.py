@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-from emovox.data.corpora._common import scan_named
+from emovox.data.corpora._common import name_fields, scan_named
 from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
@@ -20,6 +19,7 @@ NAME = "savee"
 EXTENSIONS = (".wav", ".flac")
 SPEAKERS = ("DC", "JE", "JK", "KL")
 _NAME_RE = re.compile(r"^(?:([A-Za-z]{2})_)?(sa|su|a|d|f|h|n)(\d{2})$")
+NAME_FORM = "[SPEAKER_]CODENN (e.g. DC_a01 or a01)"
 
 
 def parse_name(name: str, folder: str = "") -> dict[str, str]:
@@ -28,14 +28,10 @@ def parse_name(name: str, folder: str = "") -> dict[str, str]:
     Raises:
         ValueError: the name is not a SAVEE name or the speaker is unknown.
     """
-    stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else name
-    m = _NAME_RE.match(stem)
-    if not m:
-        raise ValueError(f"{name!r} is not of the form [SPEAKER_]CODENN (e.g. DC_a01 or a01)")
-    speaker, code, number = m.groups()
-    speaker = (speaker or folder).upper()
+    named, code, number = name_fields(name, EXTENSIONS, _NAME_RE, NAME_FORM)
+    speaker = (named or folder).upper()
     if speaker not in SPEAKERS:
-        where = "" if m.group(1) else f" (from its folder {folder!r})"
+        where = "" if named else f" (from its folder {folder!r})"
         raise ValueError(
             f"{name!r}: unknown speaker {speaker!r}{where}; SAVEE has {', '.join(SPEAKERS)}"
         )
