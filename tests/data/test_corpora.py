@@ -4,6 +4,7 @@ its files; no real corpus is needed."""
 
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from pathlib import Path
@@ -541,6 +542,7 @@ def test_loco_leaves_each_corpus_out_and_scores_it_on_its_own_classes(
             [a for c in corpora for a in ("--train", c)],
             out,
             *("--labels", "angry,happy,neutral,sad,boredom", "--protocol", "loco"),
+            *("--train-param", "speaker_norm=true"),
             epochs=1,
         )
     )
@@ -559,3 +561,14 @@ def test_loco_leaves_each_corpus_out_and_scores_it_on_its_own_classes(
         assert not set(fold["validation_speakers"]) & set(fold["test_speakers"])
     assert "savee: UA" in result.output and "4 classes" in result.output
     assert "| savee |" in (out / "report.md").read_text()
+    # speaker-normalised: each test corpus also scored speaker-adapted, on the same subsets
+    for corpus, scores in per.items():
+        adapted = scores["speaker_adapted"]
+        assert adapted["four_classes"]["classes"] == ["angry", "happy", "neutral", "sad"], corpus
+        assert adapted["own_classes"]["classes"] == scores["own_classes"]["classes"]
+        assert adapted["n"] == scores["n"]
+    with (out / "fold_1" / "predictions.csv").open() as f:
+        header = next(csv.reader(f))
+    assert "adapted_predicted" in header and "adapted_p_boredom" in header
+    assert "speaker-adapted: UA own classes" in (out / "report.md").read_text()
+    assert "speaker-adapted UA" in result.output

@@ -328,3 +328,43 @@ def test_ua_is_not_fooled_by_the_majority_class() -> None:
     )
     perfect = classification_metrics(y_true, y_true, ["many", "few"])
     assert perfect["ua"] == perfect["wa"] == perfect["macro_f1"] == pytest.approx(100.0)
+
+
+def _row(corpus: str, label: str, p: dict[str, float], adapted: dict[str, float]) -> dict:
+    row = {"fold": 1, "corpus": corpus, "path": f"{corpus}/{label}.wav", "label": label}
+    for prefix, probs in (("", p), (evaluation.ADAPTED, adapted)):
+        row[f"{prefix}predicted"] = max(probs, key=probs.get)
+        row.update({f"{prefix}p_{c}": v for c, v in probs.items()})
+    return row
+
+
+def test_per_corpus_scores_give_speaker_adapted_scores_next_to_per_utterance() -> None:
+    classes = ["neutral", "angry", "happy", "sad", "boredom"]
+
+    def probs(top: str) -> dict[str, float]:
+        return {c: (0.6 if c == top else 0.1) for c in classes}
+
+    # per utterance, "x" says sad for every clip; speaker-adapted it gets every clip right
+    rows = [_row("x", c, probs("sad"), probs(c)) for c in ("neutral", "angry", "happy", "sad")]
+    # corpus "y": per utterance right except boredom (called neutral), adapted all boredom
+    rows += [
+        _row("y", c, probs("neutral" if c == "boredom" else c), probs("boredom")) for c in classes
+    ]
+    per = evaluation.per_corpus_scores(rows, classes)
+    assert per["x"]["ua"] == pytest.approx(25.0) and per["x"]["four_classes"]["ua"] == 25.0
+    assert per["x"]["speaker_adapted"]["ua"] == pytest.approx(100.0)
+    assert per["x"]["speaker_adapted"]["four_classes"]["ua"] == pytest.approx(100.0)
+    assert per["x"]["speaker_adapted"]["own_classes"]["classes"] == [
+        "neutral",
+        "angry",
+        "happy",
+        "sad",
+    ]
+    assert per["y"]["ua"] == pytest.approx(80.0)
+    # adapted, "y" answers boredom for all: right on one of its own five classes
+    assert per["y"]["speaker_adapted"]["own_classes"]["ua"] == pytest.approx(20.0)
+    assert per["y"]["four_classes"]["ua"] == pytest.approx(100.0)
+    # rows without the adapted columns give no adapted block
+    plain = [{k: v for k, v in r.items() if not k.startswith(evaluation.ADAPTED)} for r in rows]
+    assert "speaker_adapted" not in evaluation.per_corpus_scores(plain, classes)["x"]
+

@@ -268,30 +268,57 @@ def _corpora_lines(m: Mapping) -> list[str]:
                     f"| {side} | {c} | {v['utterances']} | {v['used']} | "
                     f"{v['dropped_utterances']} | {v['speakers']} |"
                 )
-        lines += ["", "| test corpus | UA | WA | macro-F1 | n |", "|---|---|---|---|---|"]
-        for c, v in m.get("per_test_corpus", {}).items():
-            lines.append(
-                f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | {v['n']} |"
-            )
+        per = m.get("per_test_corpus", {})
+        adapted = any("speaker_adapted" in v for v in per.values())
+        head = "| test corpus | UA | WA | macro-F1 | n |" + (" UA speaker-adapted |" * adapted)
+        lines += ["", head, _rule(head)]
+        for c, v in per.items():
+            row = f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | {v['n']} |"
+            if adapted:
+                row += f" {_cell(v.get('speaker_adapted', {}).get('ua'))} |"
+            lines.append(row)
         lines.append("")
     elif m.get("per_test_corpus"):
         lines += [
             "Every test corpus scored on its own: on all classes, on the classes it has, and on "
             "angry, happy, neutral and sad.",
             "",
-            "| test corpus | UA | WA | macro-F1 | UA own classes | UA 4 classes | n |",
-            "|---|---|---|---|---|---|---|",
         ]
-        for c, v in m["per_test_corpus"].items():
-            own = v.get("own_classes", {}).get("ua")
-            four = v.get("four_classes", {}).get("ua")
-            cells = [f"{x:.2f}" if x is not None else "—" for x in (own, four)]
+        per = m["per_test_corpus"]
+        adapted = any("speaker_adapted" in v for v in per.values())
+        head = "| test corpus | UA | WA | macro-F1 | UA own classes | UA 4 classes | n |"
+        if adapted:
+            head += " speaker-adapted: UA own classes | UA 4 classes |"
+            lines[-1] = (
+                lines[-1][:-1] + "; speaker-adapted columns normalise each test speaker with "
+                "that speaker's other unlabelled utterances."
+            )
+        lines += [head, _rule(head)]
+        for c, v in per.items():
+            cells = [v.get(k, {}).get("ua") for k in ("own_classes", "four_classes")]
+            if adapted:
+                a = v.get("speaker_adapted", {})
+                cells += [a.get(k, {}).get("ua") for k in ("own_classes", "four_classes")]
+            cells.insert(2, v["n"])
             lines.append(
                 f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | "
-                f"{cells[0]} | {cells[1]} | {v['n']} |"
+                + " | ".join(_cell(x) for x in cells)
+                + " |"
             )
         lines.append("")
     if not m.get("train_corpora") and any(m.get("dropped_utterances", {}).values()):
         dropped = ", ".join(f"{c} {n}" for c, n in m["dropped_utterances"].items() if n)
         lines += [f"Utterances outside the labels, dropped: {dropped}.", ""]
     return lines
+
+
+def _rule(head: str) -> str:
+    """The separator line under a Markdown table header."""
+    return "|---" * (head.count("|") - 1) + "|"
+
+
+def _cell(x) -> str:
+    """A table cell: a score with two decimals, a count as it is, or a dash for none."""
+    if x is None:
+        return "—"
+    return str(x) if isinstance(x, int) else f"{x:.2f}"

@@ -105,7 +105,7 @@ def run_fold(
     proba = predict_subset(net, data, fold.test, recipe.training, per_utterance=True)
     dt = time.time() - t0
     m = classification_metrics(ty, proba.argmax(1), data.classes)
-    adapted = None
+    adapted = pa = None
     if recipe.training.speaker_norm:
         pa = predict_subset(net, data, fold.test, recipe.training)
         ma = classification_metrics(ty, pa.argmax(1), data.classes)
@@ -135,20 +135,36 @@ def run_fold(
         f"fold {fold.index}: UA {result.ua:.1f}  WA {result.wa:.1f}  F1 {result.macro_f1:.1f}  "
         f"(per utterance{extra}; best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
     )
-    return result, prediction_rows(data, fold, proba, plan.by_corpus)
+    return result, prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa)
 
 
-def prediction_rows(data: Dataset, fold: Fold, proba, by_corpus: bool) -> list[dict]:
-    """One row per test item: its fold, file, speaker, label, prediction and probabilities."""
+ADAPTED = "adapted_"
+"""Prefix of the speaker-adapted columns of ``predictions.csv`` (``adapted_predicted`` and the
+probabilities ``adapted_p_<class>``), written for recipes that normalise per speaker."""
+
+
+def prediction_rows(
+    data: Dataset, fold: Fold, proba, by_corpus: bool, *, adapted=None
+) -> list[dict]:
+    """One row per test item: its fold, file, speaker, label, prediction and probabilities
+    (per utterance), then, with ``adapted`` probabilities, the speaker-adapted prediction and
+    probabilities (columns prefixed :data:`ADAPTED`)."""
     rows = []
-    for i, p in zip(fold.test, proba, strict=True):
+    for n, (i, p) in enumerate(zip(fold.test, proba, strict=True)):
         u = data.manifest[i]
         row = {"fold": fold.index, **({"corpus": u.corpus} if by_corpus else {})}
         row.update(path=u.path, speaker=u.speaker, label=data.classes[data.y[i]])
-        row["predicted"] = data.classes[int(p.argmax())]
-        row.update({f"p_{c}": round(float(v), 6) for c, v in zip(data.classes, p, strict=True)})
+        row.update(_prediction_columns(data.classes, p))
+        if adapted is not None:
+            row.update(_prediction_columns(data.classes, adapted[n], ADAPTED))
         rows.append(row)
     return rows
+
+
+def _prediction_columns(classes: list[str], p, prefix: str = "") -> dict:
+    row = {f"{prefix}predicted": classes[int(p.argmax())]}
+    row.update({f"{prefix}p_{c}": round(float(v), 6) for c, v in zip(classes, p, strict=True)})
+    return row
 
 
 def component_scores(net, data: Dataset, indices, recipe: Recipe) -> dict[str, dict]:
@@ -237,27 +253,38 @@ def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
     """Every test corpus scored on its own: on all the model's classes (UA, WA, macro-F1, count,
     per-class scores, confusion), on the classes the corpus has (``own_classes``: the model's
     probabilities restricted to them) and on :data:`COMMON_FOUR` (``four_classes``: the rows of
-    those labels, the probabilities restricted to them)."""
+    those labels, the probabilities restricted to them). Rows with speaker-adapted columns
+    (:data:`ADAPTED`) add the same three scores, speaker-adapted (``speaker_adapted``)."""
     out = {}
     for corpus in sorted({r["corpus"] for r in preds}):
         rows = [r for r in preds if r["corpus"] == corpus]
         m = restricted_metrics(rows, classes)
         out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
-        own = [c for c in classes if c in {r["label"] for r in rows}]
-        out[corpus]["own_classes"] = _short(restricted_metrics(rows, own), own)
-        four = [c for c in classes if c in COMMON_FOUR]
-        kept = [r for r in rows if r["label"] in four]
-        if len(four) == len(COMMON_FOUR) and kept:
-            out[corpus]["four_classes"] = _short(restricted_metrics(kept, four), four)
+        out[corpus].update(_subsets(rows, classes))
+        if all(f"{ADAPTED}predicted" in r for r in rows):
+            ma = restricted_metrics(rows, classes, ADAPTED)
+            adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1", "n")}
+            out[corpus]["speaker_adapted"] = adapted | _subsets(rows, classes, ADAPTED)
     return out
 
 
-def restricted_metrics(rows: list[dict], classes: list[str]) -> dict:
+def _subsets(rows: list[dict], classes: list[str], prefix: str = "") -> dict[str, dict]:
+    """Scores of ``rows`` on the classes they have and on :data:`COMMON_FOUR`."""
+    own = [c for c in classes if c in {r["label"] for r in rows}]
+    out = {"own_classes": _short(restricted_metrics(rows, own, prefix), own)}
+    four = [c for c in classes if c in COMMON_FOUR]
+    kept = [r for r in rows if r["label"] in four]
+    if len(four) == len(COMMON_FOUR) and kept:
+        out["four_classes"] = _short(restricted_metrics(kept, four, prefix), four)
+    return out
+
+
+def restricted_metrics(rows: list[dict], classes: list[str], prefix: str = "") -> dict:
     """Classification metrics of prediction rows when only ``classes`` may be predicted (the
-    most probable of them, from the rows' ``p_<class>`` columns)."""
+    most probable of them, from the rows' ``<prefix>p_<class>`` columns)."""
     index = {c: i for i, c in enumerate(classes)}
     y = [index[r["label"]] for r in rows]
-    pred = [int(np.argmax([float(r[f"p_{c}"]) for c in classes])) for r in rows]
+    pred = [int(np.argmax([float(r[f"{prefix}p_{c}"]) for c in classes])) for r in rows]
     return classification_metrics(y, pred, classes)
 
 

@@ -176,6 +176,12 @@ def echo_per_corpus(m) -> None:
             line += f"  | own {len(own['classes'])} classes UA {own['ua']:.2f}"
         if "four_classes" in v:
             line += f"  | 4 classes UA {v['four_classes']['ua']:.2f}"
+        adapted = v.get("speaker_adapted")
+        if adapted:
+            four = adapted.get("four_classes")
+            line += f"  | speaker-adapted UA {adapted['ua']:.2f}" + (
+                f" (4 classes {four['ua']:.2f})" if four else ""
+            )
         click.echo(line)
 
 
