@@ -102,6 +102,19 @@ def _edit_config(path: Path, fn) -> None:
     (path / "config.json").write_text(json.dumps(cfg))
 
 
+def _edit_feature(p: Path, **values) -> None:
+    _edit_config(p, lambda c: c["feature"].update(values))
+
+
+def _nan_weights(p: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(p / "model.safetensors"))
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first].clone().fill_(float("nan"))
+    save_file(state, str(p / "model.safetensors"))
+
+
 def _truncate(p: Path) -> None:
     data = (p / "model.safetensors").read_bytes()
     (p / "model.safetensors").write_bytes(data[: len(data) // 2])
@@ -135,6 +148,27 @@ BROKEN = {
     "truncated weights": (_truncate, "model.safetensors"),
     "corrupt weights": (_garbage, "model.safetensors"),
     "other architecture": (_other_architecture, "model.safetensors"),
+    # the corrupt configurations of issue 15: each a message naming config.json, no traceback
+    "negative channels": (
+        lambda p: _edit_config(p, lambda c: c["model"]["params"].update(channels=[-4, 8, 8, 8])),
+        "config.json",
+    ),
+    "hop_length 0": (lambda p: _edit_feature(p, hop_length=0), "config.json"),
+    "n_mels 0": (lambda p: _edit_feature(p, n_mels=0), "config.json"),
+    "n_mels 80 against weights of 64": (lambda p: _edit_feature(p, n_mels=80), "config.json"),
+    "sample_rate 0": (lambda p: _edit_feature(p, sample_rate=0), "config.json"),
+    "sample_rate 16k": (lambda p: _edit_feature(p, sample_rate="16k"), "config.json"),
+    "test_crops without crop_frames": (
+        lambda p: _edit_config(
+            p, lambda c: c.update(inference={"test_crops": 3, "crop_frames": 0})
+        ),
+        "config.json",
+    ),
+    "no format_version": (
+        lambda p: _edit_config(p, lambda c: c.pop("format_version")),
+        "config.json",
+    ),
+    "NaN weights": (_nan_weights, "model.safetensors"),
 }
 
 
@@ -148,6 +182,25 @@ def test_load_errors_name_the_file(case: str, trained_bundle: Path, tmp_path: Pa
     assert str(path / culprit if culprit else path) in str(info.value)
     with pytest.raises(BundleError):
         Recognizer.load(path)
+
+
+def test_bad_bundles_give_one_line_errors_in_the_cli(
+    trained_bundle: Path, tmp_path: Path, files: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from emovox.apps.cli import main
+
+    for case in ("n_mels 0", "sample_rate 16k", "no format_version", "NaN weights"):
+        path = copy_bundle(trained_bundle, tmp_path / case.replace(" ", "_"))
+        BROKEN[case][0](path)
+        result = CliRunner().invoke(main, ["predict", "--model", str(path), files[0]])
+        assert result.exit_code == 1, (case, result.output)
+        assert "Traceback" not in result.output and str(path) in result.output, case
+    path = copy_bundle(trained_bundle, tmp_path / "nofv")
+    _edit_config(path, lambda c: c.pop("format_version"))
+    with pytest.raises(BundleError, match="no format_version"):
+        load_bundle(path)
 
 
 def test_newer_format_version_asks_for_an_upgrade(trained_bundle: Path, tmp_path: Path) -> None:

@@ -78,7 +78,10 @@ def save_bundle(
 
 
 def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
-    """Load a bundle folder; every problem raises :class:`BundleError` naming the file."""
+    """Load a bundle folder and check it whole; every problem raises :class:`BundleError`
+    naming the file: a config value of the wrong type or out of range, weights that are not
+    finite or do not fit the architecture, a feature whose shape is not the model's input.
+    """
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path}: no such model folder")
@@ -86,29 +89,29 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise BundleError(f"{p}: missing; a model folder holds {CONFIG} and {WEIGHTS}")
+    config = _read_config(cfg_path)
     try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{cfg_path}: not valid JSON ({exc})") from exc
-    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{cfg_path}: not an emovox model configuration")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > BUNDLE_VERSION:
-        raise BundleError(
-            f"{cfg_path}: bundle format version {version} is newer than this emovox "
-            f"({__version__}) reads (<= {BUNDLE_VERSION}); upgrade emovox"
-        )
-    try:
-        labels = [str(x) for x in config["labels"]]
+        labels = _labels(config)
         feature = feature_from_dict(config["feature"])
+        if config.get("sample_rate", feature.sample_rate) != feature.sample_rate:
+            raise ValueError(
+                f"sample_rate {config['sample_rate']!r} differs from the feature's "
+                f"{feature.sample_rate}"
+            )
         spec = config["model"]
-        model = build_model(spec["name"], len(labels), tuple(spec["in_shape"]), **spec["params"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{cfg_path}: incompatible configuration ({exc})") from exc
+        in_shape = _in_shape(spec.get("in_shape"))
+        check_inference(config.get("inference") or {})
+        model = build_model(spec["name"], len(labels), in_shape, **spec["params"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise BundleError(f"{cfg_path}: invalid configuration ({what})") from exc
     try:
         state = load_file(str(w_path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{w_path}: corrupt weights file ({exc})") from exc
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise BundleError(f"{w_path}: weights that are not finite (NaN or inf) in {bad[0]}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -118,4 +121,91 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
             f"({first[0] if first else exc})"
         ) from exc
     model.to(device).eval()
+    _dry_run(model, feature, len(labels), cfg_path)
     return Bundle(model=model, feature=feature, labels=labels, config=config, path=path)
+
+
+def _read_config(cfg_path: Path) -> dict:
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{cfg_path}: not an emovox model configuration")
+    version = config.get("format_version")
+    if "format_version" not in config:
+        raise BundleError(f"{cfg_path}: no format_version; the file is damaged or not a bundle")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError(f"{cfg_path}: format_version {version!r} is not a bundle version")
+    if version > BUNDLE_VERSION:
+        raise BundleError(
+            f"{cfg_path}: bundle format version {version} is newer than this emovox "
+            f"({__version__}) reads (<= {BUNDLE_VERSION}); upgrade emovox"
+        )
+    return config
+
+
+def _labels(config: dict) -> list[str]:
+    labels = config["labels"]
+    if not isinstance(labels, list) or len(labels) < 2:
+        raise ValueError("labels must be a list of at least two class names")
+    if not all(isinstance(c, str) and c for c in labels) or len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be distinct non-empty names, not {labels}")
+    return list(labels)
+
+
+def _in_shape(value) -> tuple[int, int]:
+    ok = isinstance(value, list) and len(value) == 2
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ValueError(f"model in_shape must be two positive integers, not {value!r}")
+    return (value[0], value[1])
+
+
+def check_inference(inference: dict) -> None:
+    """Check a bundle's ``inference`` settings (``test_crops``, ``crop_frames``,
+    ``speaker_norm``).
+
+    Raises:
+        ValueError: a value of the wrong type or out of range.
+    """
+    if not isinstance(inference, dict):
+        raise ValueError(f"inference must be an object, not {inference!r}")
+    crops = inference.get("test_crops", 1)
+    if not isinstance(crops, int) or isinstance(crops, bool) or crops < 1:
+        raise ValueError(f"inference test_crops must be a positive integer, not {crops!r}")
+    frames = inference.get("crop_frames")
+    if frames is not None and (not isinstance(frames, int) or isinstance(frames, bool)):
+        raise ValueError(f"inference crop_frames must be an integer, not {frames!r}")
+    if crops > 1 and (frames is None or frames < 1):
+        raise ValueError(f"inference test_crops {crops} needs crop_frames >= 1, not {frames!r}")
+    if not isinstance(inference.get("speaker_norm", False), bool):
+        raise ValueError("inference speaker_norm must be true or false")
+
+
+DRY_RUN_SECONDS = 1.0
+"""Length of the quiet noise a loaded bundle is tried on."""
+
+
+def _dry_run(model: SERModel, feature: Feature, n_labels: int, cfg_path: Path) -> None:
+    """Run the feature and the model once on a second of quiet noise: the feature's shape must
+    be the model's ``in_shape`` and the output finite, one score per label."""
+    import numpy as np
+
+    wave = np.random.default_rng(0).normal(0, 0.01, int(DRY_RUN_SECONDS * feature.sample_rate))
+    try:
+        x = feature([wave.astype(np.float32)])[0]
+    except Exception as exc:  # a feature setting that cannot compute
+        raise BundleError(f"{cfg_path}: the feature cannot be computed ({exc})") from exc
+    if tuple(x.shape[:2]) != tuple(model.in_shape):
+        raise BundleError(
+            f"{cfg_path}: the feature gives arrays of shape {list(x.shape[:2])} (streams, bins) "
+            f"but the model was trained on {list(model.in_shape)}"
+        )
+    from emovox.inference.predict import predict_logits
+
+    try:
+        out = predict_logits(model, [x])
+    except Exception as exc:
+        raise BundleError(f"{cfg_path}: the model cannot run on its feature ({exc})") from exc
+    if out.shape != (1, n_labels) or not np.isfinite(out).all():
+        raise BundleError(f"{cfg_path}: the model gives no finite score per label")

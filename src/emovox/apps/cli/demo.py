@@ -12,8 +12,10 @@ import click
 @click.option("--quiet", is_flag=True)
 def demo(out: str, quiet: bool) -> None:
     """Make a small synthetic corpus, train a model on it, evaluate it and predict with it."""
+    from emovox.apps.cli.options import check_target
     from emovox.apps.demo import run_demo
 
+    check_target(out, folder=True)
     run_demo(Path(out), progress=not quiet)
 
 
@@ -35,8 +37,10 @@ def demo_clip(out: str, engine: str, pause: float) -> None:
     emovox predict clip.wav
     emovox predict clip.wav --segments --plot timeline.png
     """
+    from emovox.apps.cli.options import check_target
     from emovox.data.synth import make_demo_clip
 
+    check_target(out)
     try:
         clip = make_demo_clip(out, engine=engine, pause=pause)
     except ValueError as exc:

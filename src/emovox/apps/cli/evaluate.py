@@ -7,6 +7,7 @@ import click
 from emovox.apps.cli.options import (
     TrainingSetup,
     check_conditions,
+    check_target,
     command_line,
     echo_dropped,
     load_specs,
@@ -68,6 +69,7 @@ def evaluate(
             "give the data: --data PATH [--corpus NAME], or --train CORPUS:PATH "
             "[--train ...] [--test CORPUS:PATH ...]"
         )
+    check_target(out, folder=True)
     if test_specs:
         ctx = click.get_current_context()
         for name in ("protocol", "k", "folds", "resume"):

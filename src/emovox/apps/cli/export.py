@@ -19,9 +19,11 @@ def export(model_dir, fmt, out, opset) -> None:
 
     Without MODEL_DIR the default model bundled with emovox is exported (give --out).
     """
+    from emovox.apps.cli.options import check_target
     from emovox.inference.bundle import BundleError
     from emovox.inference.onnx_backend import OnnxUnavailable, export_onnx
 
+    check_target(out)
     try:
         if not model_dir:
             from emovox.pretrained import default_model_path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -134,6 +135,7 @@ def feature_cache(cache_dir: str | None, no_cache: bool):
 
     if no_cache:
         return None
+    check_target(cache_dir, folder=True)
     return FeatureCache(cache_dir or DEFAULT_CACHE_DIR / "features")
 
 
@@ -275,6 +277,48 @@ class Main(click.Group):
     def main(self, args=None, *rest, **kwargs):
         self.argv = list(sys.argv[1:] if args is None else args)
         return super().main(args, *rest, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; a file that cannot be read or written ends it with one line naming
+        the path and the reason, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise click.ClickException(os_error_message(exc)) from exc
+
+
+def check_target(path: str | os.PathLike | None, *, folder: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written: its nearest existing ancestor is
+    not a writable folder, or it is a folder where a file is wanted (or a file where a folder
+    is, with ``folder``).
+
+    Raises:
+        click.ClickException: naming the path and the problem.
+    """
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        kind = "a file" if folder else "a folder"
+        raise click.ClickException(f"{target}: is {kind}; give a {'folder' if folder else 'file'}")
+    parent = target if folder else target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise click.ClickException(f"{target}: cannot be written ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{target}: cannot be written ({parent} is read-only)")
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` of an operating-system error (the path it names, when it names one)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{target}: {reason}"
 
 
 def command_line() -> list[str]:

@@ -14,8 +14,10 @@ import click
 def plot(kind: str, file: str, out: str) -> None:
     """A first look at a recording: waveform, log-mel spectrogram or MFCC."""
     from emovox import plots
+    from emovox.apps.cli.options import check_target
     from emovox.audio import AudioError, load_audio
 
+    check_target(out)
     try:
         audio = load_audio(file, sr=None)
         from emovox.audio import audio_info

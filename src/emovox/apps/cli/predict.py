@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import VAD_OPTION
+from emovox.apps.cli.options import VAD_OPTION, check_target
 
 
 @click.command()
@@ -89,6 +89,8 @@ def predict(
     from emovox.inference.recognizer import Prediction, Recognizer
 
     _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
+    check_target(output)
+    check_target(plot_file)
     if onnx_file:
         backend = "onnx"
     from emovox.inference.onnx_backend import OnnxUnavailable

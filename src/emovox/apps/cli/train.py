@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import TrainingSetup, command_line, manifest_of, training_command
+from emovox.apps.cli.options import (
+    TrainingSetup,
+    check_target,
+    command_line,
+    manifest_of,
+    training_command,
+)
 
 
 @training_command(
@@ -24,6 +30,7 @@ def train(corpus, data, out, resume, train_specs, **options) -> None:
 
     if data is not None and train_specs:
         raise click.UsageError("use either --data or --train, not both")
+    check_target(out, folder=True)
     manifest = manifest_of(corpus, data, train_specs)
     setup = TrainingSetup.from_options(options, manifest)
     try:
@@ -44,6 +51,8 @@ def train(corpus, data, out, resume, train_specs, **options) -> None:
             err=True,
         )
         sys.exit(130)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     cfg = json.loads((Path(path) / "config.json").read_text())
     res = cfg["training_result"]
     val = f", validation UA {res['best_val_ua']:.1f} %" if res["best_val_ua"] is not None else ""
