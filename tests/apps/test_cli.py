@@ -212,7 +212,7 @@ def test_bad_labels_name_the_offender(synth_corpus: Path, tmp_path: Path) -> Non
 def test_predict_json_csv_and_table(cli_model: SimpleNamespace, good_files: list[str]) -> None:
     result, preds = predict_json(cli_model.path, *good_files)
     assert result.exit_code == 0, result.output
-    assert [p["source"] for p in preds] == good_files
+    assert [p["file"] for p in preds] == good_files
     for p in preds:
         assert p["error"] is None
         assert p["label"] in SYNTH_EMOTIONS
@@ -250,7 +250,7 @@ def test_predict_searches_folders_recursively(
     shutil.copy(files[2], tree / "a" / "b" / "deep.wav")
     result, preds = predict_json(cli_model.path, tree)
     assert result.exit_code == 0, result.output
-    assert sorted(Path(p["source"]).name for p in preds) == ["deep.wav", "mid.wav", "top.wav"]
+    assert sorted(Path(p["file"]).name for p in preds) == ["deep.wav", "mid.wav", "top.wav"]
     assert all(p["error"] is None for p in preds)
 
 
@@ -263,7 +263,7 @@ def test_predict_reports_bad_inputs_and_goes_on(
     missing = tmp_path / "missing.wav"
     result, preds = predict_json(cli_model.path, good_files[0], missing, text, good_files[1])
     assert result.exit_code == 0, result.output
-    by_source = {p["source"]: p for p in preds}
+    by_source = {p["file"]: p for p in preds}
     assert len(preds) == 4
     assert by_source[good_files[0]]["label"] in SYNTH_EMOTIONS
     assert by_source[good_files[1]]["label"] in SYNTH_EMOTIONS

@@ -115,3 +115,139 @@ def test_resume_refuses_a_checkpoint_of_other_labels_or_model(
     )
     # the same command resumes
     assert invoke(*first, "--resume").exit_code == 0
+
+
+# -- predict: every format, nothing lost, nothing overwritten -------------------------------------
+
+
+@pytest.fixture()
+def clips(tmp_path: Path) -> list[Path]:
+    return [write_tone(tmp_path / f"c{i}.wav", seconds=1.0, freq=200.0 + 50 * i) for i in range(3)]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+def test_every_format_on_stdout_and_in_output(
+    fmt: str, model: SimpleNamespace, clips: list[Path], tmp_path: Path
+) -> None:
+    result = invoke("predict", "--model", model.path, *clips, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / f"preds.{fmt}"
+    written = invoke("predict", "--model", model.path, *clips, "--format", fmt, "--output", out)
+    assert written.exit_code == 0, written.output
+    for text in (result.stdout, out.read_text()):
+        if fmt == "json":
+            assert [Path(p["file"]).name for p in json.loads(text)] == [
+                "c0.wav",
+                "c1.wav",
+                "c2.wav",
+            ]
+        elif fmt == "jsonl":
+            rows = [json.loads(line) for line in text.splitlines()]
+            assert [Path(r["file"]).name for r in rows] == ["c0.wav", "c1.wav", "c2.wav"]
+        elif fmt == "csv":
+            assert text.splitlines()[0].startswith("file,label,")
+            assert len(text.splitlines()) == 4
+        else:
+            assert "emotion" in text and "c1.wav" in text
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(text)
+
+
+def test_output_never_overwrites_an_input_or_earlier_results(
+    model: SimpleNamespace, clips: list[Path], tmp_path: Path
+) -> None:
+    before = clips[0].read_bytes()
+    result = invoke("predict", "--model", model.path, *clips, "--output", clips[0])
+    assert result.exit_code == 2 and "one of the inputs" in result.output
+    result = invoke("predict", "--model", model.path, *clips, "--output", clips[0], "--overwrite")
+    assert result.exit_code == 2 and clips[0].read_bytes() == before
+    out = tmp_path / "p.jsonl"
+    assert invoke("predict", "--model", model.path, *clips, "--output", out).exit_code == 0
+    earlier = out.read_text()
+    result = invoke("predict", "--model", model.path, clips[0], "--output", out)
+    assert result.exit_code == 2 and "--resume" in result.output and out.read_text() == earlier
+    result = invoke("predict", "--model", model.path, clips[0], "--output", out, "--overwrite")
+    assert result.exit_code == 0 and len(out.read_text().splitlines()) == 1
+
+
+def test_a_file_without_speech_keeps_its_line_in_segment_outputs(
+    model: SimpleNamespace, tmp_path: Path
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 3, dtype=np.float32), 16000)
+    for ext in ("jsonl", "csv", "json"):
+        out = tmp_path / f"seg.{ext}"
+        result = invoke(
+            "predict", "--model", model.path, silent, "--segments", "--vad", "energy",
+            "--output", out,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        text = out.read_text()
+        assert "silent.wav" in text and "no speech" in text, (ext, text)
+    row = json.loads((tmp_path / "seg.jsonl").read_text().splitlines()[0])
+    assert row["label"] is None and row["start"] is None and row["error"] is None
+
+
+def test_an_empty_folder_says_so(model: SimpleNamespace, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("predict", "--model", model.path, empty)
+    assert result.exit_code == 1
+    assert "no audio files" in result.output and "Traceback" not in result.output
+
+
+def test_csv_cells_are_never_spreadsheet_formulas(model: SimpleNamespace, tmp_path: Path) -> None:
+    import csv
+
+    from emovox.inference.batch import csv_plain, csv_text
+
+    risky = write_tone(tmp_path / "=1+1.wav", seconds=1.0)
+    out = tmp_path / "p.csv"
+    result = invoke("predict", "--model", model.path, risky, "--output", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.open()))
+    assert rows[1][0].endswith("=1+1.wav")  # a path: starts with the folder
+    result = invoke("predict", "--model", model.path, "=1+1.wav", "--format", "csv")
+    assert "'=1+1.wav" in result.stdout  # named as given: escaped
+    for text in ("=SUM(A1)", "+1", "-1", "@x", "'quoted", "plain.wav"):
+        assert csv_plain(csv_text(text)) == text
+        assert not csv_text(text).startswith(("=", "+", "-", "@"))
+    # resume reads escaped names back: nothing is scored twice
+    (tmp_path / "sub").mkdir()
+    import shutil
+
+    shutil.copy(risky, tmp_path / "sub" / "=2.wav")
+    out2 = tmp_path / "r.csv"
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "sub")
+    try:
+        assert invoke("predict", "--model", model.path, "=2.wav", "--output", out2).exit_code == 0
+        again = invoke("predict", "--model", model.path, "=2.wav", "--output", out2, "--resume")
+    finally:
+        os.chdir(cwd)
+    assert again.exit_code == 0 and "already there" in again.output
+    assert len(out2.read_text().splitlines()) == 2
+
+
+def test_the_table_follows_the_terminal_and_lists_errors_apart(
+    model: SimpleNamespace, tmp_path: Path, monkeypatch
+) -> None:
+    deep = tmp_path / "a" / "very" / "long" / "folder" / "name" / "that" / "would" / "wrap"
+    files = [write_tone(deep / f"clip_{i}.wav", seconds=1.0) for i in range(2)]
+    bad = deep / "broken.wav"
+    bad.write_bytes(b"RIFF not really audio at all")
+    monkeypatch.setenv("COLUMNS", "160")
+    result = invoke("predict", "--model", model.path, *files, bad)
+    lines = result.stdout.splitlines()
+    table = [line for line in lines if not line.startswith("broken.wav:")]
+    assert max(len(line) for line in table) <= 160
+    rows = [line for line in lines if "clip_0.wav" in line]
+    assert len(rows) == 1 and str(deep) not in rows[0]  # relative to the common folder
+    assert f"files in {deep}" in result.stdout.replace("\n", "")
+    error_lines = [line for line in lines if line.startswith("broken.wav:")]
+    assert len(error_lines) == 1 and "not" in error_lines[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import glob
@@ -9,7 +10,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from emovox.audio import AUDIO_EXTENSIONS
@@ -46,50 +47,81 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[str], list[
 def render_predictions(
     preds: Sequence[Prediction], labels: Sequence[str], fmt: str = "table", stream=None
 ) -> None:
-    """Print predictions as a table, JSON or CSV (failed inputs included with their error)."""
+    """Print predictions as a table, JSON, JSONL or CSV (failed inputs included with their
+    error). The table follows the terminal's width, names files relative to their common
+    folder and lists errors on lines of their own below it."""
     stream = stream or sys.stdout
     if fmt == "json":
         json.dump([p.to_dict() for p in preds], stream, indent=2)
         stream.write("\n")
-    elif fmt == "csv":
-        w = csv.writer(stream, lineterminator="\n")
-        w.writerow(["file", "label", *labels, "error"])
-        for p in preds:
-            w.writerow(
-                [
-                    p.source,
-                    p.label or "",
-                    *[f"{p.probabilities[c]:.6f}" if p.ok else "" for c in labels],
-                    p.error or "",
-                ]
-            )
+    elif fmt in OUTPUT_FORMATS:
+        if fmt == "csv":
+            stream.write(_line_header(labels))
+        stream.write("".join(_line(p, fmt, labels) for p in preds))
+    elif fmt == "table":
+        _prediction_table(preds, labels, stream)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        raise ValueError(f"format must be table, json, jsonl or csv, not {fmt!r}")
 
-        table = Table(show_lines=False)
-        table.add_column("file", overflow="fold")
-        table.add_column("emotion", style="bold")
-        for c in labels:
-            table.add_column(c, justify="right")
-        for p in preds:
-            if p.ok:
-                best = p.label
-                table.add_row(
-                    p.source,
-                    p.label,
-                    *[
-                        f"[bold]{p.probabilities[c]:.2f}[/bold]"
-                        if c == best
-                        else f"{p.probabilities[c]:.2f}"
-                        for c in labels
-                    ],
-                )
-            else:
-                table.add_row(
-                    p.source, "[red]error[/red]", f"[red]{p.error}[/red]", *[""] * (len(labels) - 1)
-                )
-        Console(file=stream, width=max(100, 20 + 10 * len(labels))).print(table)
+
+def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    names, folder = short_names([p.file for p in preds])
+    table = Table(show_lines=False, caption=f"files in {folder}" if folder else None)
+    table.add_column("file", overflow="fold")
+    table.add_column("emotion", style="bold")
+    for c in labels:
+        table.add_column(c, justify="right")
+    for p, name in zip(preds, names, strict=True):
+        if p.ok:
+            cells = [
+                f"[bold]{p.probabilities[c]:.2f}[/bold]"
+                if c == p.label
+                else f"{p.probabilities[c]:.2f}"
+                for c in labels
+            ]
+            table.add_row(escape(name), p.label, *cells)
+        else:
+            table.add_row(escape(name), "[red]error[/red]", *[""] * len(labels))
+    console = Console(file=stream, soft_wrap=False)
+    console.print(table)
+    for p, name in zip(preds, names, strict=True):
+        if not p.ok:
+            console.print(f"[red]{escape(name)}: {escape(p.error or '')}[/red]", soft_wrap=True)
+
+
+def short_names(files: Sequence[str]) -> tuple[list[str], str | None]:
+    """File names relative to their common folder (and that folder), for tables: the folder
+    when there is a common one with more than one file in it, else the names as given."""
+    real = [f for f in files if not f.startswith("<")]
+    if len(real) < 2:
+        return list(files), None
+    try:
+        common = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in real])
+    except ValueError:  # different drives
+        return list(files), None
+    if common in ("", os.sep):
+        return list(files), None
+    names = [f if f.startswith("<") else os.path.relpath(os.path.abspath(f), common) for f in files]
+    return names, common
+
+
+CSV_RISKY = ("=", "+", "-", "@", "\t", "\r", "'")
+"""First characters a spreadsheet may read as a formula (and the quote that escapes them)."""
+
+
+def csv_text(value: str) -> str:
+    """A text cell that no spreadsheet runs as a formula: one starting with ``= + - @``, a tab,
+    a carriage return or a quote gets a leading ``'`` (:func:`csv_plain` takes it off)."""
+    return f"'{value}" if value.startswith(CSV_RISKY) else value
+
+
+def csv_plain(value: str) -> str:
+    """The text of a :func:`csv_text` cell."""
+    return value[1:] if value.startswith("'") else value
 
 
 # -- batch scoring to a file ---------------------------------------------------------------------
@@ -113,9 +145,18 @@ def manifest_inputs(path: str | os.PathLike) -> list[str]:
     Raises:
         FileNotFoundError, ValueError: the manifest is missing or malformed (the message names it).
     """
+    return list(manifest_speakers(path))
+
+
+def manifest_speakers(path: str | os.PathLike) -> dict[str, str]:
+    """The audio paths of a saved emovox manifest, in its order, with each one's speaker.
+
+    Raises:
+        FileNotFoundError, ValueError: the manifest is missing or malformed (the message names it).
+    """
     from emovox.data.manifest import Manifest
 
-    return [u.path for u in Manifest.load(path)]
+    return {u.path: u.speaker for u in Manifest.load(path)}
 
 
 def output_format(output: str | os.PathLike, fmt: str | None = None) -> str:
@@ -163,7 +204,7 @@ def done_files(output: str | os.PathLike, fmt: str, labels: Sequence[str]) -> se
                 f"{path}: its columns {header} are not those of this model "
                 f"{_csv_header(labels)}; give another --output or drop --resume"
             )
-        done.update(row[0] for row in reader if row)
+        done.update(csv_plain(row[0]) for row in reader if row)
     return done
 
 
@@ -173,18 +214,43 @@ def _csv_header(labels: Sequence[str]) -> list[str]:
 
 def _line(p: Prediction, fmt: str, labels: Sequence[str]) -> str:
     if fmt == "jsonl":
-        row = {"file": p.source, "label": p.label, "probabilities": p.probabilities}
-        return json.dumps({**row, "error": p.error}) + "\n"
+        return json.dumps(p.to_dict()) + "\n"
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(
         [
-            p.source,
+            csv_text(p.file),
             p.label or "",
             *[f"{p.probabilities[c]:.6f}" if p.ok else "" for c in labels],
-            p.error or "",
+            csv_text(p.error or ""),
         ]
     )
     return buf.getvalue()
+
+
+def speaker_statistics(
+    recognizer, groups: Mapping[str, Sequence[str]], progress: bool = False
+) -> dict[str, object]:
+    """Each file's speaker statistics (:class:`~emovox.features.normalization.SpeakerStats`)
+    over the readable files of its group (one speaker, or one recording session), for a model
+    trained with ``speaker_norm``; unreadable files are left out of the statistics (and get
+    their error when scored)."""
+    from emovox.audio import AudioError
+    from emovox.features.normalization import speaker_stats
+    from emovox.progress import progress_bar
+
+    out: dict[str, object] = {}
+    total = sum(len(v) for v in groups.values())
+    with progress_bar(total, "speaker statistics", enabled=progress) as bar:
+        for files in groups.values():
+            feats = []
+            for f in files:
+                with contextlib.suppress(AudioError):
+                    feats.append(recognizer.feature.extract(recognizer.feature.load(f)))
+                bar.advance(1)
+            if feats:
+                stats = speaker_stats(feats)
+                out.update({str(f): stats for f in files})
+    return out
 
 
 def score_files(
@@ -196,6 +262,7 @@ def score_files(
     workers: int = 2,
     batch_size: int = 16,
     progress: bool = True,
+    speaker_stats: Mapping[str, object] | None = None,
 ) -> ScoreSummary:
     """Predict many files into a JSONL or CSV file, one line per file, in the order given.
 
@@ -214,6 +281,8 @@ def score_files(
         workers: decoding threads.
         batch_size: files predicted together.
         progress: show a progress bar on standard error.
+        speaker_stats: for a model trained with ``speaker_norm``, each file's speaker
+            statistics (:func:`speaker_statistics`); files not in it are normalised alone.
 
     Returns:
         A :class:`ScoreSummary` (the failures with their reasons).
@@ -260,12 +329,12 @@ def score_files(
                 futures[i + ahead] = pool.submit(read, todo[i + ahead])
             batch.append((path, item))
             if len(batch) >= batch_size or i == len(todo) - 1:
-                preds = _predict_batch(recognizer, batch, batch_size)
+                preds = _predict_batch(recognizer, batch, batch_size, speaker_stats or {})
                 stream.write("".join(_line(p, fmt, labels) for p in preds))
                 stream.flush()
                 for p in preds:
                     if not p.ok:
-                        summary.failed.append((p.source, p.error or ""))
+                        summary.failed.append((p.file, p.error or ""))
                 summary.written += len(preds)
                 bar.advance(len(preds))
                 batch = []
@@ -279,26 +348,42 @@ def _line_header(labels: Sequence[str]) -> str:
 
 
 def _predict_batch(
-    recognizer, batch: list[tuple[str, object]], batch_size: int
+    recognizer, batch: list[tuple[str, object]], batch_size: int, stats: Mapping[str, object]
 ) -> list[Prediction]:
-    """Predictions for decoded items (errors kept), in order; one failure does not sink the rest."""
+    """Predictions for decoded items (errors kept), in order; one failure does not sink the
+    rest. Items are predicted together by speaker statistics (none, or their speaker's)."""
     good = [(n, w) for n, w in batch if not isinstance(w, BaseException)]
-    try:
-        got = recognizer.predict_waveforms([w for _, w in good], [n for n, _ in good], batch_size)
-    except Exception:
-        got = []
-        for n, w in good:  # find the item that fails, keep the others
-            try:
-                got += recognizer.predict_waveforms([w], [n], 1)
-            except Exception as exc:
-                got.append(Prediction(n, None, {}, f"prediction failed ({exc})"))
-    by_name = dict(zip([n for n, _ in good], got, strict=True))
+    by_name: dict[str, Prediction] = {}
+    groups: dict[int, list[tuple[str, object]]] = {}
+    for n, w in good:
+        groups.setdefault(id(stats.get(n)), []).append((n, w))
+    for members in groups.values():
+        st = stats.get(members[0][0])
+        by_name.update(_predict_group(recognizer, members, batch_size, st))
     return [
         Prediction(n, None, {}, getattr(w, "reason", str(w)))
         if isinstance(w, BaseException)
         else by_name[n]
         for n, w in batch
     ]
+
+
+def _predict_group(recognizer, good, batch_size: int, st) -> dict[str, Prediction]:
+    names, waves = [n for n, _ in good], [w for _, w in good]
+    try:
+        got = recognizer.predict_waveforms(waves, names, batch_size, speaker_stats=st)
+    except Exception:
+        got = []
+        for n, w in good:  # find the item that fails, keep the others
+            try:
+                got += recognizer.predict_waveforms([w], [n], 1, speaker_stats=st)
+            except Exception as exc:
+                got.append(Prediction(n, None, {}, f"prediction failed ({exc})"))
+    return dict(zip(names, got, strict=True))
+
+
+NO_SPEECH = "no speech found (silent, or too quiet for the voice detector)"
+"""The note of a recording in which segmentation found no speech."""
 
 
 def render_segments(
@@ -311,47 +396,69 @@ def render_segments(
     """Print per-segment predictions (``predict --segments``) as a table, JSON, JSONL or CSV.
 
     ``results`` maps each file to its segments (``start``, ``end``, ``label``,
-    ``probabilities``); ``errors`` maps unreadable files to the reason.
+    ``probabilities``); ``errors`` maps unreadable files to the reason. A file without speech
+    is never left out: it gets a line with no segment and the note :data:`NO_SPEECH`.
     """
     stream = stream or sys.stdout
+    note = {f: (NO_SPEECH if not segs else None) for f, segs in results.items()}
     if fmt == "json":
-        doc = [{"file": f, "segments": segs, "error": None} for f, segs in results.items()]
-        doc += [{"file": f, "segments": [], "error": e} for f, e in errors.items()]
+        doc = [
+            {"file": f, "segments": segs, "note": note[f], "error": None}
+            for f, segs in results.items()
+        ]
+        doc += [{"file": f, "segments": [], "note": None, "error": e} for f, e in errors.items()]
         json.dump(doc, stream, indent=2)
         stream.write("\n")
     elif fmt == "jsonl":
+        empty = {"start": None, "end": None, "label": None, "probabilities": {}}
         for f, segs in results.items():
             for s in segs:
-                stream.write(json.dumps({"file": f, **s, "error": None}) + "\n")
+                stream.write(json.dumps({"file": f, **s, "note": None, "error": None}) + "\n")
+            if not segs:
+                stream.write(json.dumps({"file": f, **empty, "note": NO_SPEECH, "error": None}))
+                stream.write("\n")
         for f, e in errors.items():
-            stream.write(json.dumps({"file": f, "error": e}) + "\n")
+            stream.write(json.dumps({"file": f, **empty, "note": None, "error": e}) + "\n")
     elif fmt == "csv":
         w = csv.writer(stream, lineterminator="\n")
-        w.writerow(["file", "start", "end", "label", *labels, "error"])
+        w.writerow(["file", "start", "end", "label", *labels, "note", "error"])
         for f, segs in results.items():
             for s in segs:
                 probs = [f"{s['probabilities'].get(c, 0.0):.6f}" for c in labels]
-                w.writerow([f, f"{s['start']:.3f}", f"{s['end']:.3f}", s["label"], *probs, ""])
+                times = [f"{s['start']:.3f}", f"{s['end']:.3f}"]
+                w.writerow([csv_text(f), *times, s["label"], *probs, "", ""])
+            if not segs:
+                w.writerow([csv_text(f), "", "", "", *[""] * len(labels), NO_SPEECH, ""])
         for f, e in errors.items():
-            w.writerow([f, "", "", "", *[""] * len(labels), e])
+            w.writerow([csv_text(f), "", "", "", *[""] * len(labels), "", csv_text(e)])
+    elif fmt == "table":
+        _segment_tables(results, errors, labels, stream)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        raise ValueError(f"format must be table, json, jsonl or csv, not {fmt!r}")
 
-        console = Console(file=stream, width=max(100, 30 + 10 * len(labels)))
-        for f, segs in results.items():
-            table = Table(title=f"{f}: {len(segs)} segment(s)")
-            for name in ("start", "end", "emotion"):
-                table.add_column(name, justify="right" if name != "emotion" else "left")
-            for c in labels:
-                table.add_column(c, justify="right")
-            for s in segs:
-                table.add_row(
-                    f"{s['start']:.2f}",
-                    f"{s['end']:.2f}",
-                    s["label"],
-                    *[f"{s['probabilities'].get(c, 0.0):.2f}" for c in labels],
-                )
-            console.print(table)
-        for f, e in errors.items():
-            console.print(f"[red]{f}: {e}[/red]")
+
+def _segment_tables(results, errors, labels, stream) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=stream, soft_wrap=False)
+    for f, segs in results.items():
+        if not segs:
+            console.print(f"{escape(f)}: {NO_SPEECH}", soft_wrap=True)
+            continue
+        table = Table(title=escape(f"{f}: {len(segs)} segment(s)"))
+        for name in ("start", "end", "emotion"):
+            table.add_column(name, justify="right" if name != "emotion" else "left")
+        for c in labels:
+            table.add_column(c, justify="right")
+        for s in segs:
+            table.add_row(
+                f"{s['start']:.2f}",
+                f"{s['end']:.2f}",
+                s["label"],
+                *[f"{s['probabilities'].get(c, 0.0):.2f}" for c in labels],
+            )
+        console.print(table)
+    for f, e in errors.items():
+        console.print(f"[red]{escape(f)}: {escape(e)}[/red]", soft_wrap=True)

@@ -32,7 +32,7 @@ class Prediction:
     ``error`` is set (and ``label`` is ``None``) when the input could not be read.
     """
 
-    source: str
+    file: str
     label: str | None
     probabilities: dict[str, float]
     error: str | None = None
@@ -41,7 +41,13 @@ class Prediction:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def source(self) -> str:
+        """The input's name (the older spelling of :attr:`file`)."""
+        return self.file
+
     def to_dict(self) -> dict:
+        """``{"file", "label", "probabilities", "error"}``: the keys of every output format."""
         return dataclasses.asdict(self)
 
 
@@ -139,7 +145,7 @@ class Recognizer:
         """
         pred = self.predict_batch([audio], sr=sr)[0]
         if pred.error is not None:
-            raise AudioError(pred.source, pred.error)
+            raise AudioError(pred.file, pred.error)
         return pred
 
     def predict_proba(self, audio: Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
@@ -206,13 +212,18 @@ class Recognizer:
         return out
 
     def predict_waveforms(
-        self, waves: Sequence[np.ndarray], names: Sequence[str], batch_size: int = 32
+        self,
+        waves: Sequence[np.ndarray],
+        names: Sequence[str],
+        batch_size: int = 32,
+        speaker_stats: SpeakerStats | None = None,
     ) -> list[Prediction]:
-        """Predict waveforms already at :attr:`sample_rate` (as :meth:`Feature.load` gives them)."""
+        """Predict waveforms already at :attr:`sample_rate` (as :meth:`Feature.load` gives
+        them); ``speaker_stats`` as in :meth:`predict_batch`."""
         if not waves:
             return []
         feats = self.feature(list(waves))
-        proba = self._proba(feats, batch_size)
+        proba = self._proba(feats, batch_size, speaker_stats)
         return [self._prediction(n, p) for n, p in zip(names, proba, strict=True)]
 
     def predict_segments(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     "--output", type=click.Path(), help="Write one line per file here (jsonl or csv) as it goes."
 )
 @click.option("--resume", is_flag=True, help="With --output: skip files already in it.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing --output / --plot file (never an input)."
+)
 @click.option("--workers", default=2, show_default=True, help="Decoding threads (--output).")
 @click.option("--batch-size", default=16, show_default=True, help="Files predicted together.")
 @click.option("--segments", is_flag=True, help="Long recordings: one prediction per segment.")
@@ -49,7 +53,13 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     "--one-speaker",
     is_flag=True,
     help="All inputs are one speaker: a model trained with speaker_norm (e.g. cnn-egemaps) "
-    "normalises them with that speaker's statistics over these files.",
+    "normalises them with that speaker's statistics over these files (speaker-adapted).",
+)
+@click.option(
+    "--by-speaker",
+    is_flag=True,
+    help="With --manifest: normalise each speaker's files with that speaker's statistics "
+    "(its speaker column; a model trained with speaker_norm; speaker-adapted).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(
@@ -62,6 +72,7 @@ def predict(
     manifest_file,
     output,
     resume,
+    overwrite,
     workers,
     batch_size,
     segments,
@@ -69,6 +80,7 @@ def predict(
     max_segment,
     plot_file,
     one_speaker,
+    by_speaker,
     quiet,
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
@@ -84,17 +96,30 @@ def predict(
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
     emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
     """
-    from emovox.inference.batch import expand_inputs, manifest_inputs, render_predictions
+    from emovox.inference.batch import expand_inputs, manifest_speakers, render_predictions
     from emovox.inference.bundle import BundleError
     from emovox.inference.recognizer import Prediction, Recognizer
 
     _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
-    check_target(output)
-    check_target(plot_file)
+    if by_speaker and not manifest_file:
+        raise click.UsageError("--by-speaker needs --manifest FILE (its speaker column)")
+    if one_speaker and by_speaker:
+        raise click.UsageError("give --one-speaker or --by-speaker, not both")
     if onnx_file:
         backend = "onnx"
     from emovox.inference.onnx_backend import OnnxUnavailable
 
+    files, missing = expand_inputs(inputs)
+    speakers: dict[str, str] = {}
+    if manifest_file:
+        try:
+            speakers = manifest_speakers(manifest_file)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        files += [f for f in speakers if f not in files]
+    check_targets(files, output, plot_file, resume, overwrite)
+    if not files and not missing:
+        raise click.ClickException("no audio files given (the folders hold none)")
     try:
         rec = Recognizer.load(
             model_dir or None,
@@ -104,27 +129,92 @@ def predict(
         )
     except (BundleError, ValueError, OnnxUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
-    files, missing = expand_inputs(inputs)
-    if manifest_file:
-        try:
-            files += manifest_inputs(manifest_file)
-        except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
     if segments:
         _predict_segments(rec, files, missing, fmt or "table", output, vad, max_segment, plot_file)
         return
-    if output:
-        _score_to_file(rec, files + missing, output, fmt, resume, workers, batch_size, quiet)
+    stats = _adaptation(rec, files, speakers if by_speaker else None, one_speaker, quiet)
+    if output and output_format_of(output, fmt) in ("jsonl", "csv"):
+        _score_to_file(rec, files + missing, output, fmt, resume, workers, batch_size, quiet, stats)
         return
-    stats = "batch" if one_speaker else None
-    preds = rec.predict_batch(files, batch_size=batch_size, speaker_stats=stats) if files else []
-    preds += [Prediction(m, None, {}, "no such file or folder") for m in missing]
-    render_predictions(preds, rec.labels, fmt or "table")
+    if resume:
+        raise click.UsageError("--resume adds lines to a jsonl or csv --output")
+    preds = _predict_all(rec, files, batch_size, stats)
+    preds += [Prediction(m, None, {}, missing_reason(m)) for m in missing]
+    if output:
+        from emovox._fs import atomic_write_text
+
+        buf = io.StringIO()
+        render_predictions(preds, rec.labels, output_format_of(output, fmt), buf)
+        atomic_write_text(output, buf.getvalue())
+        click.echo(f"{len(preds)} prediction(s) written to {output}", err=True)
+    else:
+        render_predictions(preds, rec.labels, fmt or "table")
     failed = sum(not p.ok for p in preds)
     if failed:
         click.echo(f"{failed} of {len(preds)} input(s) could not be read", err=True)
     if failed == len(preds):
         sys.exit(1)
+
+
+def output_format_of(output: str, fmt: str | None) -> str:
+    """``--format``, else the format told by the ``--output`` extension."""
+    if fmt:
+        return fmt
+    suffix = Path(output).suffix.lower()
+    return {".csv": "csv", ".json": "json", ".txt": "table"}.get(suffix, "jsonl")
+
+
+def missing_reason(path: str) -> str:
+    """Why an input matched no audio file."""
+    return "a folder with no audio files" if Path(path).is_dir() else "no such file or folder"
+
+
+def check_targets(files, output, plot_file, resume: bool, overwrite: bool) -> None:
+    """Never write over an input; never replace an existing output unless told how."""
+    inputs = {os.path.realpath(f) for f in files}
+    for target, what in ((output, "--output"), (plot_file, "--plot")):
+        if not target:
+            continue
+        check_target(target)
+        if os.path.realpath(target) in inputs:
+            raise click.UsageError(f"{what} {target} is one of the inputs; give another file")
+        existing = Path(target).is_file() and Path(target).stat().st_size > 0
+        if existing and not overwrite and not (resume and what == "--output"):
+            how = "--resume to add to it or --overwrite" if what == "--output" else "--overwrite"
+            raise click.UsageError(f"{what} {target} exists; give {how} to replace it")
+
+
+def _adaptation(rec, files, speakers, one_speaker: bool, quiet: bool) -> dict | None:
+    """Each file's speaker statistics for ``--one-speaker`` / ``--by-speaker`` (``None``
+    without them)."""
+    if not one_speaker and speakers is None:
+        return None
+    if not rec.speaker_norm:
+        click.echo(
+            "the model was trained without speaker_norm: speaker adaptation does not apply",
+            err=True,
+        )
+        return None
+    from emovox.inference.batch import speaker_statistics
+
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault("" if one_speaker else speakers.get(f, f), []).append(f)
+    return speaker_statistics(rec, groups, progress=not quiet)
+
+
+def _predict_all(rec, files, batch_size: int, stats: dict | None) -> list:
+    """Predictions of ``files`` in their order, each group of speaker statistics together."""
+    if not stats:
+        return rec.predict_batch(files, batch_size=batch_size) if files else []
+    out = {}
+    groups: dict[int, list[str]] = {}
+    for f in files:
+        groups.setdefault(id(stats.get(f)), []).append(f)
+    for members in groups.values():
+        got = rec.predict_batch(members, batch_size=batch_size, speaker_stats=stats.get(members[0]))
+        out.update(zip(members, got, strict=True))
+    return [out[f] for f in files]
 
 
 def _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt):
@@ -135,15 +225,11 @@ def _check_options(inputs, manifest_file, resume, output, plot_file, segments, o
         raise click.UsageError("--resume needs --output FILE")
     if plot_file and not segments:
         raise click.UsageError("--plot draws the timeline of --segments")
-    if one_speaker and (output or segments):
-        raise click.UsageError(
-            "--one-speaker applies to plain predictions (no --output, --segments)"
-        )
-    if output and not segments and fmt in ("table", "json"):
-        raise click.UsageError("--output writes jsonl or csv (one line per file as it goes)")
+    if one_speaker and segments:
+        raise click.UsageError("--one-speaker applies to whole files (not --segments)")
 
 
-def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet) -> None:
+def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet, stats) -> None:
     """``predict --output FILE``: one line per file as it goes, bad files listed at the end."""
     from emovox.inference.batch import score_files
 
@@ -152,11 +238,12 @@ def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet)
             rec,
             inputs,
             output,
-            fmt=fmt,
+            fmt=output_format_of(output, fmt),
             resume=resume,
             workers=workers,
             batch_size=batch_size,
             progress=not quiet,
+            speaker_stats=stats,
         )
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -176,7 +263,7 @@ def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet)
 def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_file) -> None:
     """``predict --segments``: per-segment predictions of each (long) file."""
     from emovox.audio import AudioError
-    from emovox.inference.batch import output_format, render_segments
+    from emovox.inference.batch import render_segments
     from emovox.segmentation import SegmentationConfig
 
     try:
@@ -184,7 +271,7 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     results: dict[str, list[dict]] = {}
-    errors: dict[str, str] = {m: "no such file or folder" for m in missing}
+    errors: dict[str, str] = {m: missing_reason(m) for m in missing}
     for path in files:
         try:
             results[path] = rec.predict_segments(path, vad=vad, config=cfg)
@@ -196,7 +283,7 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
         from emovox._fs import atomic_write_text
 
         buf = io.StringIO()
-        out_fmt = fmt if fmt != "table" else output_format(output)
+        out_fmt = output_format_of(output, fmt if fmt != "table" else None)
         render_segments(results, errors, rec.labels, out_fmt, buf)
         atomic_write_text(output, buf.getvalue())
         click.echo(f"wrote {output}", err=True)
