@@ -70,7 +70,7 @@ def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream
     from rich.table import Table
 
     names, folder = short_names([p.file for p in preds])
-    table = Table(show_lines=False, caption=f"files in {folder}" if folder else None)
+    table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     table.add_column("emotion", style="bold")
     for c in labels:
@@ -88,6 +88,8 @@ def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream
             table.add_row(escape(name), "[red]error[/red]", *[""] * len(labels))
     console = Console(file=stream, soft_wrap=False)
     console.print(table)
+    if folder:
+        console.print(f"files in {escape(folder)}", soft_wrap=True, style="dim")
     for p, name in zip(preds, names, strict=True):
         if not p.ok:
             console.print(f"[red]{escape(name)}: {escape(p.error or '')}[/red]", soft_wrap=True)
