@@ -222,7 +222,7 @@ def test_predict_json_csv_and_table(cli_model: SimpleNamespace, good_files: list
     result = invoke("predict", *good_files, "--model", cli_model.path, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["file", "label", *SYNTH_EMOTIONS, "error"]
+    assert rows[0] == ["file", "label", *SYNTH_EMOTIONS, "basis", "error"]
     assert [r[0] for r in rows[1:]] == good_files
     assert [r[1] for r in rows[1:]] == [p["label"] for p in preds]
     for r, p in zip(rows[1:], preds, strict=True):
@@ -311,7 +311,7 @@ def test_predict_with_a_label_subset(cli_model: SimpleNamespace, good_files: lis
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["file", "label", "sad", "happy", "error"]
+    assert rows[0] == ["file", "label", "sad", "happy", "basis", "error"]
     for r in rows[1:]:
         assert r[1] in ("sad", "happy")
         assert float(r[2]) + float(r[3]) == pytest.approx(1.0, abs=1e-5)

@@ -90,7 +90,7 @@ def test_csv_output_and_resume(rec, folder, tmp_path: Path) -> None:
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == files
-    assert list(rows[0]) == ["file", "label", *rec.labels, "error"]
+    assert list(rows[0]) == ["file", "label", *rec.labels, "basis", "error"]
     for r in rows:
         assert bool(r["error"]) == (r["file"] in bad)
     assert done_files(out, "csv", rec.labels) == set(files)

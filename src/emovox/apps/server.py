@@ -31,7 +31,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from emovox.audio import MIN_DURATION, AudioError, load_audio
-from emovox.inference.recognizer import Recognizer
+from emovox.inference.recognizer import (
+    LONG_RECORDING_SECONDS,
+    Recognizer,
+    segments_prediction,
+)
 from emovox.segmentation import predict_segments
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -157,17 +161,26 @@ class _Service:
             duration = audio.size / sr
             if duration > limit:
                 raise _Http(413, _too_long(duration, limit))
-            pred = r.predict(audio, sr=sr)
+            long = duration > LONG_RECORDING_SECONDS
             want = segments if segments is not None else duration > LONG_AUDIO_S
             # the upload itself, streamed: the same path and segments as `predict --segments`
-            segs = predict_segments(r, path, vad=self.vad) if want else None
+            segs = predict_segments(r, path, vad=self.vad) if want or long else None
+            if long:  # the label of a long recording agrees with its segments
+                pred = segments_prediction(path.name, segs, r.labels)
+                if not pred.ok and self.vad == "auto":
+                    pred = r.predict_long(path)
+                if not pred.ok:
+                    raise _Http(422, pred.error)
+            else:
+                pred = r.predict(audio, sr=sr)
             return {
                 "model": self.model_name,
                 "duration": round(duration, 3),
                 "label": pred.label,
                 "labels": r.labels,
                 "probabilities": pred.probabilities,
-                "segments": segs,
+                "basis": pred.basis,
+                "segments": segs if want else None,
                 "time_ms": round((time.perf_counter() - t0) * 1000, 2),
             }
         finally:

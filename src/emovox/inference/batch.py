@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from emovox.audio import AUDIO_EXTENSIONS
-from emovox.inference.recognizer import Prediction
+from emovox.inference.recognizer import CLIP_BASIS, Prediction
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
@@ -90,6 +90,9 @@ def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream
     console.print(table)
     if folder:
         console.print(f"files in {escape(folder)}", soft_wrap=True, style="dim")
+    for p, name in zip(preds, names, strict=True):
+        if p.ok and p.basis != CLIP_BASIS:
+            console.print(f"{escape(name)}: the label of {p.basis}", soft_wrap=True, style="dim")
     for p, name in zip(preds, names, strict=True):
         if not p.ok:
             console.print(f"[red]{escape(name)}: {escape(p.error or '')}[/red]", soft_wrap=True)
@@ -211,7 +214,7 @@ def done_files(output: str | os.PathLike, fmt: str, labels: Sequence[str]) -> se
 
 
 def _csv_header(labels: Sequence[str]) -> list[str]:
-    return ["file", "label", *labels, "error"]
+    return ["file", "label", *labels, "basis", "error"]
 
 
 def _line(p: Prediction, fmt: str, labels: Sequence[str]) -> str:
@@ -223,6 +226,7 @@ def _line(p: Prediction, fmt: str, labels: Sequence[str]) -> str:
             csv_text(p.file),
             p.label or "",
             *[f"{p.probabilities[c]:.6f}" if p.ok else "" for c in labels],
+            p.basis if p.ok else "",
             csv_text(p.error or ""),
         ]
     )
@@ -307,6 +311,8 @@ def score_files(
 
     def read(path: str):
         try:
+            if recognizer.is_long(path):
+                return LongRecording(path)
             return recognizer.feature.load(path)
         except AudioError as exc:
             return exc
@@ -349,13 +355,32 @@ def _line_header(labels: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+@dataclasses.dataclass(frozen=True)
+class LongRecording:
+    """A file longer than :data:`~emovox.inference.recognizer.LONG_RECORDING_SECONDS`: not
+    decoded ahead, but predicted on its own, segment by segment, read in blocks."""
+
+    path: str
+
+
 def _predict_batch(
     recognizer, batch: list[tuple[str, object]], batch_size: int, stats: Mapping[str, object]
 ) -> list[Prediction]:
     """Predictions for decoded items (errors kept), in order; one failure does not sink the
-    rest. Items are predicted together by speaker statistics (none, or their speaker's)."""
-    good = [(n, w) for n, w in batch if not isinstance(w, BaseException)]
+    rest. Items are predicted together by speaker statistics (none, or their speaker's); long
+    recordings one by one, by their segments."""
+    from emovox.audio import AudioError
+
     by_name: dict[str, Prediction] = {}
+    for n, w in batch:
+        if isinstance(w, LongRecording):
+            try:
+                by_name[n] = recognizer.predict_long(w.path, batch_size=batch_size)
+            except AudioError as exc:
+                by_name[n] = Prediction(n, None, {}, exc.reason)
+            except Exception as exc:
+                by_name[n] = Prediction(n, None, {}, f"prediction failed ({exc})")
+    good = [(n, w) for n, w in batch if not isinstance(w, (BaseException, LongRecording))]
     groups: dict[int, list[tuple[str, object]]] = {}
     for n, w in good:
         groups.setdefault(id(stats.get(n)), []).append((n, w))

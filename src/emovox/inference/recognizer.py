@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emovox.audio import AudioError, prepare_array
+from emovox.audio import AudioError, audio_info, prepare_array
 from emovox.features.normalization import SpeakerStats
 from emovox.features.normalization import speaker_stats as _speaker_stats
 from emovox.inference.bundle import Bundle, load_bundle
@@ -23,6 +23,16 @@ from emovox.inference.predict import multi_crop_proba, predict_proba
 log = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike | np.ndarray
+
+
+LONG_RECORDING_SECONDS = 10.0
+"""Recordings longer than this (the longest segment of
+:class:`~emovox.segmentation.SegmentationConfig`) are predicted segment by segment, read in
+blocks and never decoded whole; their label is the duration-weighted mean of the segments'
+probabilities, so that it agrees with the segments."""
+
+CLIP_BASIS = "whole clip"
+"""The :attr:`Prediction.basis` of an input predicted at once."""
 
 
 @dataclasses.dataclass
@@ -36,6 +46,10 @@ class Prediction:
     label: str | None
     probabilities: dict[str, float]
     error: str | None = None
+    basis: str = CLIP_BASIS
+    """What the label is of: the whole clip (:data:`CLIP_BASIS`), or, for a recording longer
+    than :data:`LONG_RECORDING_SECONDS`, the duration-weighted mean of its speech segments'
+    probabilities (``"N speech segments, duration-weighted"``)."""
 
     @property
     def ok(self) -> bool:
@@ -183,8 +197,12 @@ class Recognizer:
         errors: dict[int, str] = {}
         waves: list[np.ndarray] = []
         wave_idx: list[int] = []
+        long: dict[int, Prediction] = {}
         for i, x in enumerate(items):
             try:
+                if self.is_long(x, sr):
+                    long[i] = self.predict_long(x, sr, batch_size=batch_size)
+                    continue
                 waves.append(self._read(x, sr))
                 wave_idx.append(i)
             except AudioError as exc:
@@ -207,9 +225,40 @@ class Recognizer:
         for i in range(len(items)):
             if i in errors:
                 out.append(Prediction(names[i], None, {}, errors[i]))
-                continue
-            out.append(self._prediction(names[i], proba[row[i]]))
+            elif i in long:
+                out.append(long[i])
+            else:
+                out.append(self._prediction(names[i], proba[row[i]]))
         return out
+
+    def is_long(self, audio: AudioInput, sr: int | None = None) -> bool:
+        """Whether ``audio`` is longer than :data:`LONG_RECORDING_SECONDS` (from a file's
+        header; a file whose header cannot be read counts as short, and fails when read)."""
+        if isinstance(audio, (str, os.PathLike)):
+            try:
+                info = audio_info(audio)
+            except AudioError:
+                return False
+            return info.frames > LONG_RECORDING_SECONDS * info.samplerate
+        if sr is None:
+            return False
+        return np.asarray(audio).shape[-1] > LONG_RECORDING_SECONDS * sr
+
+    def predict_long(
+        self, audio: AudioInput, sr: int | None = None, vad: str = "auto", batch_size: int = 16
+    ) -> Prediction:
+        """One label for a long recording, that agrees with its segments: the duration-weighted
+        mean of the probabilities of its speech segments (:meth:`predict_segments`; the file is
+        read in blocks; with ``vad="auto"``, the energy detector when silero finds no speech).
+        A recording without speech gets an ``error`` saying so.
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        segments = self.predict_segments(audio, sr=sr, vad=vad, batch_size=batch_size)
+        if not segments and vad == "auto":  # silero heard no voice: try the energy detector
+            segments = self.predict_segments(audio, sr=sr, vad="energy", batch_size=batch_size)
+        return segments_prediction(_name(audio, 0), segments, self.labels)
 
     def predict_waveforms(
         self,
@@ -337,6 +386,23 @@ class Recognizer:
         if len(set(labels)) < 2:
             raise ValueError("restricting to fewer than two classes leaves nothing to predict")
         return [all_labels.index(c) for c in dict.fromkeys(labels)]
+
+
+NO_SPEECH_ERROR = "no speech found (silent, or too quiet)"
+
+
+def segments_prediction(name: str, segments: Sequence[dict], labels: Sequence[str]) -> Prediction:
+    """The prediction of a recording from its segments' (``start``, ``end``,
+    ``probabilities``): the duration-weighted mean of their probabilities, so the recording's
+    label agrees with its segments; an ``error`` when there is no segment."""
+    weights = np.array([s["end"] - s["start"] for s in segments], dtype=np.float64)
+    if not len(segments) or weights.sum() <= 0:
+        return Prediction(name, None, {}, NO_SPEECH_ERROR)
+    proba = np.array([[s["probabilities"][c] for c in labels] for s in segments])
+    mean = (weights[:, None] * proba).sum(0) / weights.sum()
+    probs = {c: float(v) for c, v in zip(labels, mean, strict=True)}
+    basis = f"{len(segments)} speech segments, duration-weighted"
+    return Prediction(name, labels[int(np.argmax(mean))], probs, basis=basis)
 
 
 def _name(x: AudioInput, i: int) -> str:
