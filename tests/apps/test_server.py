@@ -49,8 +49,9 @@ def client(rec, uploads):
 def wav_bytes(seconds: float = 1.0, freq: float = 220.0, gaps: bool = False) -> bytes:
     if gaps:  # three tones separated by silence
         quiet = np.zeros(round(0.5 * SR), np.float32)
-        x = np.concatenate([quiet, tone(1.0, SR, 220), quiet, tone(1.0, SR, 330), quiet,
-                            tone(1.0, SR, 440), quiet])
+        x = np.concatenate(
+            [quiet, tone(1.0, SR, 220), quiet, tone(1.0, SR, 330), quiet, tone(1.0, SR, 440), quiet]
+        )
     else:
         x = tone(seconds, SR, freq)
     buf = io.BytesIO()
@@ -256,7 +257,9 @@ def test_internal_error_is_500_and_the_server_goes_on(rec, uploads, monkeypatch)
     monkeypatch.setattr(server_mod, "load_audio", broken)
     with TestClient(create_app(recognizer=rec, tmp_dir=uploads)) as c:
         r = post(c, wav_bytes())
-        assert r.status_code == 500 and "the model is broken" in r.json()["detail"]
+        assert r.status_code == 500 and "internal error" in r.json()["detail"]
+        assert "the model is broken" not in r.text  # the detail is logged, not shown
+        assert r.headers["x-request-id"] in r.json()["detail"]
         assert c.get("/healthz").status_code == 200
     assert list(uploads.iterdir()) == []
 
@@ -313,13 +316,139 @@ def test_create_app_loads_the_model_once(trained_bundle, monkeypatch, uploads):
 def test_cli_serve_defaults_to_the_bundled_model(tmp_path, monkeypatch):
     import uvicorn
 
+    from emovox.apps import http_guard
     from emovox.pretrained import DEFAULT_MODEL_DIR
 
     served = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
-    res = CliRunner().invoke(main, ["serve", "--port", "8123"])
+
+    def fake_run(self, sockets):
+        served.append(sockets[0].getsockname()[1])
+        for s in sockets:
+            s.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    port = free_port()
+    res = CliRunner().invoke(main, ["serve", "--port", str(port)])
     assert res.exit_code == 0, res.output
     assert "bundled default model" in res.output and str(DEFAULT_MODEL_DIR) in res.output
-    assert len(served) == 1 and served[0][1]["port"] == 8123
+    assert served == [port]
+    # a busy port: one line, before any "serving ..."
+    busy = http_guard.bind("127.0.0.1", 0)
+    try:
+        res = CliRunner().invoke(main, ["serve", "--port", str(busy.getsockname()[1])])
+    finally:
+        busy.close()
+    assert res.exit_code == 1 and "cannot listen" in res.output and "serving" not in res.output
     res = CliRunner().invoke(main, ["serve", "--model", str(tmp_path / "nope")])
     assert res.exit_code == 1 and "no such model folder" in res.output
+
+
+# -- hostile clients, against a real socket (issue 15) ------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(rec, tmp_path_factory):
+    """The app served by :mod:`emovox.apps.http_guard` in a thread, with short limits."""
+    import threading
+
+    import uvicorn
+
+    from emovox.apps import http_guard
+
+    limits = http_guard.HttpLimits(header_timeout=1.0, body_timeout=1.0, max_header_bytes=8192)
+    sock = http_guard.bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    app = create_app(
+        recognizer=rec, tmp_dir=tmp_path_factory.mktemp("up"), allow_origins=["https://ok.example"]
+    )
+    config = uvicorn.Config(
+        app,
+        http=http_guard.guarded_protocol(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        log_level="error",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    import time
+
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(5)
+
+
+def raw(port: int, data: bytes, wait: float = 0.0, timeout: float = 5.0) -> tuple[bytes, float]:
+    """Send ``data``, optionally wait, and read until the server closes: (reply, seconds)."""
+    import socket
+    import time
+
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        time.sleep(wait)
+        reply = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            reply += chunk
+    return reply, time.monotonic() - t0
+
+
+def test_a_slow_header_is_timed_out(live_server):
+    reply, seconds = raw(live_server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    assert reply.startswith(b"HTTP/1.1 408") and seconds < 4.5
+    reply, seconds = raw(live_server, b"")  # connects and sends nothing
+    assert reply.startswith(b"HTTP/1.1 408") and seconds < 4.5
+
+
+def test_a_stalled_body_is_timed_out(live_server):
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+    head += b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+    reply, seconds = raw(live_server, head)
+    assert reply.startswith(b"HTTP/1.1 408") and seconds < 4.5
+
+
+def test_a_huge_header_gets_431(live_server):
+    data = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+    reply, _ = raw(live_server, data)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:80]
+    ok, _ = raw(live_server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200")  # the server goes on
+
+
+def test_cross_origin_posts_are_refused_unless_allowed(live_server):
+    import httpx
+
+    url = f"http://127.0.0.1:{live_server}"
+    files = {"audio": ("clip.wav", wav_bytes(), "audio/wav")}
+    r = httpx.post(f"{url}/v1/predict", files=files, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "evil.example" in r.json()["detail"]
+    r = httpx.post(f"{url}/v1/predict", files=files, headers={"Origin": url})
+    assert r.status_code == 200  # the server's own page
+    r = httpx.post(f"{url}/v1/predict", files=files, headers={"Origin": "https://ok.example"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://ok.example"
+    assert httpx.post(f"{url}/v1/predict", files=files).status_code == 200  # curl: no Origin
+
+
+def test_the_upload_field_may_be_called_file(client):
+    r = client.post("/v1/predict", files={"file": ("clip.wav", wav_bytes(), "audio/wav")})
+    assert r.status_code == 200 and r.json()["label"]
+    r = client.post("/v1/predict", files={"other": ("clip.wav", wav_bytes(), "audio/wav")})
+    assert r.status_code == 422 and "audio (or file)" in r.json()["detail"]

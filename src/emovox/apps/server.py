@@ -1,14 +1,16 @@
 """The REST API and web page: ``emovox serve`` (FastAPI), a thin shell over the Recognizer.
 
-Endpoints: ``POST /v1/predict`` (multipart ``audio``, optional ``labels`` and ``segments``),
-``GET /v1/models``, ``GET /healthz``, the OpenAPI schema at ``/openapi.json`` (docs at ``/docs``)
-and the web page at ``/`` (static files from ``emovox/web``, nothing loaded from elsewhere).
+Endpoints: ``POST /v1/predict`` (multipart ``audio`` or ``file``, optional ``labels`` and
+``segments``), ``GET /v1/models``, ``GET /healthz``, the OpenAPI schema at ``/openapi.json``
+(docs at ``/docs``) and the web page at ``/`` (static files from ``emovox/web``, nothing
+loaded from elsewhere).
 
 The model is loaded once. Every upload goes to a temporary file that is deleted whatever
 happens (success, error, timeout); inference runs in a pool of ``max_concurrency`` threads.
 Limits: ``max_upload_mb`` (413), ``max_duration_s`` (413), ``timeout_s`` (504). Uploads that are
-not audio get 415, audio that cannot be decoded 422; any other failure is a 500 with a message,
-never a crash.
+not audio get 415, audio that cannot be decoded 422; any other failure is a 500 saying "internal
+error" with a request id (the detail goes to the log under that id), never a crash. Pages of
+other origins may not call the API (403) unless allowed (``allow_origins``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +41,8 @@ from emovox.inference.recognizer import (
     segments_prediction,
 )
 from emovox.segmentation import predict_segments
+
+log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
 """The static files of the web page."""
@@ -241,8 +247,12 @@ class _Service:
             reason = exc.reason.replace(str(path), name)  # never show the temp path
             raise HTTPException(422, f"{name}: {reason}") from None
         except Exception as exc:  # a bug or a broken model: answer, do not crash
+            request_id = uuid.uuid4().hex[:12]
+            log.error("request %s: prediction of %s failed", request_id, name, exc_info=exc)
             raise HTTPException(
-                500, f"{name}: prediction failed ({type(exc).__name__}: {exc})"
+                500,
+                f"{name}: internal error (request id {request_id})",
+                headers={"x-request-id": request_id},
             ) from None
         finally:
             # the job deletes the file once it has started; before that (or when it never
@@ -261,6 +271,7 @@ def create_app(
     max_concurrency: int = 2,
     tmp_dir: str | os.PathLike | None = None,
     vad: str = "auto",
+    allow_origins: tuple[str, ...] | list[str] = (),
 ):
     """Build the FastAPI application.
 
@@ -275,6 +286,8 @@ def create_app(
             ``None``); every file is deleted after its request.
         vad: the voice-activity detector of per-segment predictions (``auto``: silero when
             installed), as in ``emovox predict --segments``.
+        allow_origins: web origins (``https://app.example``) whose pages may call the API
+            (CORS); by default only the server's own page may (same origin), others get 403.
 
     Raises:
         BundleError: the model cannot be loaded.
@@ -313,14 +326,51 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        # the detail goes to the log under an id, never to the client
+        request_id = uuid.uuid4().hex[:12]
+        log.error(
+            "request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc
+        )
         return JSONResponse(
-            {"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500
+            {"detail": "internal error", "request_id": request_id},
+            status_code=500,
+            headers={"x-request-id": request_id},
         )
 
     _add_routes(app, service)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    if allow_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST"]
+        )
+    app.add_middleware(SameOrigin, allowed=tuple(allow_origins))
     return app
+
+
+class SameOrigin:
+    """ASGI middleware: refuse (403) a request whose ``Origin`` is neither this server's nor
+    one of ``allowed`` (``emovox serve --allow-origin``), so that no other web page can make a
+    visitor's browser post to this server. Requests without ``Origin`` (curl, scripts) pass."""
+
+    def __init__(self, app, allowed: tuple[str, ...] = ()) -> None:
+        self.app, self.allowed = app, {o.rstrip("/") for o in allowed}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/")
+            host = headers.get(b"host", b"").decode("latin-1")
+            own = {f"{scope.get('scheme', 'http')}://{host}"}
+            if origin and origin not in own | self.allowed and "*" not in self.allowed:
+                response = JSONResponse(
+                    {"detail": f"cross-origin request from {origin} refused"}, status_code=403
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _add_routes(app: FastAPI, service: _Service) -> None:
@@ -343,10 +393,18 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
         },
     )
     async def predict(
-        audio: Annotated[UploadFile, File(description="The recording (wav, flac, ogg, mp3...).")],
+        audio: Annotated[
+            UploadFile | None, File(description="The recording (wav, flac, ogg, mp3...).")
+        ] = None,
+        file: Annotated[UploadFile | None, File(description="The recording, as `audio`.")] = None,
         labels: Annotated[str | None, Form(description=_LABELS_HELP)] = None,
         segments: Annotated[bool | None, Form(description=_SEGMENTS_HELP)] = None,
     ) -> dict:
+        if (audio is None) == (file is None):
+            raise HTTPException(
+                422, "send the recording as one multipart field named audio (or file)"
+            )
+        audio = audio or file
         subset = [c.strip() for c in labels.split(",") if c.strip()] if labels else None
         if subset:
             try:
@@ -398,11 +456,17 @@ def serve(
     log_level: str = "info",
     **limits,
 ) -> None:
-    """Load the model and run the server with uvicorn until Ctrl-C (``limits``: see create_app)."""
-    import uvicorn
+    """Load the model and serve it until Ctrl-C (``limits``: see create_app), guarded against
+    slow and hostile clients (:mod:`emovox.apps.http_guard`).
 
+    Raises:
+        OSError: ``host:port`` cannot be bound (checked before the model is loaded).
+    """
+    from emovox.apps import http_guard
+
+    sock = http_guard.bind(host, port)
     app = create_app(model_path, **limits)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    http_guard.run(app, sock, log_level=log_level)
 
 
 

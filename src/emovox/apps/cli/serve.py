@@ -21,18 +21,40 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
     help="Per-request limit (s), then 504.",
 )
 @click.option("--max-concurrency", default=2, show_default=True, help="Predictions at once.")
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    help="A web origin whose pages may call the API (CORS), e.g. https://app.example "
+    "(repeatable; default: only this server's own page).",
+)
 @VAD_OPTION
-def serve(model_dir, host, port, vad, **limits) -> None:
-    """Serve the REST API (/v1/predict, /v1/models, /healthz, /docs) and the web page at /."""
-    import uvicorn
+def serve(model_dir, host, port, vad, allow_origins, **limits) -> None:
+    """Serve the REST API (/v1/predict, /v1/models, /healthz, /docs) and the web page at /.
 
+    Slow clients are timed out (headers 10 s, 30 s idle in a body: 408), header blocks over
+    32 KB get 431, and pages of other origins get 403 unless --allow-origin names them.
+    """
+    from emovox.apps import http_guard
     from emovox.apps.server import create_app
 
+    try:
+        sock = http_guard.bind(host, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
     rec = load_recognizer(model_dir)
-    app = create_app(recognizer=rec, vad=vad, **limits)  # limits: ServerLimits' fields
+    # limits: ServerLimits' fields
+    app = create_app(recognizer=rec, vad=vad, allow_origins=allow_origins, **limits)
     name = model_dir or f"the bundled default model ({rec.bundle.path})"
-    click.echo(f"emovox: serving {name} on http://{host}:{port}/  (API docs: /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    http_guard.run(
+        app,
+        sock,
+        on_start=lambda: click.echo(
+            f"emovox: serving {name} on http://{host}:{port}/  (API docs: /docs)", err=True
+        ),
+    )
 
 
 COMMAND = serve
