@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import copy_bundle, tone
+from conftest import copy_bundle, tone, write_tone
 
 from emovox.apps.cli import main
 from emovox.inference.bundle import BundleError
@@ -170,3 +170,29 @@ def test_the_tutorial_model_exports_with_its_fixed_length(tmp_path: Path) -> Non
         assert np.allclose(
             list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4
         )
+
+
+def test_the_bundled_model_runs_on_onnx_without_writing_into_the_package(
+    tmp_path: Path, monkeypatch, numpy_clip_path: Path
+) -> None:
+    import emovox.features.cache as cache_mod
+    from emovox.pretrained import DEFAULT_MODEL_DIR
+
+    monkeypatch.setattr(cache_mod, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    before = sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir())
+    rec = Recognizer.load(backend="onnx")
+    assert rec.backend == "onnx"
+    assert sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir()) == before
+    (exported,) = (tmp_path / "cache" / "onnx").iterdir()
+    torch_rec = Recognizer.load()
+    a, b = rec.predict(numpy_clip_path), torch_rec.predict(numpy_clip_path)
+    for c in rec.labels:
+        assert a.probabilities[c] == pytest.approx(b.probabilities[c], abs=1e-4)
+    stamp = exported.stat().st_mtime_ns
+    Recognizer.load(backend="onnx")  # the second time reuses the export
+    assert exported.stat().st_mtime_ns == stamp
+
+
+@pytest.fixture()
+def numpy_clip_path(tmp_path: Path) -> Path:
+    return write_tone(tmp_path / "clip.wav", seconds=3.0)

@@ -17,6 +17,7 @@ onnxruntime, onnx and onnxscript are the optional extra ``emovox[onnx]`` (part o
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 
 from emovox.inference.bundle import Bundle, BundleError, load_bundle
+
+_log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 """Where :func:`export_onnx` writes inside the bundle folder when no ``out`` is given."""
@@ -218,6 +221,39 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def onnx_file_for(model_dir: str | os.PathLike, onnx_path: str | os.PathLike | None) -> Path:
+    """The ONNX file of a bundle: ``onnx_path``, else ``<model_dir>/model.onnx``; for the
+    default model bundled with emovox (whose folder belongs to the installed package), an
+    export kept in the user's cache (``~/.cache/emovox/onnx``, or ``$EMOVOX_CACHE``), written
+    once on first use, so that nothing is written into the package.
+
+    Raises:
+        OnnxUnavailable: the bundled model's ONNX must be exported and onnx is missing.
+    """
+    if onnx_path is not None:
+        return Path(onnx_path)
+    own = Path(model_dir) / ONNX_FILE
+    if own.is_file() or not _is_packaged(Path(model_dir)):
+        return own
+    import hashlib
+
+    from emovox.features.cache import DEFAULT_CACHE_DIR
+
+    digest = hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+    cached = DEFAULT_CACHE_DIR / "onnx" / f"{Path(model_dir).name}-{digest[:16]}.onnx"
+    if not cached.is_file():
+        _log.info("exporting the bundled model to ONNX once: %s", cached)
+        export_onnx(model_dir, cached)
+    return cached
+
+
+def _is_packaged(model_dir: Path) -> bool:
+    import emovox
+
+    package = Path(emovox.__file__).resolve().parent
+    return package in model_dir.resolve().parents
+
+
 class OnnxModel:
     """An exported model run by onnxruntime: feature arrays in, probabilities out.
 
@@ -235,7 +271,8 @@ class OnnxModel:
         self.path = Path(path)
         if not self.path.is_file():
             where = (
-                f" (export it with `emovox export {bundle.path} --format onnx`)"
+                f" (write it with `emovox export {bundle.path} --out {self.path}`, or give "
+                "the file of an earlier export with --onnx FILE)"
                 if (bundle is not None and bundle.path is not None)
                 else ""
             )

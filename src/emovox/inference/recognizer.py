@@ -111,6 +111,7 @@ class Recognizer:
             backend: ``"torch"``, or ``"onnx"`` to run the model with onnxruntime (features are
                 computed as with torch). The ONNX file is ``onnx_path``, by default
                 ``<path>/model.onnx`` (written by ``emovox export``); it must fit the bundle.
+                The bundled default model's is exported once into the user's cache.
 
         Raises:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
@@ -125,10 +126,9 @@ class Recognizer:
         bundle = load_bundle(path, device=device)
         onnx_model = None
         if backend == "onnx":
-            from emovox.inference.onnx_backend import ONNX_FILE, OnnxModel
+            from emovox.inference.onnx_backend import OnnxModel, onnx_file_for
 
-            file = Path(onnx_path) if onnx_path is not None else Path(path) / ONNX_FILE
-            onnx_model = OnnxModel(file, bundle=bundle)
+            onnx_model = OnnxModel(onnx_file_for(path, onnx_path), bundle=bundle)
         return cls(bundle, labels=labels, onnx_model=onnx_model)
 
     @property
