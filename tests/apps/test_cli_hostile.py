@@ -251,3 +251,36 @@ def test_the_table_follows_the_terminal_and_lists_errors_apart(
     assert f"files in {deep}" in result.stdout.replace("\n", "")
     error_lines = [line for line in lines if line.startswith("broken.wav:")]
     assert len(error_lines) == 1 and "not" in error_lines[0]
+
+
+# -- one vocabulary --------------------------------------------------------------------------
+
+
+def test_one_vocabulary_across_commands() -> None:
+    """``--model`` is what a command uses or trains, ``-o/--out`` what it writes; the older
+    spellings (``--output``, a positional model folder for export) keep working."""
+    import click
+
+    commands = main.commands
+    for name in ("predict", "live", "serve", "export"):
+        opts = {o for p in commands[name].params for o in getattr(p, "opts", [])}
+        assert "--model" in opts, name
+    for name in ("train", "evaluate"):
+        opts = {o for p in commands[name].params for o in p.opts}
+        assert {"--arch", "--model", "-o", "--out"} <= opts, name
+    for name in ("predict", "export", "plot", "demo"):
+        opts = {o for p in commands[name].params for o in p.opts}
+        assert {"-o", "--out"} <= opts, name
+    assert "--output" in {o for p in commands["predict"].params for o in p.opts}
+    ctx = click.Context(commands["predict"])
+    assert "--out" in commands["predict"].get_help(ctx)
+
+
+def test_export_takes_the_model_as_option_or_argument(model: SimpleNamespace, tmp_path) -> None:
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "m.onnx"
+    result = invoke("export", "--model", model.path, "-o", out)
+    assert result.exit_code == 0 and out.is_file(), result.output
+    assert "exporting" in result.output
+    result = invoke("export", model.path, "--model", model.path, "-o", out)
+    assert result.exit_code == 2 and "once" in result.output

@@ -324,6 +324,15 @@ def create_app(
     app.state.limits = dataclasses.asdict(limits)
     app.state.tmp_dir = tmp
 
+    _add_routes(app, service)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    _add_guards(app, limits, allow_origins)
+    return app
+
+
+def _add_guards(app: FastAPI, limits: ServerLimits, allow_origins) -> None:
+    """The 500 handler, the body limit, CORS for ``allow_origins`` and the same-origin guard."""
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         # the detail goes to the log under an id, never to the client
@@ -337,8 +346,6 @@ def create_app(
             headers={"x-request-id": request_id},
         )
 
-    _add_routes(app, service)
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
     if allow_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -347,7 +354,6 @@ def create_app(
             CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST"]
         )
     app.add_middleware(SameOrigin, allowed=tuple(allow_origins))
-    return app
 
 
 class SameOrigin:

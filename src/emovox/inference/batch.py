@@ -295,7 +295,6 @@ def score_files(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from emovox.audio import AudioError
     from emovox.progress import progress_bar
 
     out = Path(output)
@@ -309,15 +308,7 @@ def score_files(
     workers = max(1, int(workers))
     ahead = max(batch_size, 1) + 2 * workers
 
-    def read(path: str):
-        try:
-            if recognizer.is_long(path):
-                return LongRecording(path)
-            return recognizer.feature.load(path)
-        except AudioError as exc:
-            return exc
-        except Exception as exc:  # a decoder's unexpected failure must not stop the run
-            return AudioError(path, f"could not be read ({type(exc).__name__}: {exc})")
+    read = _reader(recognizer)
 
     with (
         open(out, "w" if fresh else "a", encoding="utf-8", newline="") as stream,
@@ -347,6 +338,24 @@ def score_files(
                 bar.advance(len(preds))
                 batch = []
     return summary
+
+
+def _reader(recognizer):
+    """What the decoding threads of :func:`score_files` run: a file's waveform, a
+    :class:`LongRecording` for a long one, or the error (never raised)."""
+    from emovox.audio import AudioError
+
+    def read(path: str):
+        try:
+            if recognizer.is_long(path):
+                return LongRecording(path)
+            return recognizer.feature.load(path)
+        except AudioError as exc:
+            return exc
+        except Exception as exc:  # a decoder's unexpected failure must not stop the run
+            return AudioError(path, f"could not be read ({type(exc).__name__}: {exc})")
+
+    return read
 
 
 def _line_header(labels: Sequence[str]) -> str:

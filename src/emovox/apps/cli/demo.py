@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.option("--out", default="demo_out", show_default=True, type=click.Path())
+@click.option("-o", "--out", default="demo_out", show_default=True, type=click.Path())
 @click.option("--quiet", is_flag=True)
 def demo(out: str, quiet: bool) -> None:
     """Make a small synthetic corpus, train a model on it, evaluate it and predict with it."""

@@ -171,7 +171,12 @@ def training_options(fn):
             "or a list like angry,happy,neutral,sad (src=dst maps labels).",
         ),
         click.option(
-            "--model", "model_name", default="cnn", show_default=True, help="Registered model name."
+            "--arch",
+            "--model",
+            "model_name",
+            default="cnn",
+            show_default=True,
+            help="The architecture to train, a registered name (--model: the older spelling).",
         ),
         click.option("--epochs", type=int, help="Maximum epochs (model default otherwise)."),
         click.option("--batch-size", type=int),
@@ -219,7 +224,7 @@ def training_command(out_help: str, resume_help: str, train_help: str):
             "--train", "train_specs", multiple=True, metavar="CORPUS:PATH", help=train_help
         )(fn)
         fn = click.option("--resume", is_flag=True, help=resume_help)(fn)
-        fn = click.option("--out", required=True, type=click.Path(), help=out_help)(fn)
+        fn = click.option("-o", "--out", required=True, type=click.Path(), help=out_help)(fn)
         return click.command()(corpus_options(training_options(fn)))
 
     return wrap

@@ -37,7 +37,13 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
 @click.option("--onnx", "onnx_file", type=click.Path(), help="The ONNX file of --backend onnx.")
 @click.option("--manifest", "manifest_file", type=click.Path(), help="Score a manifest's files.")
 @click.option(
-    "--output", type=click.Path(), help="Write one line per file here (jsonl or csv) as it goes."
+    "-o",
+    "--out",
+    "--output",
+    "output",
+    type=click.Path(),
+    help="Write the predictions into this file (jsonl and csv: a line per file as it goes; "
+    "format from --format or the extension; --output: the older spelling).",
 )
 @click.option("--resume", is_flag=True, help="With --output: skip files already in it.")
 @click.option(
@@ -96,39 +102,14 @@ def predict(
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
     emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
     """
-    from emovox.inference.batch import expand_inputs, manifest_speakers, render_predictions
-    from emovox.inference.bundle import BundleError
-    from emovox.inference.recognizer import Prediction, Recognizer
+    from emovox.inference.recognizer import Prediction
 
     _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
-    if by_speaker and not manifest_file:
-        raise click.UsageError("--by-speaker needs --manifest FILE (its speaker column)")
-    if one_speaker and by_speaker:
-        raise click.UsageError("give --one-speaker or --by-speaker, not both")
-    if onnx_file:
-        backend = "onnx"
-    from emovox.inference.onnx_backend import OnnxUnavailable
-
-    files, missing = expand_inputs(inputs)
-    speakers: dict[str, str] = {}
-    if manifest_file:
-        try:
-            speakers = manifest_speakers(manifest_file)
-        except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        files += [f for f in speakers if f not in files]
+    if by_speaker and (not manifest_file or one_speaker):
+        raise click.UsageError("--by-speaker needs --manifest FILE, and not --one-speaker")
+    files, missing, speakers = _inputs(inputs, manifest_file)
     check_targets(files, output, plot_file, resume, overwrite)
-    if not files and not missing:
-        raise click.ClickException("no audio files given (the folders hold none)")
-    try:
-        rec = Recognizer.load(
-            model_dir or None,
-            labels=labels.split(",") if labels else None,
-            backend=backend,
-            onnx_path=onnx_file,
-        )
-    except (BundleError, ValueError, OnnxUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
+    rec = _load(model_dir, labels, "onnx" if onnx_file else backend, onnx_file)
     if segments:
         _predict_segments(rec, files, missing, fmt or "table", output, vad, max_segment, plot_file)
         return
@@ -140,15 +121,56 @@ def predict(
         raise click.UsageError("--resume adds lines to a jsonl or csv --output")
     preds = _predict_all(rec, files, batch_size, stats)
     preds += [Prediction(m, None, {}, missing_reason(m)) for m in missing]
+    _show(preds, rec.labels, output, fmt)
+
+
+def _inputs(inputs, manifest_file) -> tuple[list[str], list[str], dict[str, str]]:
+    """The audio files of the inputs and of ``--manifest`` (with its speakers), the inputs
+    that matched none."""
+    from emovox.inference.batch import expand_inputs, manifest_speakers
+
+    files, missing = expand_inputs(inputs)
+    speakers: dict[str, str] = {}
+    if manifest_file:
+        try:
+            speakers = manifest_speakers(manifest_file)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        files += [f for f in speakers if f not in files]
+    if not files and not missing:
+        raise click.ClickException("no audio files given (the folders hold none)")
+    return files, missing, speakers
+
+
+def _load(model_dir, labels, backend, onnx_file):
+    from emovox.inference.bundle import BundleError
+    from emovox.inference.onnx_backend import OnnxUnavailable
+    from emovox.inference.recognizer import Recognizer
+
+    try:
+        return Recognizer.load(
+            model_dir or None,
+            labels=labels.split(",") if labels else None,
+            backend=backend,
+            onnx_path=onnx_file,
+        )
+    except (BundleError, ValueError, OnnxUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _show(preds, labels, output, fmt) -> None:
+    """Print the predictions, or write them whole into ``output``; exit 1 when none worked."""
+    from emovox.inference.batch import render_predictions
+
     if output:
         from emovox._fs import atomic_write_text
 
         buf = io.StringIO()
-        render_predictions(preds, rec.labels, output_format_of(output, fmt), buf)
+        render_predictions(preds, labels, output_format_of(output, fmt), buf)
         atomic_write_text(output, buf.getvalue())
         click.echo(f"{len(preds)} prediction(s) written to {output}", err=True)
     else:
-        render_predictions(preds, rec.labels, fmt or "table")
+        render_predictions(preds, labels, fmt or "table")
     failed = sum(not p.ok for p in preds)
     if failed:
         click.echo(f"{failed} of {len(preds)} input(s) could not be read", err=True)
