@@ -256,3 +256,20 @@ def test_data_flows_one_way():
                     if target.startswith(forbidden)
                 ]
     assert wrong == []
+
+
+def test_prediction_imports_nothing_heavy() -> None:
+    """``emovox predict`` starts fast: the CLI and the prediction path import none of the slow
+    libraries (they load where used: training metrics, plots, the server, ONNX, librosa
+    features)."""
+    import subprocess
+    import sys
+
+    heavy = ["sklearn", "librosa", "matplotlib", "fastapi", "onnx", "onnxruntime", "scipy"]
+    code = (
+        "import sys, emovox.apps.cli, emovox.inference.recognizer, emovox.inference.batch; "
+        "from emovox.inference.recognizer import Recognizer; Recognizer.load(); "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from emovox.audio import SAMPLE_RATE, resample
 
@@ -122,6 +121,8 @@ def make_noise(n: int, kind: str, rng: np.random.Generator, sr: int = SAMPLE_RAT
         raise ValueError(f"unknown noise kind {kind!r}; choose from {', '.join(NOISE_KINDS)}")
     if kind == "white":
         return rng.standard_normal(n)
+    import scipy.fft  # slow to import: only where needed
+
     m = scipy.fft.next_fast_len(max(n, 1), real=True)
     spec = scipy.fft.rfft(rng.standard_normal(m))
     spec *= speech_spectrum(scipy.fft.rfftfreq(m, 1.0 / sr))

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 
 def unweighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> float:
     """Mean recall over the classes present in ``y_true`` (balanced accuracy)."""
+    from sklearn.metrics import confusion_matrix  # slow to import: only where used
+
     cm = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
     support = cm.sum(axis=1)
     present = support > 0
@@ -29,6 +30,8 @@ def classification_metrics(
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
     labels = list(range(len(classes)))
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     present = [i for i in labels if (y_true == i).any()]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)

@@ -477,3 +477,20 @@ def test_relative_floor_makes_quiet_audio_gain_invariant() -> None:
     # the librosa-compatible default floor (-100 dB) is what breaks invariance on such audio
     default = LogMel()
     assert np.abs(default.extract(audio * 0.01) - default.extract(audio)).max() > 0.05
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels", "fmin", "fmax"),
+    [
+        (16000, 512, 64, 0.0, None),
+        (16000, 400, 40, 20.0, 7600.0),
+        (44100, 2048, 128, 0.0, None),
+        (8000, 256, 23, 50.0, 3800.0),
+    ],
+)
+def test_mel_filterbank_is_librosas_without_importing_it(sr, n_fft, n_mels, fmin, fmax) -> None:
+    from emovox.features.spectral import _mel_filters_np
+
+    ours = _mel_filters_np(sr, n_fft, n_mels, fmin, fmax)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-7)

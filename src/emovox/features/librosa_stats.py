@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import librosa
 import numpy as np
 
 from emovox.features.utterance import UtteranceFeature
@@ -43,6 +42,8 @@ class LibrosaStats(UtteranceFeature):
 
     def vector(self, audio: np.ndarray) -> np.ndarray:
         """The concatenated time means of MFCC, chroma and mel power of one waveform."""
+        import librosa  # slow to import: only for this feature
+
         sr, n_fft, hop = self.sample_rate, self.n_fft, self.hop_length
         mfcc = librosa.feature.mfcc(y=audio, sr=sr, n_mfcc=self.n_mfcc, n_fft=n_fft, hop_length=hop)
         magnitude = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=hop))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import torch
 
@@ -21,11 +20,53 @@ DELTA_WIDTH = 9
 """Frames used by the delta regression (librosa's default)."""
 
 
+SLANEY_LINEAR_HZ = 200.0 / 3
+"""Width in Hz of one mel on the linear part of Slaney's scale (below 1 kHz)."""
+SLANEY_BREAK_HZ = 1000.0
+"""Where Slaney's mel scale turns from linear to logarithmic."""
+SLANEY_LOG_STEP = math.log(6.4) / 27.0
+"""Natural-log step per mel on the logarithmic part of Slaney's scale."""
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (the Auditory Toolbox's, librosa's default): linear to 1 kHz, then
+    logarithmic."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / SLANEY_LINEAR_HZ
+    above = SLANEY_BREAK_HZ / SLANEY_LINEAR_HZ + np.log(np.maximum(hz, 1e-12) / SLANEY_BREAK_HZ) / (
+        SLANEY_LOG_STEP
+    )
+    return np.where(hz >= SLANEY_BREAK_HZ, above, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    brk = SLANEY_BREAK_HZ / SLANEY_LINEAR_HZ
+    return np.where(
+        mel >= brk,
+        SLANEY_BREAK_HZ * np.exp(SLANEY_LOG_STEP * (mel - brk)),
+        SLANEY_LINEAR_HZ * mel,
+    )
+
+
 @lru_cache(maxsize=16)
 def _mel_filters_np(
     sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
 ) -> np.ndarray:
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    """Triangular filters on ``n_mels + 2`` points equally spaced in mel between ``fmin`` and
+    ``fmax``, each scaled to unit area (``2 / width in Hz``), over the FFT bin frequencies;
+    the same matrix as ``librosa.filters.mel`` (slaney scale and norm), without importing it."""
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    bins = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bins[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 def mel_filters(

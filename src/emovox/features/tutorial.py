@@ -11,7 +11,6 @@ import dataclasses
 import os
 from typing import ClassVar
 
-import librosa
 import numpy as np
 import torch
 
@@ -49,6 +48,8 @@ class TutorialMFCC(Feature):
 
     def summary(self, audio: np.ndarray) -> np.ndarray:
         """The 216 per-frame means of the 13 MFCC of one waveform."""
+        import librosa  # slow to import: only for this feature
+
         audio = np.asarray(audio, dtype=np.float32)[: int(self.duration * self.sample_rate)]
         mfcc = librosa.feature.mfcc(
             y=audio, sr=self.sample_rate, n_mfcc=self.n_mfcc, hop_length=self.hop_length
