@@ -19,9 +19,7 @@ def sine() -> np.ndarray:
     """One second of a 220 Hz sine with a little noise at 16 kHz."""
     rng = np.random.default_rng(0)
     t = np.arange(SR) / SR
-    return (0.5 * np.sin(2 * np.pi * 220.0 * t) + 0.02 * rng.standard_normal(SR)).astype(
-        np.float32
-    )
+    return (0.5 * np.sin(2 * np.pi * 220.0 * t) + 0.02 * rng.standard_normal(SR)).astype(np.float32)
 
 
 def assert_png(path: Path, min_width: int = 300, min_height: int = 150) -> np.ndarray:
@@ -96,8 +94,14 @@ def test_confusion_twelve_classes(tmp_path: Path) -> None:
 
 def test_training_curves(tmp_path: Path) -> None:
     history = [
-        {"epoch": e, "train_loss": 2.0 / e, "val_loss": 1.8 / e + 0.05 * e,
-         "val_ua": 30.0 + 5 * e - 0.6 * e * e, "lr": 1e-3, "seconds": 3.0}
+        {
+            "epoch": e,
+            "train_loss": 2.0 / e,
+            "val_loss": 1.8 / e + 0.05 * e,
+            "val_ua": 30.0 + 5 * e - 0.6 * e * e,
+            "lr": 1e-3,
+            "seconds": 3.0,
+        }
         for e in range(1, 9)
     ]
     assert_png(plots.plot_training_curves(history, tmp_path / "curves.png", title="run"))
@@ -113,12 +117,14 @@ def _segments(n: int, hop: float, window: float) -> list[dict]:
     segments = []
     for i in range(n):
         p = rng.dirichlet(np.ones(len(LABELS)))
-        segments.append({
-            "start": i * hop,
-            "end": i * hop + window,
-            "label": LABELS[int(np.argmax(p))],
-            "probabilities": dict(zip(LABELS, p.tolist(), strict=True)),
-        })
+        segments.append(
+            {
+                "start": i * hop,
+                "end": i * hop + window,
+                "label": LABELS[int(np.argmax(p))],
+                "probabilities": dict(zip(LABELS, p.tolist(), strict=True)),
+            }
+        )
     return segments
 
 
@@ -188,3 +194,46 @@ def test_timeline_bad_input_raises(tmp_path: Path) -> None:
         bad = [{"start": 2, "end": 1, "label": "sad", "probabilities": {}}]
         plots.plot_timeline(bad, LABELS, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def _capture(monkeypatch) -> list:
+    figures = []
+    original = plots._save
+
+    def keep(fig, out):
+        figures.append(fig)
+        return original(fig, out)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_mfcc_image_shows_every_coefficient(tmp_path: Path, sine: np.ndarray, monkeypatch) -> None:
+    figures = _capture(monkeypatch)
+    rng = np.random.default_rng(0)
+    noisy = sine + 0.05 * rng.standard_normal(sine.size).astype(np.float32)
+    plots.plot_mfcc(noisy, SR, tmp_path / "mfcc.png", n_mfcc=20)
+    image = figures[0].axes[0].images[0].get_array()
+    # each coefficient standardised over time: c0 no longer dwarfs the others
+    np.testing.assert_allclose(image.mean(axis=1), 0.0, atol=1e-4)
+    np.testing.assert_allclose(image.std(axis=1), 1.0, atol=1e-3)
+
+
+def test_timeline_runs_to_the_end_and_names_the_predictions(tmp_path: Path, monkeypatch) -> None:
+    figures = _capture(monkeypatch)
+    segments = _segments(6, 2.5, 2.0)  # speech ends at 14.5 s
+    plots.plot_timeline(segments, LABELS, tmp_path / "tl.png", duration=20.0)
+    strip, prob = figures[0].axes[:2]
+    assert prob.get_xlim() == (0.0, 20.0)
+    texts = [t.get_text() for t in strip.texts]
+    assert texts == [s["label"] for s in segments]
+
+
+def test_plots_use_the_colours_of_the_web_page() -> None:
+    from matplotlib.colors import to_hex
+
+    from emovox.colours import label_colours
+
+    labels = ["neutral", "happy", "sad", "angry", "fearful", "mystery"]
+    assert {k: to_hex(v) for k, v in plots._label_colours(labels).items()} == label_colours(labels)
+    assert label_colours(["fearful"])["fearful"] == label_colours(labels)["fearful"]

@@ -132,16 +132,10 @@ def _time_label(duration: float) -> str:
 
 
 def _label_colours(labels: Sequence[str]) -> dict[str, Any]:
-    """A fixed colour per label, by its position in ``labels``."""
-    n = len(labels)
-    if n <= 10:
-        cmap = plt.get_cmap("tab10")
-        return {label: cmap(i) for i, label in enumerate(labels)}
-    if n <= 20:
-        cmap = plt.get_cmap("tab20")
-        return {label: cmap(i) for i, label in enumerate(labels)}
-    cmap = plt.get_cmap("hsv")
-    return {label: cmap(i / n) for i, label in enumerate(labels)}
+    """The colour of each label, the same as on the web page (:mod:`emovox.colours`)."""
+    from emovox.colours import label_colours
+
+    return dict(label_colours(labels))
 
 
 def _float_or_nan(value: Any) -> float:
@@ -253,6 +247,10 @@ def _hz(freq: float) -> str:
     return f"{freq / 1000:g}k" if freq >= 1000 else f"{freq:.0f}"
 
 
+MFCC_RANGE = 3.0
+"""Colour range of the MFCC image, in standard deviations of each coefficient."""
+
+
 def plot_mfcc(
     audio: np.ndarray, sr: int, out: str | os.PathLike, n_mfcc: int = 40, title: str = ""
 ) -> Path:
@@ -281,10 +279,10 @@ def plot_mfcc(
         mfcc = mfcc_from_log_mel(clip_top_db(log_mel, TOP_DB), int(n_mfcc))[0].numpy()
     n_frames = mfcc.shape[1]
     duration = y.size / sr
-    limit = float(np.max(np.abs(mfcc[1:]))) if mfcc.shape[0] > 1 else float(np.abs(mfcc).max())
-    limit = limit or 1.0
+    # every coefficient standardised over time: c0 (overall energy) no longer dwarfs the others
+    mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-8)
+    limit = MFCC_RANGE
     fig, ax = plt.subplots(figsize=(10, 4))
-    # c0 (overall energy) dwarfs the others; a symmetric range set by c1.. keeps them visible.
     image = ax.imshow(
         mfcc, origin="lower", aspect="auto", cmap="coolwarm", vmin=-limit, vmax=limit,
         extent=(0.0, n_frames * hop / sr, -0.5, mfcc.shape[0] - 0.5), interpolation="nearest",
@@ -294,7 +292,7 @@ def plot_mfcc(
     ax.set_xlim(0.0, max(duration, hop / sr))
     _format_time_axis(ax, duration)
     colorbar = fig.colorbar(image, ax=ax, pad=0.01)
-    colorbar.set_label("coefficient value")
+    colorbar.set_label("standardised value (each coefficient over time)")
     ax.set_title(title or f"MFCC ({mfcc.shape[0]} coefficients, {sr} Hz)")
     fig.tight_layout()
     return _save(fig, out)
@@ -480,6 +478,7 @@ def plot_timeline(
     labels: Sequence[str],
     out: str | os.PathLike,
     title: str = "",
+    duration: float | None = None,
 ) -> Path:
     """Plot per-segment class probabilities over a long recording, plus the predicted label.
 
@@ -495,6 +494,8 @@ def plot_timeline(
         labels: every class name, in display order.
         out: PNG path to write.
         title: optional figure title.
+        duration: the recording's length in seconds: the time axis runs from 0 to it (by
+            default, to the end of the last segment).
 
     Returns:
         The path written.
@@ -506,12 +507,12 @@ def plot_timeline(
     labels = [str(label) for label in labels]
     lo, hi, prob, pred = _timeline_rows(segments, labels)
     colours = _label_colours(labels)
-    t0, t1 = float(lo.min()), float(hi.max())
+    t0, t1 = 0.0, max(float(hi.max()), float(duration or 0.0))
     fig, (ax_strip, ax_prob) = plt.subplots(
         2, 1, figsize=(12, 4.5), sharex=True,
         gridspec_kw={"height_ratios": [1, 6], "hspace": 0.06},
     )
-    _draw_predicted_strip(ax_strip, lo, hi, pred, labels, colours)
+    _draw_predicted_strip(ax_strip, lo, hi, pred, labels, colours, t1 - t0)
     _draw_stacked_probabilities(ax_prob, lo, hi, prob, labels, colours)
     ax_prob.set_xlim(t0, t1)
     _format_time_axis(ax_prob, t1 - t0)
@@ -580,9 +581,20 @@ def _timeline_rows(segments, labels: list[str]):
     return lo, hi, prob, pred
 
 
-def _draw_predicted_strip(ax, lo, hi, pred, labels, colours) -> None:
-    """The strip colouring each segment by its predicted label."""
+STRIP_TEXT_FRACTION = 0.04
+"""A segment of the predicted strip at least this share of the time axis gets its label
+written on it."""
+
+
+def _draw_predicted_strip(ax, lo, hi, pred, labels, colours, span: float) -> None:
+    """The strip colouring each segment by its predicted label, named where there is room."""
     widths = np.maximum(hi - lo, 0.0)
+    for start, width, label in zip(lo, widths, pred, strict=True):
+        if span > 0 and width >= STRIP_TEXT_FRACTION * span:
+            ax.text(
+                start + width / 2, 0.5, label, ha="center", va="center", fontsize=8,
+                color="white", clip_on=True,
+            )
     for label in labels:
         mask = np.array([p == label for p in pred])
         if mask.any():

@@ -50,8 +50,18 @@ def server_url(trained_bundle: Path):
     require_chromium()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emovox", "serve", "--model", str(trained_bundle),
-         "--port", str(port), "--vad", "energy"],  # the test's voices are synthetic
+        [
+            sys.executable,
+            "-m",
+            "emovox",
+            "serve",
+            "--model",
+            str(trained_bundle),
+            "--port",
+            str(port),
+            "--vad",
+            "energy",
+        ],  # the test's voices are synthetic
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -90,10 +100,18 @@ def make_driver(tmp_path: Path, fake_audio: Path | None = None):
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--window-size=1000,900", f"--user-data-dir={tmp_path / 'profile'}",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1000,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
         "--autoplay-policy=no-user-gesture-required",
     ):
         opts.add_argument(arg)
@@ -175,7 +193,19 @@ def test_drop_a_long_file_shows_the_timeline(server_url, tmp_path):
         assert label.lower() in LABELS
         assert "long.wav" in driver.find_element(By.ID, "status").text
         assert driver.find_element(By.ID, "timeline-card").is_displayed()
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline .seg")) == 7
+        segs = driver.find_elements(By.CSS_SELECTOR, "#timeline .seg")
+        assert len(segs) == 7
+        ticks = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#timeline-ticks .tick")]
+        assert ticks[0] == "0 s" and len(ticks) >= 4, ticks  # the page's timeline has time ticks
+        from emovox.colours import label_colours
+
+        colours = label_colours(LABELS)  # the same colours as the PNG timeline
+        for seg in segs:
+            label = seg.get_attribute("title").rsplit(": ", 1)[1]
+            rgb = seg.value_of_css_property("background-color")
+            hexed = colours[label].lstrip("#")
+            want = tuple(int(hexed[i : i + 2], 16) for i in (0, 2, 4))
+            assert tuple(int(v) for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3]) == want
         assert len(driver.find_elements(By.CSS_SELECTOR, "#bars .row")) == 4
         driver.save_screenshot(str(screenshot_dir(tmp_path) / "drop.png"))
     finally:

@@ -86,7 +86,9 @@ def _bundled_model_on_clip(out: Path, console: Console) -> dict:
     rec = Recognizer.load()
     segments = rec.predict_segments(clip.path, vad="auto")
     render_segments({str(clip.path): segments}, {}, rec.labels, "table")
-    timeline = plot_timeline(segments, rec.labels, out / "timeline.png", title=clip.path.name)
+    timeline = plot_timeline(
+        segments, rec.labels, out / "timeline.png", title=clip.path.name, duration=clip.duration
+    )
     console.print(
         f"{len(segments)} segment(s), timeline in {timeline}. The bundled model learnt from "
         "acted human speech (RAVDESS); synthetic voices are new to it, so this shows the "

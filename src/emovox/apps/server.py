@@ -35,6 +35,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from emovox.audio import MIN_DURATION, AudioError, load_audio
+from emovox.colours import label_colours
 from emovox.inference.recognizer import (
     LONG_RECORDING_SECONDS,
     Recognizer,
@@ -184,6 +185,7 @@ class _Service:
                 "duration": round(duration, 3),
                 "label": pred.label,
                 "labels": r.labels,
+                "colours": label_colours(r.labels),
                 "probabilities": pred.probabilities,
                 "basis": pred.basis,
                 "segments": segs if want else None,

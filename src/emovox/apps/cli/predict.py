@@ -316,12 +316,13 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
 
         drawn = [(p, segs) for p, segs in results.items() if segs]
         if len(drawn) == 1:
-            plot_timeline(drawn[0][1], rec.labels, plot_file, title=Path(drawn[0][0]).name)
+            p, segs = drawn[0]
+            plot_timeline(segs, rec.labels, plot_file, title=Path(p).name, duration=_length(p))
             click.echo(f"wrote {plot_file}", err=True)
         elif drawn:
             for p, segs in drawn:
                 target = Path(plot_file).with_name(f"{Path(plot_file).stem}_{Path(p).stem}.png")
-                plot_timeline(segs, rec.labels, target, title=Path(p).name)
+                plot_timeline(segs, rec.labels, target, title=Path(p).name, duration=_length(p))
                 click.echo(f"wrote {target}", err=True)
         else:
             click.echo("no speech segments: no timeline drawn", err=True)
@@ -329,6 +330,17 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
         click.echo(f"{path}: {reason}", err=True)
     if errors and not results:
         sys.exit(1)
+
+
+
+def _length(path: str) -> float | None:
+    """A file's duration in seconds (``None`` when its header cannot tell)."""
+    from emovox.audio import AudioError, audio_info
+
+    try:
+        return audio_info(path).duration
+    except AudioError:
+        return None
 
 
 COMMAND = predict

@@ -4,8 +4,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const COLOURS = ["#3358d4", "#e0892b", "#2f9e62", "#c62828", "#8e44ad", "#16a2b8",
-  "#b8860b", "#d63384", "#5c6b7a", "#6f42c1"];
+// the server sends each label's colour (emovox.colours, the same as the PNG timeline); these
+// are only for a server too old to send them
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#bcbd22"];
 let labelsOrder = [];
 
 function setStatus(text, error = false) {
@@ -141,7 +142,8 @@ function showTimeline(r) {
   const tl = $("timeline");
   tl.replaceChildren();
   const total = Math.max(r.duration, segs[segs.length - 1].end);
-  const colour = (c) => COLOURS[Math.max(0, r.labels.indexOf(c)) % COLOURS.length];
+  const colour = (c) => (r.colours && r.colours[c]) ||
+    COLOURS[Math.max(0, r.labels.indexOf(c)) % COLOURS.length];
   for (const s of segs) {
     const d = document.createElement("div");
     d.className = "seg";
@@ -150,6 +152,16 @@ function showTimeline(r) {
     d.style.background = colour(s.label);
     d.title = s.start.toFixed(1) + "–" + s.end.toFixed(1) + " s: " + s.label;
     tl.appendChild(d);
+  }
+  const ticks = $("timeline-ticks");
+  ticks.replaceChildren();
+  const step = tickStep(total);
+  for (let t = 0; t <= total + 1e-9; t += step) {
+    const tick = document.createElement("span");
+    tick.className = "tick";
+    tick.style.left = (100 * t / total) + "%";
+    tick.textContent = formatTime(t, total);
+    ticks.appendChild(tick);
   }
   const legend = $("legend");
   legend.replaceChildren();
@@ -163,6 +175,18 @@ function showTimeline(r) {
     item.append(swatch, c);
     legend.appendChild(item);
   }
+}
+
+// A round step between time ticks: about eight ticks over the recording.
+function tickStep(total) {
+  const steps = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+  return steps.find((s) => total / s <= 8) || 7200;
+}
+
+function formatTime(t, total) {
+  if (total < 60) return t.toFixed(t % 1 ? 1 : 0) + " s";
+  const m = Math.floor(t / 60), s = Math.round(t % 60);
+  return m + ":" + String(s).padStart(2, "0");
 }
 
 // -- file drop --------------------------------------------------------------------------------
