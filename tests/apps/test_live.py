@@ -71,7 +71,9 @@ def test_one_prediction_per_utterance_with_latency_and_saved_audio(rec, tmp_path
         saved = Path(u["saved"])
         assert sf.info(str(saved)).duration == pytest.approx(u["end"] - u["start"], abs=0.01)
     assert [p.name for p in sorted((tmp_path / "saved").iterdir())] == [
-        "utterance_001.wav", "utterance_002.wav", "utterance_003.wav"
+        "utterance_001.wav",
+        "utterance_002.wav",
+        "utterance_003.wav",
     ]
     assert out["latency"]["count"] == 3
     assert out["latency"]["max_ms"] >= out["latency"]["median_ms"] > 0
@@ -251,9 +253,21 @@ def test_cli_live_with_input_file(trained_bundle, tmp_path):
     wav = utterances_wav(tmp_path / "u.wav")
     res = CliRunner().invoke(
         main,
-        ["live", "--model", str(trained_bundle), "--input", str(wav), "--speed", "0",
-         "--vad", "energy", "--save", str(tmp_path / "saved"),
-         "--json", str(tmp_path / "live.json")],
+        [
+            "live",
+            "--model",
+            str(trained_bundle),
+            "--input",
+            str(wav),
+            "--speed",
+            "0",
+            "--vad",
+            "energy",
+            "--save",
+            str(tmp_path / "saved"),
+            "--json",
+            str(tmp_path / "live.json"),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "utterance 3" in res.output
@@ -280,3 +294,47 @@ def test_cli_live_errors(trained_bundle, tmp_path):
         main, ["live", "--model", str(trained_bundle), "--input", str(tmp_path / "missing.wav")]
     )
     assert res.exit_code == 1 and "missing.wav: no such file" in res.output
+
+
+def test_printed_latencies_are_the_summarys(tmp_path):
+    """Issue 15: each utterance's printed latency is the one in the JSON and the summary; a
+    revision prints none (the summary counts an utterance's first prediction)."""
+    import io
+    import re
+    import time
+
+    from rich.console import Console
+
+    from emovox.apps.live import LiveDisplay
+
+    def result(index: int, revised: bool = False) -> LiveResult:
+        time.sleep(0.002 * index)
+        return LiveResult(
+            index=index, final=True, start=float(index), end=index + 0.5, label="happy",
+            probabilities={"happy": 0.9, "sad": 0.1}, decided_at=time.perf_counter() - 0.01 * index,
+            revised=revised,
+        )  # fmt: skip
+
+    class Scripted:
+        utterance_seconds = 0.0
+
+        def __init__(self) -> None:
+            self.utterances: dict[int, LiveResult] = {}
+
+        def feed(self, block, arrived):
+            out = [result(int(block[0]), revised=int(block[0]) in self.utterances)]
+            self.utterances.update({r.index: r for r in out})
+            return out
+
+        def close(self):
+            return []
+
+    buf = io.StringIO()
+    display = LiveDisplay(["happy", "sad"], console=Console(file=buf, width=120))
+    blocks = [(np.array([i], dtype=np.float32), 0.0) for i in (1, 2, 2, 3)]
+    out = run_live(Scripted(), blocks, display)
+    printed = [int(m) for m in re.findall(r"latency (\d+) ms", buf.getvalue())]
+    per_utterance = [u["latency_ms"] for u in out["utterances"]]
+    assert len(printed) == 3 and "(revised)" in buf.getvalue()
+    assert printed == [round(x) for x in per_utterance]
+    assert out["latency"]["max_ms"] == max(per_utterance)

@@ -462,8 +462,13 @@ def run_live(
     def handle(batch: list[LiveResult]) -> None:
         for res in batch:
             if res.final:
-                res.latency_ms = (time.perf_counter() - res.decided_at) * 1000
-                first_latency.setdefault(res.index, res.latency_ms)
+                # one latency per utterance, its first prediction's: the one printed with it,
+                # in the JSON and in the summary (a revision prints none)
+                if res.index in first_latency:
+                    res.latency_ms = None
+                else:
+                    res.latency_ms = (time.perf_counter() - res.decided_at) * 1000
+                    first_latency[res.index] = res.latency_ms
             if display is not None:
                 display.show(res)
 
