@@ -2,12 +2,20 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := espeak-ng sox libsndfile1 libportaudio2 chromium chromium-driver
+# what emovox uses (voices, audio I/O, the microphone); the browser only for the web-page tests
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 libportaudio2
+TEST_PACKAGES := chromium chromium-driver
 
-.PHONY: setup system-deps demo test lint
+.PHONY: setup system-deps test-deps demo test lint
 
 system-deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-debian PACKAGES="$(DEBIAN_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-debian PACKAGES="$(DEBIAN_PACKAGES) $(TEST_PACKAGES)"
+
+install-debian:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian packages: $$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -24,5 +32,5 @@ demo: setup
 lint:
 	$(PY) -m ruff check src tests benchmarks
 
-test: setup lint
+test: test-deps setup lint
 	$(PY) -m pytest -q

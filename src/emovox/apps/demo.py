@@ -25,6 +25,8 @@ from emovox.train.pipeline import train
 from emovox.train.recipe import Recipe
 
 DEMO_EMOTIONS = ("neutral", "happy", "sad", "angry")
+DEMO_PATIENCE = 10
+"""Epochs without a better validation UA after which the demo's training stops."""
 
 
 def run_demo(out: Path, progress: bool = True, epochs: int = 60, n_speakers: int = 8) -> dict:
@@ -48,7 +50,8 @@ def run_demo(out: Path, progress: bool = True, epochs: int = 60, n_speakers: int
     train_set = manifest.filter(lambda u: u.speaker != held_out)
     test_set = manifest.filter(lambda u: u.speaker == held_out)
     console.rule(f"2. train cnn on {len(train_set.speakers)} speakers")
-    config = TrainConfig.for_model(model_class("cnn"), epochs=epochs, patience=epochs)
+    # early stopping on validation speakers held out of the training speakers
+    config = TrainConfig.for_model(model_class("cnn"), epochs=epochs, patience=DEMO_PATIENCE)
     model_dir = train(
         train_set,
         resolve_labels(",".join(DEMO_EMOTIONS)),
