@@ -284,3 +284,17 @@ def test_export_takes_the_model_as_option_or_argument(model: SimpleNamespace, tm
     assert "exporting" in result.output
     result = invoke("export", model.path, "--model", model.path, "-o", out)
     assert result.exit_code == 2 and "once" in result.output
+
+
+def test_evaluate_resume_refuses_a_folder_of_another_run(
+    model: SimpleNamespace, tmp_path: Path
+) -> None:
+    out = tmp_path / "ev"
+    data = ["--data", model.corpus, "--labels", LABELS, "--protocol", "speakers-kfold:2"]
+    first = tiny_cli("evaluate", data, out, "--folds", "1", epochs=1)
+    assert invoke(*first).exit_code == 0
+    fewer = [*data[:3], ",".join(SYNTH_EMOTIONS[:3]), *data[4:]]
+    result = invoke(*tiny_cli("evaluate", fewer, out, "--folds", "1", "--resume", epochs=1))
+    assert result.exit_code != 0 and "labels" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert invoke(*first, "--resume").exit_code == 0  # the same run resumes

@@ -43,8 +43,9 @@ from emovox.evaluate.results import (
 from emovox.features import FeatureCache
 from emovox.metrics import classification_metrics
 from emovox.progress import console
+from emovox.train.checkpoint import check_resumable
 from emovox.train.dataset import Dataset, load_dataset, variant_options
-from emovox.train.pipeline import fit, predict_subset
+from emovox.train.pipeline import fit, predict_subset, run_identity
 from emovox.train.recipe import Recipe, as_recipe
 
 __all__ = ["evaluate", "evaluate_cross_corpus", "machine_info", "run"]
@@ -61,11 +62,14 @@ def run(
     scorer: ConditionScorer | None = None,
 ) -> tuple[list[FoldResult], list[dict]]:
     """Run every fold of ``plan``; write each fold's ``metrics.json`` and ``predictions.csv``
-    into ``out/fold_N`` as it finishes (reused with ``resume``).
+    into ``out/fold_N`` as it finishes (reused with ``resume``, which refuses a folder started
+    with another recipe, feature, labels, data or protocol: ``out/run.json``).
 
     Returns:
         The fold results and the test predictions of every fold (rows of ``predictions.csv``).
     """
+    identity = {**run_identity(recipe, data), "protocol": plan.protocol}
+    check_resumable(out, identity, resume)
     results, preds = [], []
     for fold in plan.folds:
         fold_dir = out / f"fold_{fold.index}"

@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
+from emovox._fs import atomic_write_text
+
+RUN_FILE = "run.json"
+"""What a resumable folder was started with (model, feature, labels, data, ...)."""
+
+_NAMES = {"model_params": "model parameters", "data": "data (files, speakers or labels)"}
+
+
+def check_resumable(folder: Path, run: dict, resume: bool) -> None:
+    """Record what this run is (``folder/run.json``); with ``resume``, refuse a folder that was
+    started with another model, feature, label set, data or protocol.
+
+    Raises:
+        ValueError: resuming would continue another run (the message says what differs).
+    """
+    path = Path(folder) / RUN_FILE
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        differ = [_NAMES.get(k, k) for k in run if k in saved and saved[k] != run[k]]
+        if differ:
+            raise ValueError(
+                f"{folder}: it was started with other {', '.join(differ)}; resume with the "
+                "command that started it, or write into a new --out"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(run, indent=1))
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from emovox.inference.predict import crop_frames, predict_proba
 from emovox.models import SERModel
 from emovox.progress import console
 from emovox.train.aux import aux_labels
+from emovox.train.checkpoint import check_resumable
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import (
     Dataset,
@@ -215,7 +215,7 @@ def train(
         },
         **(metadata or {}),
     }
-    check_resumable(out / "checkpoint", recipe, data, resume)
+    check_resumable(out / "checkpoint", run_identity(recipe, data), resume)
     try:
         net, result, val_speakers = fit(
             data, range(len(data.manifest)), recipe, out / "checkpoint", resume, progress
@@ -242,36 +242,16 @@ def train(
     return out
 
 
-RUN_FILE = "run.json"
-"""What a checkpoint folder was trained on (model, feature, labels, data), checked on resume."""
-
-
-def check_resumable(checkpoint: Path, recipe: Recipe, data: Dataset, resume: bool) -> None:
-    """Record what this run trains (``checkpoint/run.json``); with ``resume``, refuse a
-    checkpoint of another model, feature, label set or data.
-
-    Raises:
-        ValueError: resuming would continue another run (the message says what differs).
-    """
-    run = {
+def run_identity(recipe: Recipe, data: Dataset) -> dict:
+    """What a run trains: model, its parameters, feature, labels and a fingerprint of the data
+    (for :func:`~emovox.train.checkpoint.check_resumable`)."""
+    return {
         "model": recipe.model,
         "model_params": recipe.params,
         "feature": recipe.feature.to_dict(),
         "labels": list(data.classes),
         "data": data_fingerprint(data.manifest),
     }
-    path = checkpoint / RUN_FILE
-    if resume and path.is_file():
-        saved = json.loads(path.read_text())
-        names = {"model_params": "model parameters", "data": "data (files, speakers or labels)"}
-        differ = [names.get(k, k) for k in run if saved.get(k) != run[k]]
-        if differ:
-            raise ValueError(
-                f"{checkpoint}: the checkpoint was trained with other {', '.join(differ)}; "
-                "resume with the command that started it, or train into a new --out"
-            )
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(run, indent=1))
 
 
 def write_history(history: list[dict], out: Path) -> None:
