@@ -298,3 +298,56 @@ def test_evaluate_resume_refuses_a_folder_of_another_run(
     assert result.exit_code != 0 and "labels" in result.output, result.output
     assert "Traceback" not in result.output
     assert invoke(*first, "--resume").exit_code == 0  # the same run resumes
+
+
+# -- speaker adaptation in batch outputs -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def norm_model(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("norm") / "model"
+    args = tiny_cli(
+        "train",
+        ["--data", synth_corpus, "--labels", LABELS],
+        out,
+        "--train-param",
+        "speaker_norm=true",
+        epochs=1,
+    )
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_speaker_adaptation_with_an_output_file(
+    norm_model: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    from emovox.data.corpora import scan_corpus
+    from emovox.inference.recognizer import Recognizer
+
+    manifest = scan_corpus("ravdess", synth_corpus)
+    manifest = manifest.filter(lambda u: u.speaker in manifest.speakers[:2])
+    csv_path = tmp_path / "m.csv"
+    manifest.save(csv_path)
+    out = tmp_path / "adapted.jsonl"
+    result = invoke(
+        "predict", "--model", norm_model, "--manifest", csv_path, "--by-speaker", "-o", out,
+        "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r["file"]: r for r in map(json.loads, out.read_text().splitlines())}
+    rec = Recognizer.load(norm_model)
+    for speaker in manifest.speakers[:2]:
+        files = [u.path for u in manifest if u.speaker == speaker]
+        expected = rec.predict_batch(files, speaker_stats=rec.speaker_stats(files))
+        for p in expected:
+            for c in rec.labels:
+                assert rows[p.file]["probabilities"][c] == pytest.approx(p.probabilities[c], 1e-5)
+    # --one-speaker with an output file: the statistics of all the inputs together
+    files = [u.path for u in manifest if u.speaker == manifest.speakers[0]]
+    one = tmp_path / "one.csv"
+    result = invoke("predict", "--model", norm_model, *files, "--one-speaker", "-o", one, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(one.read_text().splitlines()) == len(files) + 1
+    result = invoke("predict", "--model", norm_model, *files, "--by-speaker")
+    assert result.exit_code == 2 and "--manifest" in result.output
