@@ -102,7 +102,9 @@ def run_fold(
     recipe that normalises per speaker is also scored with each test speaker's statistics from
     that speaker's other unlabelled utterances (``speaker_adapted``)."""
     what = ", ".join(fold.test_corpora or fold.test_speakers)
-    console.log(f"fold {fold.index}/{len(plan.folds)}" + (f": testing on {what}" if what else ""))
+    position = [f.index for f in plan.folds].index(fold.index) + 1
+    counter = f"fold {fold.index} ({position} of {len(plan.folds)})"
+    console.log(counter + (f": testing on {what}" if what else ""))
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
     ty = data.y[list(fold.test)]
     t0 = time.time()
