@@ -570,5 +570,7 @@ def test_loco_leaves_each_corpus_out_and_scores_it_on_its_own_classes(
     with (out / "fold_1" / "predictions.csv").open() as f:
         header = next(csv.reader(f))
     assert "adapted_predicted" in header and "adapted_p_boredom" in header
-    assert "speaker-adapted: UA own classes" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "speaker-adapted: UA own classes" in report
+    assert "other unlabelled utterances.\n\n| test corpus |" in report  # the note, then the table
     assert "speaker-adapted UA" in result.output

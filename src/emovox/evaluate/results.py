@@ -254,6 +254,8 @@ def _fold_test_set(fold: Mapping) -> str:
 def _corpora_lines(m: Mapping) -> list[str]:
     """Report lines on the corpora: train → test scores and the utterances dropped by labels."""
     lines = []
+    per = m.get("per_test_corpus") or {}
+    adapted = any("speaker_adapted" in v for v in per.values())
     if m.get("train_corpora"):
         lines += [
             f"Trained on {', '.join(m['train_corpora'])}; tested on "
@@ -268,8 +270,6 @@ def _corpora_lines(m: Mapping) -> list[str]:
                     f"| {side} | {c} | {v['utterances']} | {v['used']} | "
                     f"{v['dropped_utterances']} | {v['speakers']} |"
                 )
-        per = m.get("per_test_corpus", {})
-        adapted = any("speaker_adapted" in v for v in per.values())
         head = "| test corpus | UA | WA | macro-F1 | n |" + (" UA speaker-adapted |" * adapted)
         lines += ["", head, _rule(head)]
         for c, v in per.items():
@@ -278,22 +278,19 @@ def _corpora_lines(m: Mapping) -> list[str]:
                 row += f" {_cell(v.get('speaker_adapted', {}).get('ua'))} |"
             lines.append(row)
         lines.append("")
-    elif m.get("per_test_corpus"):
-        lines += [
+    elif per:
+        intro = (
             "Every test corpus scored on its own: on all classes, on the classes it has, and on "
-            "angry, happy, neutral and sad.",
-            "",
-        ]
-        per = m["per_test_corpus"]
-        adapted = any("speaker_adapted" in v for v in per.values())
+            "angry, happy, neutral and sad"
+        )
         head = "| test corpus | UA | WA | macro-F1 | UA own classes | UA 4 classes | n |"
         if adapted:
-            head += " speaker-adapted: UA own classes | UA 4 classes |"
-            lines[-1] = (
-                lines[-1][:-1] + "; speaker-adapted columns normalise each test speaker with "
-                "that speaker's other unlabelled utterances."
+            intro += (
+                "; the speaker-adapted columns normalise each test speaker with that speaker's "
+                "other unlabelled utterances"
             )
-        lines += [head, _rule(head)]
+            head += " speaker-adapted: UA own classes | UA 4 classes |"
+        lines += [intro + ".", "", head, _rule(head)]
         for c, v in per.items():
             cells = [v.get(k, {}).get("ua") for k in ("own_classes", "four_classes")]
             if adapted:
