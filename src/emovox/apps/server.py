@@ -36,11 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from emovox.audio import MIN_DURATION, AudioError, load_audio
 from emovox.colours import label_colours
-from emovox.inference.recognizer import (
-    LONG_RECORDING_SECONDS,
-    Recognizer,
-    segments_prediction,
-)
+from emovox.inference.recognizer import LONG_RECORDING_SECONDS, Recognizer
 from emovox.segmentation import predict_segments
 
 log = logging.getLogger(__name__)
@@ -173,9 +169,7 @@ class _Service:
             # the upload itself, streamed: the same path and segments as `predict --segments`
             segs = predict_segments(r, path, vad=self.vad) if want or long else None
             if long:  # the label of a long recording agrees with its segments
-                pred = segments_prediction(path.name, segs, r.labels)
-                if not pred.ok and self.vad == "auto":
-                    pred = r.predict_long(path)
+                pred = r.predict_long(path, vad=self.vad, segments=segs)
                 if not pred.ok:
                     raise _Http(422, pred.error)
             else:
@@ -249,8 +243,7 @@ class _Service:
             reason = exc.reason.replace(str(path), name)  # never show the temp path
             raise HTTPException(422, f"{name}: {reason}") from None
         except Exception as exc:  # a bug or a broken model: answer, do not crash
-            request_id = uuid.uuid4().hex[:12]
-            log.error("request %s: prediction of %s failed", request_id, name, exc_info=exc)
+            request_id = log_internal_error(exc, f"prediction of {name}")
             raise HTTPException(
                 500,
                 f"{name}: internal error (request id {request_id})",
@@ -337,11 +330,7 @@ def _add_guards(app: FastAPI, limits: ServerLimits, allow_origins) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        # the detail goes to the log under an id, never to the client
-        request_id = uuid.uuid4().hex[:12]
-        log.error(
-            "request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc
-        )
+        request_id = log_internal_error(exc, f"{request.method} {request.url.path}")
         return JSONResponse(
             {"detail": "internal error", "request_id": request_id},
             status_code=500,
@@ -431,6 +420,14 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+def log_internal_error(exc: BaseException, what: str) -> str:
+    """Log an unexpected failure with its traceback under a new request id, and return the id:
+    the client is told the id, never the detail."""
+    request_id = uuid.uuid4().hex[:12]
+    log.error("request %s: %s failed", request_id, what, exc_info=exc)
+    return request_id
 
 
 class _Http(Exception):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from emovox.audio import AUDIO_EXTENSIONS
-from emovox.inference.recognizer import CLIP_BASIS, Prediction
+from emovox.inference.recognizer import CLIP_BASIS, NO_SPEECH, Prediction
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
@@ -416,10 +416,6 @@ def _predict_group(recognizer, good, batch_size: int, st) -> dict[str, Predictio
             except Exception as exc:
                 got.append(Prediction(n, None, {}, f"prediction failed ({exc})"))
     return dict(zip(names, got, strict=True))
-
-
-NO_SPEECH = "no speech found (silent, or too quiet for the voice detector)"
-"""The note of a recording in which segmentation found no speech."""
 
 
 def render_segments(

@@ -245,17 +245,24 @@ class Recognizer:
         return np.asarray(audio).shape[-1] > LONG_RECORDING_SECONDS * sr
 
     def predict_long(
-        self, audio: AudioInput, sr: int | None = None, vad: str = "auto", batch_size: int = 16
+        self,
+        audio: AudioInput,
+        sr: int | None = None,
+        vad: str = "auto",
+        batch_size: int = 16,
+        segments: Sequence[dict] | None = None,
     ) -> Prediction:
         """One label for a long recording, that agrees with its segments: the duration-weighted
         mean of the probabilities of its speech segments (:meth:`predict_segments`; the file is
         read in blocks; with ``vad="auto"``, the energy detector when silero finds no speech).
-        A recording without speech gets an ``error`` saying so.
+        A recording without speech gets an ``error`` saying so. ``segments``: the recording's
+        segments with ``vad`` when already predicted (they are not predicted again).
 
         Raises:
             AudioError: the file cannot be read.
         """
-        segments = self.predict_segments(audio, sr=sr, vad=vad, batch_size=batch_size)
+        if segments is None:
+            segments = self.predict_segments(audio, sr=sr, vad=vad, batch_size=batch_size)
         if not segments and vad == "auto":  # silero heard no voice: try the energy detector
             segments = self.predict_segments(audio, sr=sr, vad="energy", batch_size=batch_size)
         return segments_prediction(_name(audio, 0), segments, self.labels)
@@ -388,7 +395,9 @@ class Recognizer:
         return [all_labels.index(c) for c in dict.fromkeys(labels)]
 
 
-NO_SPEECH_ERROR = "no speech found (silent, or too quiet)"
+NO_SPEECH = "no speech found (silent, or too quiet for the voice detector)"
+"""What is said of a recording in which segmentation found no speech (the ``error`` of its
+prediction, the ``note`` of its line in segment outputs)."""
 
 
 def segments_prediction(name: str, segments: Sequence[dict], labels: Sequence[str]) -> Prediction:
@@ -397,7 +406,7 @@ def segments_prediction(name: str, segments: Sequence[dict], labels: Sequence[st
     label agrees with its segments; an ``error`` when there is no segment."""
     weights = np.array([s["end"] - s["start"] for s in segments], dtype=np.float64)
     if not len(segments) or weights.sum() <= 0:
-        return Prediction(name, None, {}, NO_SPEECH_ERROR)
+        return Prediction(name, None, {}, NO_SPEECH)
     proba = np.array([[s["probabilities"][c] for c in labels] for s in segments])
     mean = (weights[:, None] * proba).sum(0) / weights.sum()
     probs = {c: float(v) for c, v in zip(labels, mean, strict=True)}
