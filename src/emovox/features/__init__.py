@@ -27,14 +27,23 @@ FEATURES: dict[str, type[Feature]] = {
 }
 
 
-def make_feature(name: str, **params) -> Feature:
-    """Build the feature registered as ``name`` with the given parameters."""
+def feature_class(name: str) -> type[Feature]:
+    """The feature class registered as ``name``.
+
+    Raises:
+        ValueError: no feature of that name (the message lists the known ones).
+    """
     try:
-        cls = FEATURES[name]
+        return FEATURES[name]
     except KeyError:
         raise ValueError(
             f"unknown feature {name!r}; known: {', '.join(sorted(FEATURES))}"
         ) from None
+
+
+def make_feature(name: str, **params) -> Feature:
+    """Build the feature registered as ``name`` with the given parameters."""
+    cls = feature_class(name)
     try:
         return cls(**params)
     except TypeError as exc:
@@ -65,9 +74,7 @@ def feature_from_dict(config: dict) -> Feature:
         raise ValueError(f"a feature configuration needs a name, not {config!r}")
     params = dict(config)
     name = params.pop("name")
-    if name not in FEATURES:
-        raise ValueError(f"unknown feature {name!r}; known: {sorted(FEATURES)}")
-    fields = {f.name: f for f in dataclasses.fields(FEATURES[name])}
+    fields = {f.name: f for f in dataclasses.fields(feature_class(name))}
     for key, value in params.items():
         if key in fields:
             _check_setting(name, key, value, fields[key])
@@ -116,6 +123,7 @@ __all__ = [
     "LogMelFunctionalsEGeMAPS",
     "TutorialMFCC",
     "extract_files",
+    "feature_class",
     "feature_from_dict",
     "make_feature",
 ]

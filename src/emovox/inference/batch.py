@@ -389,19 +389,25 @@ def _predict_batch(
                 by_name[n] = Prediction(n, None, {}, exc.reason)
             except Exception as exc:
                 by_name[n] = Prediction(n, None, {}, f"prediction failed ({exc})")
-    good = [(n, w) for n, w in batch if not isinstance(w, (BaseException, LongRecording))]
-    groups: dict[int, list[tuple[str, object]]] = {}
-    for n, w in good:
-        groups.setdefault(id(stats.get(n)), []).append((n, w))
-    for members in groups.values():
-        st = stats.get(members[0][0])
-        by_name.update(_predict_group(recognizer, members, batch_size, st))
+    good = dict((n, w) for n, w in batch if not isinstance(w, (BaseException, LongRecording)))
+    for names in statistics_groups(list(good), stats):
+        members = [(n, good[n]) for n in names]
+        by_name.update(_predict_group(recognizer, members, batch_size, stats.get(names[0])))
     return [
         Prediction(n, None, {}, getattr(w, "reason", str(w)))
         if isinstance(w, BaseException)
         else by_name[n]
         for n, w in batch
     ]
+
+
+def statistics_groups(files: Sequence[str], stats: Mapping[str, object]) -> list[list[str]]:
+    """``files`` grouped by the speaker statistics they are normalised with (none, or one
+    speaker's), in order: each group can be predicted in one call."""
+    groups: dict[int, list[str]] = {}
+    for f in files:
+        groups.setdefault(id(stats.get(f)), []).append(f)
+    return list(groups.values())
 
 
 def _predict_group(recognizer, good, batch_size: int, st) -> dict[str, Prediction]:

@@ -202,12 +202,13 @@ def train(
     out = Path(out_dir)
     config, feature = recipe.training, recipe.feature
     data = load_dataset(manifest, scheme, feature, cache, progress, **variant_options(config))
+    identity = run_identity(recipe, data)
     meta = {
         "labels_scheme": scheme.to_dict(),
         "training": config.to_dict(),
         "inference": inference_settings(config, feature),
         "data": {
-            "fingerprint": data_fingerprint(data.manifest),
+            "fingerprint": identity["data"],
             "n_utterances": len(data.manifest),
             "speakers": data.manifest.speakers,
             "corpora": sorted({u.corpus for u in data.manifest}),
@@ -215,7 +216,7 @@ def train(
         },
         **(metadata or {}),
     }
-    check_resumable(out / "checkpoint", run_identity(recipe, data), resume)
+    check_resumable(out / "checkpoint", identity, resume)
     try:
         net, result, val_speakers = fit(
             data, range(len(data.manifest)), recipe, out / "checkpoint", resume, progress

@@ -227,13 +227,12 @@ def _adaptation(rec, files, speakers, one_speaker: bool, quiet: bool) -> dict | 
 
 def _predict_all(rec, files, batch_size: int, stats: dict | None) -> list:
     """Predictions of ``files`` in their order, each group of speaker statistics together."""
+    from emovox.inference.batch import statistics_groups
+
     if not stats:
         return rec.predict_batch(files, batch_size=batch_size) if files else []
     out = {}
-    groups: dict[int, list[str]] = {}
-    for f in files:
-        groups.setdefault(id(stats.get(f)), []).append(f)
-    for members in groups.values():
+    for members in statistics_groups(files, stats):
         got = rec.predict_batch(members, batch_size=batch_size, speaker_stats=stats.get(members[0]))
         out.update(zip(members, got, strict=True))
     return [out[f] for f in files]
