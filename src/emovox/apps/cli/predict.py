@@ -24,7 +24,7 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv", "jsonl"]),
-    help="Output format (default: table; with --output, from its extension).",
+    help="Output format (default: table; with --out, from its extension).",
 )
 @click.option("--labels", help="Restrict to these classes, e.g. angry,happy,neutral,sad.")
 @click.option(
@@ -45,11 +45,11 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     help="Write the predictions into this file (jsonl and csv: a line per file as it goes; "
     "format from --format or the extension; --output: the older spelling).",
 )
-@click.option("--resume", is_flag=True, help="With --output: skip files already in it.")
+@click.option("--resume", is_flag=True, help="With --out: skip files already in it.")
 @click.option(
-    "--overwrite", is_flag=True, help="Replace an existing --output / --plot file (never an input)."
+    "--overwrite", is_flag=True, help="Replace an existing --out / --plot file (never an input)."
 )
-@click.option("--workers", default=2, show_default=True, help="Decoding threads (--output).")
+@click.option("--workers", default=2, show_default=True, help="Decoding threads (--out).")
 @click.option("--batch-size", default=16, show_default=True, help="Files predicted together.")
 @click.option("--segments", is_flag=True, help="Long recordings: one prediction per segment.")
 @VAD_OPTION
@@ -98,7 +98,7 @@ def predict(
     emovox predict clip.wav
     emovox predict clip.wav --segments --plot timeline.png
     emovox predict --model M a.wav recordings/ "more/**/*.flac"
-    emovox predict --model M --manifest manifest.csv --output preds.jsonl --resume
+    emovox predict --model M --manifest manifest.csv -o preds.jsonl --resume
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
     emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
     """
@@ -179,7 +179,7 @@ def _show(preds, labels, output, fmt) -> None:
 
 
 def output_format_of(output: str, fmt: str | None) -> str:
-    """``--format``, else the format told by the ``--output`` extension."""
+    """``--format``, else the format told by the ``--out`` extension."""
     if fmt:
         return fmt
     suffix = Path(output).suffix.lower()
@@ -251,7 +251,7 @@ def _check_options(inputs, manifest_file, resume, output, plot_file, segments, o
 
 
 def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet, stats) -> None:
-    """``predict --output FILE``: one line per file as it goes, bad files listed at the end."""
+    """``predict --out FILE``: one line per file as it goes, bad files listed at the end."""
     from emovox.inference.batch import score_files
 
     try:
