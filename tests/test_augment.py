@@ -519,3 +519,87 @@ def test_condition_features_are_extracted_only_for_the_scored_items(
         progress=False,
     )
     np.testing.assert_array_equal(again.features[2], direct[0])
+
+
+# -- the line and the file: telephone band and MP3 ---------------------------------------------
+
+
+def band_gain(x: np.ndarray, y: np.ndarray, hz: float) -> float:
+    """``|Y| / |X|`` at ``hz`` (the input holds a tone there)."""
+    f = np.fft.rfftfreq(len(x), 1.0 / SR)
+    i = int(np.argmin(np.abs(f - hz)))
+    return float(np.abs(np.fft.rfft(y))[i] / np.abs(np.fft.rfft(x))[i])
+
+
+def test_telephone_band_keeps_the_voice_band_and_removes_the_rest() -> None:
+    t = np.arange(2 * SR) / SR
+    x = sum(0.1 * np.sin(2 * np.pi * hz * t) for hz in (100.0, 1000.0, 2000.0, 6000.0))
+    y = aug.band_limit(x.astype(np.float32), SR)
+    assert y.dtype == np.float32 and len(y) == len(x)
+    assert band_gain(x, y, 1000.0) == pytest.approx(1.0, abs=0.05)
+    assert band_gain(x, y, 2000.0) == pytest.approx(1.0, abs=0.05)
+    assert band_gain(x, y, 100.0) < 0.05  # below 300 Hz
+    assert band_gain(x, y, 6000.0) < 1e-3  # above the 4 kHz Nyquist limit of 8 kHz sampling
+    with pytest.raises(ValueError, match="below 4000"):
+        aug.band_limit(x, SR, 300.0, 4500.0)
+    assert len(aug.band_limit(np.zeros(5, np.float32), SR)) == 5  # too short to filter
+
+
+@pytest.mark.parametrize("kbps", [16, 32, 64])
+def test_mp3_roundtrip_has_the_bitrate_and_stays_aligned(kbps: int) -> None:
+    x = speechlike(2.0, seed=3)
+    y = aug.mp3_roundtrip(x, SR, kbps)
+    assert y.dtype == np.float32 and len(y) == len(x)
+    # aligned: the decoded copy correlates with the input at lag 0, not ~1105 samples later
+    assert np.corrcoef(x, y)[0, 1] > (0.9 if kbps == 16 else 0.98)
+    import io
+
+    buf = io.BytesIO()
+    with sf.SoundFile(
+        buf,
+        "w",
+        SR,
+        1,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+        compression_level=aug._mp3_level(SR, kbps),
+        bitrate_mode="CONSTANT",
+    ) as f:
+        f.write(x)
+    measured = len(buf.getvalue()) * 8 / (len(x) / SR) / 1000
+    assert measured == pytest.approx(kbps, rel=0.15)
+    with pytest.raises(ValueError, match="8-160 kbit/s"):
+        aug.mp3_roundtrip(x, SR, 500)
+
+
+def test_lossy_codec_removes_more_at_lower_bitrates() -> None:
+    x = speechlike(2.0, seed=4)
+    err = [float(np.mean((aug.mp3_roundtrip(x, SR, k) - x) ** 2)) for k in (16, 32, 64)]
+    assert err[0] > err[1] > err[2] > 0
+
+
+def test_telephone_and_codec_augmentations_and_conditions() -> None:
+    seen: set[str] = set()
+    for seed in range(30):
+        params = aug.draw_augment(["telephone", "codec"], np.random.default_rng(seed))
+        seen |= set(params)
+        if "telephone" in params:
+            assert 200 <= params["telephone"]["low_hz"] <= 400
+            assert 3000 <= params["telephone"]["high_hz"] <= 3800
+        if "codec" in params:
+            assert params["codec"]["kbps"] in aug.MP3_BITRATES_KBPS
+    assert seen == {"telephone", "codec"}
+    # the older kinds draw the same chains as before the new kinds were added at the end
+    assert aug.draw_augment(["noise", "gain"], np.random.default_rng(1)) == aug.draw_augment(
+        ["noise", "gain", "telephone"][:2], np.random.default_rng(1)
+    )
+    assert aug.CHAIN_ORDER[:4] == ("pitch", "reverb", "noise", "gain")
+    x = speechlike(1.0)
+    y, _ = aug.parse_condition("telephone").apply(x, SR, np.random.default_rng(0))
+    assert np.array_equal(y, aug.band_limit(x, SR))
+    y, _ = aug.parse_condition("mp3:32").apply(x, SR, np.random.default_rng(0))
+    assert np.array_equal(y, aug.mp3_roundtrip(x, SR, 32))
+    assert aug.condition_transform("mp3:32").variant != aug.condition_transform("telephone").variant
+    for bad, match in [("telephone:3", "no value"), ("mp3", "needs a number"), ("mp3:999", "kbit")]:
+        with pytest.raises(ValueError, match=match):
+            aug.parse_condition(bad)

@@ -32,12 +32,24 @@ def speed_perturb(audio: np.ndarray, sr: int, factor: float) -> np.ndarray:
 
 # -- constants -----------------------------------------------------------------------------------
 
-AUGMENT_KINDS = ("noise", "gain", "pitch", "reverb")
+AUGMENT_KINDS = ("noise", "gain", "pitch", "reverb", "telephone", "codec")
 """The augmentations :func:`random_augment` knows (``TrainConfig.augment`` takes a subset)."""
 
-CHAIN_ORDER = ("pitch", "reverb", "noise", "gain")
+CHAIN_ORDER = ("pitch", "reverb", "noise", "gain", "telephone", "codec")
 """The order in which chosen augmentations are applied: the voice (pitch), then the room
-(reverb), then the background (noise), then the recording level (gain, which clips last)."""
+(reverb), then the background (noise), then the recording level (gain, which clips), then the
+line (a telephone band) and the file (a lossy codec). New kinds go at the end, so the chains of
+the older kinds draw the same numbers as before."""
+
+TELEPHONE_RATE = 8000
+TELEPHONE_BAND_HZ = (300.0, 3400.0)
+"""Narrow-band telephony: 8 kHz sampling and the 300-3400 Hz pass band (ITU-T G.712)."""
+
+BAND_ORDER = 4
+"""Order of the Butterworth high- and low-pass filters of :func:`band_limit`."""
+
+MP3_BITRATES_KBPS = (16, 24, 32, 48, 64)
+"""The constant bitrates the ``codec`` augmentation draws from (kbit/s)."""
 
 NOISE_KINDS = ("white", "speech")
 """Noise colours of :func:`add_noise`."""
@@ -226,6 +238,107 @@ def reverb(
     return y.astype(np.float32)
 
 
+def band_limit(
+    audio: np.ndarray,
+    sr: int,
+    low_hz: float = TELEPHONE_BAND_HZ[0],
+    high_hz: float = TELEPHONE_BAND_HZ[1],
+    rate: int = TELEPHONE_RATE,
+) -> np.ndarray:
+    """``audio`` as a telephone line carries it: resampled to ``rate``, band-passed to
+    ``low_hz``-``high_hz`` (causal Butterworth filters of :data:`BAND_ORDER` on each side) and
+    resampled back to ``sr``. The length is kept.
+
+    Raises:
+        ValueError: the band is empty or ``high_hz`` is not below ``rate / 2``.
+    """
+    if not 0.0 <= low_hz < high_hz < rate / 2:
+        raise ValueError(
+            f"band {low_hz:g}-{high_hz:g} Hz must be increasing and below {rate / 2:g} Hz"
+        )
+    x = np.asarray(audio, dtype=np.float32)
+    if len(x) < 32:
+        return x.copy()
+    import scipy.signal  # slow to import: only where needed
+
+    narrow = resample(x, sr, rate).astype(np.float64)
+    sos = scipy.signal.butter(BAND_ORDER, high_hz, "lowpass", fs=rate, output="sos")
+    if low_hz > 0:
+        high_pass = scipy.signal.butter(BAND_ORDER, low_hz, "highpass", fs=rate, output="sos")
+        sos = np.vstack([sos, high_pass])
+    narrow = scipy.signal.sosfilt(sos, narrow)  # causal, as a line is
+    y = resample(narrow.astype(np.float32), rate, sr)
+    out = np.zeros(len(x), dtype=np.float32)
+    out[: min(len(x), len(y))] = y[: len(x)]
+    return out
+
+
+def _mp3_level(sr: int, kbps: float) -> float:
+    """libsndfile's compression level (0-1) for a constant ``kbps`` at ``sr``: the level spans
+    the bitrates of the MPEG version that ``sr`` belongs to, highest at 0."""
+    low, high = (32, 320) if sr >= 32000 else (8, 160) if sr >= 16000 else (8, 64)
+    if not low <= kbps <= high:
+        raise ValueError(f"an MP3 at {sr} Hz takes {low}-{high} kbit/s, not {kbps:g}")
+    return (high - kbps) / (high - low)
+
+
+MP3_MAX_DELAY = 2 * 1152
+"""The longest encoder + decoder delay :func:`mp3_roundtrip` looks for (samples)."""
+
+
+def mp3_roundtrip(audio: np.ndarray, sr: int, kbps: float) -> np.ndarray:
+    """``audio`` encoded as a constant-bitrate MP3 of ``kbps`` kbit/s and decoded again
+    (libsndfile's LAME and mpg123, in memory), realigned to the input and cut to its length.
+
+    The decoder may keep the encoder's delay (about 1105 samples at 16 kHz); it is found by
+    correlation with the input (0 to :data:`MP3_MAX_DELAY` samples) and removed.
+
+    Raises:
+        ValueError: ``kbps`` is outside what an MP3 at ``sr`` can carry.
+    """
+    import io
+
+    import soundfile as sf
+
+    x = np.asarray(audio, dtype=np.float32)
+    level = _mp3_level(sr, kbps)
+    if not len(x):
+        return x.copy()
+    buf = io.BytesIO()
+    with sf.SoundFile(
+        buf,
+        "w",
+        sr,
+        1,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+        compression_level=level,
+        bitrate_mode="CONSTANT",
+    ) as f:
+        f.write(np.clip(x, -1.0, 1.0))
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32", always_2d=False)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    lag = _delay(x, y, MP3_MAX_DELAY)
+    out = np.zeros(len(x), dtype=np.float32)
+    part = y[lag : lag + len(x)]
+    out[: len(part)] = part
+    return out
+
+
+def _delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
+    """The lag in ``0..max_lag`` at which ``y`` best matches ``x`` (0 when ``x`` is silent)."""
+    import scipy.signal
+
+    n = min(len(x), len(y) - max_lag, 5 * SAMPLE_RATE)
+    if n <= 0 or not np.any(x[:n]):
+        return 0
+    c = scipy.signal.correlate(
+        y[: n + max_lag].astype(np.float64), x[:n].astype(np.float64), "valid"
+    )
+    return int(np.argmax(c))
+
+
 # -- random chains (training) --------------------------------------------------------------------
 
 
@@ -237,6 +350,8 @@ class AugmentRanges:
         p: the chance of each requested kind being applied (at least one always is).
         snr_db: noise SNR against active speech; the noise is white or speech-shaped (even odds).
         gain_db: level change, clipped to [-1, 1] afterwards (+20 dB clips most utterances).
+        low_hz, high_hz: the edges of a telephone band (at 8 kHz).
+        mp3_kbps: the MP3 bitrates a ``codec`` copy is drawn from (one of them, even odds).
         semitones: pitch shift.
         rt60: reverberation time in seconds.
         drr_db: direct-to-reverberant ratio.
@@ -248,6 +363,9 @@ class AugmentRanges:
     semitones: tuple[float, float] = (-2.0, 2.0)
     rt60: tuple[float, float] = (0.2, 0.8)
     drr_db: tuple[float, float] = (0.0, 10.0)
+    low_hz: tuple[float, float] = (200.0, 400.0)
+    high_hz: tuple[float, float] = (3000.0, 3800.0)
+    mp3_kbps: tuple[int, ...] = MP3_BITRATES_KBPS
 
 
 DEFAULT_RANGES = AugmentRanges()
@@ -293,6 +411,13 @@ def draw_augment(
                 "kind": NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))],
                 "snr_db": float(rng.uniform(*ranges.snr_db)),
             }
+        elif k == "telephone":
+            params[k] = {
+                "low_hz": float(rng.uniform(*ranges.low_hz)),
+                "high_hz": float(rng.uniform(*ranges.high_hz)),
+            }
+        elif k == "codec":
+            params[k] = {"kbps": float(ranges.mp3_kbps[int(rng.integers(len(ranges.mp3_kbps)))])}
         else:
             params[k] = {"db": float(rng.uniform(*ranges.gain_db))}
     return params
@@ -314,6 +439,10 @@ def apply_augment(
             y = reverb(y, sr, p["rt60"], rng, p["drr_db"])
         elif k == "noise":
             y = add_noise(y, p["snr_db"], p["kind"], rng, sr)
+        elif k == "telephone":
+            y = band_limit(y, sr, p["low_hz"], p["high_hz"])
+        elif k == "codec":
+            y = mp3_roundtrip(y, sr, p["kbps"])
         else:
             y, clipped = gain(y, p["db"])
     return y, clipped
@@ -341,6 +470,8 @@ CONDITION_KINDS = {
     "gain": "dB",
     "pitch": "semitones",
     "reverb": "RT60 in seconds",
+    "telephone": "",
+    "mp3": "kbit/s",
 }
 """Test conditions of ``emovox evaluate --condition KIND:VALUE`` and what VALUE means."""
 
@@ -356,8 +487,8 @@ class Condition:
 
     @property
     def name(self) -> str:
-        """The canonical spelling, e.g. ``"speech:10"`` or ``"clean"``."""
-        return "clean" if self.kind == "clean" else f"{self.kind}:{self.value:g}"
+        """The canonical spelling, e.g. ``"speech:10"``, ``"clean"`` or ``"telephone"``."""
+        return self.kind if not CONDITION_KINDS[self.kind] else f"{self.kind}:{self.value:g}"
 
     def apply(self, audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """The audio under this condition and its number of clipped samples."""
@@ -370,6 +501,10 @@ class Condition:
             y = pitch_shift(y, sr, self.value)
         elif self.kind == "reverb":
             y = reverb(y, sr, self.value, rng)
+        elif self.kind == "telephone":
+            y = band_limit(y, sr)
+        elif self.kind == "mp3":
+            y = mp3_roundtrip(y, sr, self.value)
         return hard_clip(y)
 
 
@@ -382,10 +517,10 @@ def parse_condition(spec: str) -> Condition:
     known = ", ".join(f"{k}:VALUE ({v})" if v else k for k, v in CONDITION_KINDS.items())
     if kind not in CONDITION_KINDS:
         raise ValueError(f"unknown test condition {spec!r}; use one of {known}")
-    if kind == "clean":
+    if not CONDITION_KINDS[kind]:
         if sep:
-            raise ValueError(f"test condition {spec!r}: 'clean' takes no value")
-        return Condition("clean")
+            raise ValueError(f"test condition {spec!r}: '{kind}' takes no value")
+        return Condition(kind)
     try:
         number = float(value)
     except ValueError:
@@ -396,6 +531,11 @@ def parse_condition(spec: str) -> Condition:
         raise ValueError(f"test condition {spec!r}: the value must be finite")
     if kind == "reverb" and number <= 0:
         raise ValueError(f"test condition {spec!r}: RT60 must be positive")
+    if kind == "mp3":
+        try:
+            _mp3_level(SAMPLE_RATE, number)
+        except ValueError as e:
+            raise ValueError(f"test condition {spec!r}: {e}") from None
     return Condition(kind, number)
 
 

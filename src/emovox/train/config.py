@@ -132,7 +132,8 @@ class TrainConfig:
             )
         if self.augment_copies and not self.augment:
             raise ValueError(
-                "augment_copies needs augment (a comma list of noise, gain, pitch, reverb)"
+                "augment_copies needs augment (a comma list of noise, gain, pitch, reverb, "
+                "telephone, codec)"
             )
 
     def to_dict(self) -> dict:
