@@ -497,6 +497,9 @@ def plot_timeline(
         duration: the recording's length in seconds: the time axis runs from 0 to it (by
             default, to the end of the last segment).
 
+    When every segment has ``arousal`` and ``valence`` (a model trained with ``dimensions``),
+    a third panel draws both over time on a -1..1 scale.
+
     Returns:
         The path written.
 
@@ -506,16 +509,23 @@ def plot_timeline(
     """
     labels = [str(label) for label in labels]
     lo, hi, prob, pred = _timeline_rows(segments, labels)
+    dims = _timeline_dimensions(segments)
     colours = _label_colours(labels)
     t0, t1 = 0.0, max(float(hi.max()), float(duration or 0.0))
-    fig, (ax_strip, ax_prob) = plt.subplots(
-        2, 1, figsize=(12, 4.5), sharex=True,
-        gridspec_kw={"height_ratios": [1, 6], "hspace": 0.06},
+    ratios = [1, 6] + ([3] if dims else [])
+    fig, axes = plt.subplots(
+        len(ratios), 1, figsize=(12, 4.5 + (1.8 if dims else 0.0)), sharex=True,
+        gridspec_kw={"height_ratios": ratios, "hspace": 0.06},
     )
+    ax_strip, ax_prob = axes[0], axes[1]
     _draw_predicted_strip(ax_strip, lo, hi, pred, labels, colours, t1 - t0)
     _draw_stacked_probabilities(ax_prob, lo, hi, prob, labels, colours)
-    ax_prob.set_xlim(t0, t1)
-    _format_time_axis(ax_prob, t1 - t0)
+    bottom = ax_prob
+    if dims:
+        bottom = axes[2]
+        _draw_dimensions(bottom, lo, hi, dims)
+    bottom.set_xlim(t0, t1)
+    _format_time_axis(bottom, t1 - t0)
     handles = [Patch(facecolor=colours[label], label=label) for label in labels]
     ax_prob.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
@@ -523,6 +533,36 @@ def plot_timeline(
     )
     ax_strip.set_title(title or f"Emotion timeline ({len(lo)} segments)")
     return _save(fig, out)
+
+
+DIMENSION_COLOURS = {"arousal": "#d62728", "valence": "#1f77b4"}
+"""Line colours of the arousal and valence panel of :func:`plot_timeline`."""
+
+
+def _timeline_dimensions(segments) -> dict[str, np.ndarray]:
+    """Each dimension (arousal, valence) that every segment has, in the segments' time order
+    (as :func:`_timeline_rows` sorts them); none when any segment lacks it."""
+    rows = list(segments)
+    order = np.argsort([float(s["start"]) for s in rows], kind="stable")
+    out = {}
+    for d in DIMENSION_COLOURS:
+        values = [_float_or_nan(s.get(d)) if s.get(d) is not None else None for s in rows]
+        if rows and all(v is not None and math.isfinite(v) for v in values):
+            out[d] = np.clip(np.asarray(values, dtype=float)[order], -1.0, 1.0)
+    return out
+
+
+def _draw_dimensions(ax, lo, hi, dims: Mapping[str, np.ndarray]) -> None:
+    """Arousal and valence of each segment as steps over its span, on a -1..1 axis."""
+    for name, values in dims.items():
+        xs = np.ravel(np.column_stack([lo, hi]))
+        ys = np.repeat(values, 2)
+        ax.plot(xs, ys, color=DIMENSION_COLOURS[name], lw=1.6, label=name)
+    ax.axhline(0.0, color="#9aa3b2", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_yticks([-1, 0, 1])
+    ax.set_ylabel("score")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
 
 
 def _timeline_rows(segments, labels: list[str]):

@@ -53,6 +53,7 @@ class LiveResult:
         revised: this prediction replaces an earlier one of the same utterance (a short piece of
             speech that followed was merged into it, or it was cut in two), exactly as the
             offline segmentation of the same recording shapes it.
+        arousal, valence: the scores in [-1, 1] of a model trained with ``dimensions``.
     """
 
     index: int
@@ -65,6 +66,8 @@ class LiveResult:
     latency_ms: float | None = None
     saved: Path | None = None
     revised: bool = False
+    arousal: float | None = None
+    valence: float | None = None
 
 
 class LiveSession:
@@ -193,7 +196,7 @@ class LiveSession:
         return [
             LiveResult(
                 self.count + 1, False, now - self.window, now, pred.label, pred.probabilities,
-                arrived,
+                arrived, arousal=pred.arousal, valence=pred.valence,
             )
         ]
 
@@ -207,7 +210,7 @@ class LiveSession:
         pred = self.recognizer.predict_batch([audio], sr=self.sr)[0]
         res = LiveResult(
             index, True, seg.start, seg.end, pred.label, pred.probabilities, arrived,
-            revised=revised,
+            revised=revised, arousal=pred.arousal, valence=pred.valence,
         )
         self.utterances[index] = res
         return res
@@ -405,8 +408,13 @@ class LiveDisplay:
             what += " (revised)"
         p = res.probabilities.get(res.label, 0.0) if res.label else 0.0
         lat = f"  latency {res.latency_ms:.0f} ms" if res.final and res.latency_ms else ""
+        dims = "".join(
+            f"  {name} {value:+.2f}"
+            for name, value in (("arousal", res.arousal), ("valence", res.valence))
+            if value is not None
+        )
         return (
-            f"{what}  {res.start:6.2f}–{res.end:6.2f} s  {res.label} ({p:.2f}){lat}"
+            f"{what}  {res.start:6.2f}–{res.end:6.2f} s  {res.label} ({p:.2f}){dims}{lat}"
             + (f"  saved {res.saved}" if res.saved else "")
         )
 
@@ -491,6 +499,8 @@ def run_live(
                 "end": round(r.end, 3),
                 "label": r.label,
                 "probabilities": r.probabilities,
+                "arousal": r.arousal,
+                "valence": r.valence,
                 "latency_ms": round(lat, 2),
                 "saved": str(r.saved) if r.saved else None,
             }

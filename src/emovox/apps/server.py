@@ -181,6 +181,8 @@ class _Service:
                 "labels": r.labels,
                 "colours": label_colours(r.labels),
                 "probabilities": pred.probabilities,
+                "arousal": pred.arousal,
+                "valence": pred.valence,
                 "basis": pred.basis,
                 "segments": segs if want else None,
                 "time_ms": round((time.perf_counter() - t0) * 1000, 2),

@@ -167,6 +167,35 @@ CORPUS_AROUSAL: dict[str, dict[str, str]] = {
 than emotion categories. Their rows have no emotion ``label`` and keep the level in
 ``fields["arousal"]``."""
 
+DIMENSIONS: tuple[str, ...] = ("arousal", "valence")
+"""The continuous affect dimensions every prediction of a model trained with ``dimensions``
+carries, each a score in [-1, 1]."""
+
+CIRCUMPLEX: dict[str, tuple[float, float]] = {
+    "angry": (0.8, -0.6),
+    "fearful": (0.6, -0.7),
+    "surprised": (0.7, 0.3),
+    "happy": (0.5, 0.8),
+    "frustrated": (0.5, -0.5),
+    "disgust": (0.2, -0.7),
+    "neutral": (0.0, 0.0),
+    "calm": (-0.6, 0.4),
+    "sad": (-0.5, -0.7),
+    "boredom": (-0.7, -0.3),
+}
+"""Where each canonical emotion sits on the circumplex of affect (Russell, 1980), as the
+``(arousal, valence)`` targets of a model trained with ``dimensions``: [-1, 1] each, 0 the middle
+of the scale. The places follow the circumplex's quadrants and the mean ratings of emotion words
+in affective norms (rescaled from their 1-9 scales and rounded to a tenth): anger, fear and
+surprise aroused, anger and fear unpleasant, surprise mildly pleasant; happiness pleasant and
+aroused; disgust unpleasant at middling arousal; calm pleasant and quiet; sadness unpleasant and
+quiet; boredom quiet and mildly unpleasant. They agree with :data:`AROUSAL` (high >= 0.5, normal
+about 0, low <= -0.5). ``other`` has no place."""
+
+AROUSAL_LEVEL_SCORE: dict[str, float] = {"low": -0.6, "normal": 0.1, "high": 0.6}
+"""The arousal target of a corpus that labels arousal levels (:data:`CORPUS_AROUSAL`, BAVED):
+the mean arousal of the table's emotions at each level. Such rows teach no valence."""
+
 IEMOCAP_FOUR_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
 """The common IEMOCAP 4-class set (happy includes excited)."""
 
@@ -214,9 +243,12 @@ def dropped_by_corpus(manifest: Manifest, scheme: LabelScheme) -> dict[str, int]
 __all__ = [
     "AROUSAL",
     "AROUSAL_LEVELS",
+    "AROUSAL_LEVEL_SCORE",
     "CANONICAL",
+    "CIRCUMPLEX",
     "CORPUS_AROUSAL",
     "CORPUS_CODES",
+    "DIMENSIONS",
     "IEMOCAP_FOUR_CLASSES",
     "canonical_label",
     "common_labels",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from emovox.audio import AUDIO_EXTENSIONS
+from emovox.data.taxonomy import DIMENSIONS
 from emovox.inference.recognizer import CLIP_BASIS, NO_SPEECH, Prediction
 
 
@@ -49,22 +50,32 @@ def render_predictions(
 ) -> None:
     """Print predictions as a table, JSON, JSONL or CSV (failed inputs included with their
     error). The table follows the terminal's width, names files relative to their common
-    folder and lists errors on lines of their own below it."""
+    folder and lists errors on lines of their own below it. Predictions of a model with
+    arousal and valence get a column for each (after the classes' in the table and CSV)."""
     stream = stream or sys.stdout
+    dims = dimensions_of(preds)
     if fmt == "json":
         json.dump([p.to_dict() for p in preds], stream, indent=2)
         stream.write("\n")
     elif fmt in OUTPUT_FORMATS:
         if fmt == "csv":
-            stream.write(_line_header(labels))
-        stream.write("".join(_line(p, fmt, labels) for p in preds))
+            stream.write(_line_header(labels, dims))
+        stream.write("".join(_line(p, fmt, labels, dims) for p in preds))
     elif fmt == "table":
-        _prediction_table(preds, labels, stream)
+        _prediction_table(preds, labels, stream, dims)
     else:
         raise ValueError(f"format must be table, json, jsonl or csv, not {fmt!r}")
 
 
-def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream) -> None:
+def dimensions_of(preds: Sequence[Prediction]) -> list[str]:
+    """The dimension scores that the predictions carry (``arousal``, ``valence``, or none)."""
+    ok = [p for p in preds if p.ok]
+    return [d for d in DIMENSIONS if ok and all(getattr(p, d) is not None for p in ok)]
+
+
+def _prediction_table(
+    preds: Sequence[Prediction], labels: Sequence[str], stream, dims: Sequence[str] = ()
+) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -75,6 +86,8 @@ def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream
     table.add_column("emotion", style="bold")
     for c in labels:
         table.add_column(c, justify="right")
+    for d in dims:
+        table.add_column(d, justify="right", style="cyan")
     for p, name in zip(preds, names, strict=True):
         if p.ok:
             cells = [
@@ -83,9 +96,10 @@ def _prediction_table(preds: Sequence[Prediction], labels: Sequence[str], stream
                 else f"{p.probabilities[c]:.2f}"
                 for c in labels
             ]
+            cells += [f"{getattr(p, d):+.2f}" for d in dims]
             table.add_row(escape(name), p.label, *cells)
         else:
-            table.add_row(escape(name), "[red]error[/red]", *[""] * len(labels))
+            table.add_row(escape(name), "[red]error[/red]", *[""] * (len(labels) + len(dims)))
     console = Console(file=stream, soft_wrap=False)
     console.print(table)
     if folder:
@@ -181,7 +195,9 @@ def _truncate_partial_line(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def done_files(output: str | os.PathLike, fmt: str, labels: Sequence[str]) -> set[str]:
+def done_files(
+    output: str | os.PathLike, fmt: str, labels: Sequence[str], dims: Sequence[str] = ()
+) -> set[str]:
     """The files already in an output written by :func:`score_files` (for ``resume``).
 
     Raises:
@@ -204,20 +220,20 @@ def done_files(output: str | os.PathLike, fmt: str, labels: Sequence[str]) -> se
     with path.open(newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header != _csv_header(labels):
+        if header != _csv_header(labels, dims):
             raise ValueError(
                 f"{path}: its columns {header} are not those of this model "
-                f"{_csv_header(labels)}; give another --output or drop --resume"
+                f"{_csv_header(labels, dims)}; give another --output or drop --resume"
             )
         done.update(csv_plain(row[0]) for row in reader if row)
     return done
 
 
-def _csv_header(labels: Sequence[str]) -> list[str]:
-    return ["file", "label", *labels, "basis", "error"]
+def _csv_header(labels: Sequence[str], dims: Sequence[str] = ()) -> list[str]:
+    return ["file", "label", *labels, *dims, "basis", "error"]
 
 
-def _line(p: Prediction, fmt: str, labels: Sequence[str]) -> str:
+def _line(p: Prediction, fmt: str, labels: Sequence[str], dims: Sequence[str] = ()) -> str:
     if fmt == "jsonl":
         return json.dumps(p.to_dict()) + "\n"
     buf = io.StringIO()
@@ -226,6 +242,7 @@ def _line(p: Prediction, fmt: str, labels: Sequence[str]) -> str:
             csv_text(p.file),
             p.label or "",
             *[f"{p.probabilities[c]:.6f}" if p.ok else "" for c in labels],
+            *[f"{getattr(p, d):.6f}" if p.ok and getattr(p, d) is not None else "" for d in dims],
             p.basis if p.ok else "",
             csv_text(p.error or ""),
         ]
@@ -300,7 +317,8 @@ def score_files(
     out = Path(output)
     fmt = output_format(out, fmt)
     labels = recognizer.labels
-    done = done_files(out, fmt, labels) if resume else set()
+    dims = recognizer.dimensions
+    done = done_files(out, fmt, labels, dims) if resume else set()
     todo = [f for f in dict.fromkeys(str(f) for f in files) if f not in done]
     summary = ScoreSummary(out, skipped=len(files) - len(todo))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +334,7 @@ def score_files(
         progress_bar(len(todo), "scoring", enabled=progress) as bar,
     ):
         if fresh and fmt == "csv":
-            stream.write(_line_header(labels))
+            stream.write(_line_header(labels, dims))
             stream.flush()
         futures: dict[int, object] = {}
         batch: list[tuple[str, object]] = []
@@ -329,7 +347,7 @@ def score_files(
             batch.append((path, item))
             if len(batch) >= batch_size or i == len(todo) - 1:
                 preds = _predict_batch(recognizer, batch, batch_size, speaker_stats or {})
-                stream.write("".join(_line(p, fmt, labels) for p in preds))
+                stream.write("".join(_line(p, fmt, labels, dims) for p in preds))
                 stream.flush()
                 for p in preds:
                     if not p.ok:
@@ -358,9 +376,9 @@ def _reader(recognizer):
     return read
 
 
-def _line_header(labels: Sequence[str]) -> str:
+def _line_header(labels: Sequence[str], dims: Sequence[str] = ()) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(_csv_header(labels))
+    csv.writer(buf, lineterminator="\n").writerow(_csv_header(labels, dims))
     return buf.getvalue()
 
 
@@ -439,6 +457,8 @@ def render_segments(
     """
     stream = stream or sys.stdout
     note = {f: (NO_SPEECH if not segs else None) for f, segs in results.items()}
+    every = [s for segs in results.values() for s in segs]
+    dims = [d for d in DIMENSIONS if every and all(s.get(d) is not None for s in every)]
     if fmt == "json":
         doc = [
             {"file": f, "segments": segs, "note": note[f], "error": None}
@@ -459,23 +479,25 @@ def render_segments(
             stream.write(json.dumps({"file": f, **empty, "note": None, "error": e}) + "\n")
     elif fmt == "csv":
         w = csv.writer(stream, lineterminator="\n")
-        w.writerow(["file", "start", "end", "label", *labels, "note", "error"])
+        w.writerow(["file", "start", "end", "label", *labels, *dims, "note", "error"])
+        blank = [""] * (len(labels) + len(dims))
         for f, segs in results.items():
             for s in segs:
                 probs = [f"{s['probabilities'].get(c, 0.0):.6f}" for c in labels]
+                probs += [f"{s[d]:.6f}" for d in dims]
                 times = [f"{s['start']:.3f}", f"{s['end']:.3f}"]
                 w.writerow([csv_text(f), *times, s["label"], *probs, "", ""])
             if not segs:
-                w.writerow([csv_text(f), "", "", "", *[""] * len(labels), NO_SPEECH, ""])
+                w.writerow([csv_text(f), "", "", "", *blank, NO_SPEECH, ""])
         for f, e in errors.items():
-            w.writerow([csv_text(f), "", "", "", *[""] * len(labels), "", csv_text(e)])
+            w.writerow([csv_text(f), "", "", "", *blank, "", csv_text(e)])
     elif fmt == "table":
-        _segment_tables(results, errors, labels, stream)
+        _segment_tables(results, errors, labels, stream, dims)
     else:
         raise ValueError(f"format must be table, json, jsonl or csv, not {fmt!r}")
 
 
-def _segment_tables(results, errors, labels, stream) -> None:
+def _segment_tables(results, errors, labels, stream, dims: Sequence[str] = ()) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -490,12 +512,15 @@ def _segment_tables(results, errors, labels, stream) -> None:
             table.add_column(name, justify="right" if name != "emotion" else "left")
         for c in labels:
             table.add_column(c, justify="right")
+        for d in dims:
+            table.add_column(d, justify="right", style="cyan")
         for s in segs:
             table.add_row(
                 f"{s['start']:.2f}",
                 f"{s['end']:.2f}",
                 s["label"],
                 *[f"{s['probabilities'].get(c, 0.0):.2f}" for c in labels],
+                *[f"{s[d]:+.2f}" for d in dims],
             )
         console.print(table)
     for f, e in errors.items():

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from emovox._fs import atomic_write_text
 from emovox._version import __version__
+from emovox.data.taxonomy import DIMENSIONS
 from emovox.features import Feature, feature_from_dict
 from emovox.models import SERModel, build_model
 
@@ -39,6 +40,12 @@ class Bundle:
     labels: list[str]
     config: dict = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The continuous scores of every prediction (``["arousal", "valence"]`` for a model
+        trained with ``dimensions``; none otherwise)."""
+        return list(self.config.get("model", {}).get("dimensions") or [])
 
 
 def save_bundle(
@@ -69,6 +76,8 @@ def save_bundle(
         },
         **metadata,
     }
+    if model.has_dimensions():
+        config["model"]["dimensions"] = list(DIMENSIONS)
     tmp = path / f".{WEIGHTS}.tmp"
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"format": BUNDLE_FORMAT})
@@ -102,6 +111,9 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
         in_shape = _in_shape(spec.get("in_shape"))
         check_inference(config.get("inference") or {})
         model = build_model(spec["name"], len(labels), in_shape, **spec["params"])
+        dims = _dimensions(spec.get("dimensions"))
+        if dims:
+            model.attach_dimensions(len(dims))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise BundleError(f"{cfg_path}: invalid configuration ({what})") from exc
@@ -152,6 +164,15 @@ def _labels(config: dict) -> list[str]:
     if not all(isinstance(c, str) and c for c in labels) or len(set(labels)) != len(labels):
         raise ValueError(f"labels must be distinct non-empty names, not {labels}")
     return list(labels)
+
+
+def _dimensions(value) -> list[str]:
+    """The model's dimension names: none, or :data:`DIMENSIONS` as saved."""
+    if value is None:
+        return []
+    if value != list(DIMENSIONS):
+        raise ValueError(f"model dimensions must be {list(DIMENSIONS)}, not {value!r}")
+    return list(value)
 
 
 def _in_shape(value) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """ONNX export of a model bundle and prediction with onnxruntime.
 
 :func:`export_onnx` writes the model as an ONNX graph that maps features ``[B, S, F, T]`` (the
-``features`` input) to ``logits`` and ``probabilities`` (softmax), with a dynamic batch axis and,
-for variable-length features, a dynamic time axis. The labels, the feature configuration and the
-model description travel in the file's ``metadata_props`` (``emovox.*`` keys), so a file can be
+``features`` input) to ``logits`` and ``probabilities`` (softmax), and for a model with the
+dimensions head to ``dimensions`` too (arousal and valence in [-1, 1]), with a dynamic batch axis
+and, for variable-length features, a dynamic time axis. The labels, the feature configuration and
+the model description travel in the file's ``metadata_props`` (``emovox.*`` keys), so a file can be
 checked against a bundle or used on its own.
 
 The graph is the model's *unmasked* forward pass. Padding a shorter utterance would change what
@@ -35,6 +36,7 @@ ONNX_FILE = "model.onnx"
 META_PREFIX = "emovox."
 INPUT_NAME = "features"
 OUTPUT_NAMES = ("logits", "probabilities")
+DIMENSIONS_OUTPUT = "dimensions"
 DEFAULT_OPSET = 18
 
 INSTALL_HINT = 'pip install "emovox[onnx]"  (onnx, onnxruntime, onnxscript)'
@@ -57,13 +59,18 @@ def _require(module: str):
 
 
 class _WithProbabilities(torch.nn.Module):
-    """The model's unmasked forward, returning logits and their softmax."""
+    """The model's unmasked forward, returning logits and their softmax (and the dimension
+    scores of a model with the dimensions head)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.dimensions = model.has_dimensions()
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.dimensions:
+            logits, dims = self.model.forward_with_dimensions(features)
+            return logits, torch.softmax(logits, dim=-1), dims
         logits = self.model(features)
         return logits, torch.softmax(logits, dim=-1)
 
@@ -118,8 +125,9 @@ def export_onnx(
     wrapper = _WithProbabilities(bundle.model).eval()
     dynamic = {0: "batch"} if bundle.feature.fixed_length else {0: "batch", 3: "frames"}
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    outputs = list(OUTPUT_NAMES) + ([DIMENSIONS_OUTPUT] if wrapper.dimensions else [])
     try:
-        proto = _export_proto(onnx, wrapper, example, dynamic, opset, tmp)
+        proto = _export_proto(onnx, wrapper, example, dynamic, opset, tmp, outputs)
         for key, value in _metadata(bundle).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
@@ -133,7 +141,9 @@ def export_onnx(
     return out
 
 
-def _export_proto(onnx, wrapper, example, dynamic: dict, opset: int, tmp: Path):
+def _export_proto(
+    onnx, wrapper, example, dynamic: dict, opset: int, tmp: Path, outputs: Sequence[str]
+):
     """Export with the torch.export-based exporter, or the TorchScript one if that fails."""
     import logging
     import warnings
@@ -141,10 +151,10 @@ def _export_proto(onnx, wrapper, example, dynamic: dict, opset: int, tmp: Path):
     log = logging.getLogger("torch.onnx")  # quiet "torchvision is not installed" notices
     level = log.level
     log.setLevel(logging.ERROR)
-    axes = {INPUT_NAME: dynamic, "logits": {0: "batch"}, "probabilities": {0: "batch"}}
+    axes = {INPUT_NAME: dynamic, **{name: {0: "batch"} for name in outputs}}
     common = {
         "input_names": [INPUT_NAME],
-        "output_names": list(OUTPUT_NAMES),
+        "output_names": list(outputs),
         "dynamic_axes": axes,
         "opset_version": opset,
     }
@@ -190,14 +200,24 @@ def _verify(path: Path, bundle: Bundle, frames: int) -> None:
     rng = np.random.default_rng(0)
     for batch, t in zip((1, 3), lengths, strict=True):
         x = rng.standard_normal((batch, s, f, t)).astype(np.float32)
-        (got,) = session.run(["probabilities"], {INPUT_NAME: x})
+        got = _scores(session, x, bundle.model.has_dimensions())
         with torch.no_grad():
-            ref = torch.softmax(bundle.model(torch.from_numpy(x)), dim=-1).numpy()
+            ref = _WithProbabilities(bundle.model).eval()(torch.from_numpy(x))
+            ref = torch.cat([ref[1], *ref[2:]], dim=1).numpy()
         if got.shape != ref.shape or not np.allclose(got, ref, atol=1e-4):
             raise RuntimeError(
                 f"{path}: the exported graph differs from the torch model on input "
                 f"{list(x.shape)} (max difference {float(np.max(np.abs(got - ref))):.2e})"
             )
+
+
+def _scores(session, batch: np.ndarray, dimensions: bool) -> np.ndarray:
+    """The probabilities of a batch, followed by its dimension scores when asked."""
+    if not dimensions:
+        (proba,) = session.run(["probabilities"], {INPUT_NAME: batch})
+        return proba
+    proba, dims = session.run(["probabilities", DIMENSIONS_OUTPUT], {INPUT_NAME: batch})
+    return np.concatenate([proba, dims], axis=1)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -306,6 +326,12 @@ class OnnxModel:
                 f"{self.path}: expected one input {INPUT_NAME!r} and a 'probabilities' output"
             )
         self.input_shape = inputs[0].shape  # [batch, S, F, frames or T]
+        self.has_dimensions = DIMENSIONS_OUTPUT in names
+        self.n_dimensions = 0
+        if self.has_dimensions:
+            out = next(o for o in self.session.get_outputs() if o.name == DIMENSIONS_OUTPUT)
+            width = out.shape[-1] if out.shape else None
+            self.n_dimensions = width if isinstance(width, int) else 2
         if bundle is not None:
             self.check_fits(bundle)
 
@@ -324,6 +350,11 @@ class OnnxModel:
         got = self.input_shape[1:3]
         if all(isinstance(d, int) for d in got) and tuple(got) != (s, f):
             raise BundleError(f"{where}: input streams x bins {tuple(got)} != {(s, f)}")
+        if self.has_dimensions != bundle.model.has_dimensions():
+            say = "has" if self.has_dimensions else "lacks"
+            raise BundleError(
+                f"{where}: the file {say} the arousal and valence output; export the model again"
+            )
 
     def predict_proba(self, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Probabilities ``[N, n_classes]`` for ``[S, F, T_i]`` feature arrays.
@@ -331,7 +362,12 @@ class OnnxModel:
         Arrays with the same number of frames run together (in batches of ``batch_size``);
         nothing is padded, so each result equals the torch model's on that utterance alone.
         """
-        out = np.zeros((len(xs), self.n_classes), dtype=np.float32)
+        return self.predict_scores(xs, batch_size)[:, : self.n_classes]
+
+    def predict_scores(self, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """As :func:`emovox.inference.predict.predict_scores`: probabilities ``[N, C]``,
+        followed by the dimension scores ``[N, D]`` of a model that has them."""
+        out = np.zeros((len(xs), self.n_classes + self.n_dimensions), dtype=np.float32)
         groups: dict[int, list[int]] = {}
         for i, x in enumerate(xs):
             groups.setdefault(int(x.shape[-1]), []).append(i)
@@ -339,6 +375,5 @@ class OnnxModel:
             for s in range(0, len(idx_all), batch_size):
                 idx = idx_all[s : s + batch_size]
                 batch = np.stack([np.asarray(xs[i], dtype=np.float32) for i in idx])
-                (proba,) = self.session.run(["probabilities"], {INPUT_NAME: batch})
-                out[idx] = proba
+                out[idx] = _scores(self.session, batch, self.has_dimensions)
         return out

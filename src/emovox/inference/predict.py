@@ -40,14 +40,43 @@ def pad_batch(
 @torch.no_grad()
 def predict_logits(model: SERModel, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
     """Logits for full-length feature arrays, batched by similar length."""
+    return _predict(model, xs, batch_size, dimensions=False)
+
+
+@torch.no_grad()
+def _predict(
+    model: SERModel, xs: Sequence[np.ndarray], batch_size: int, dimensions: bool
+) -> np.ndarray:
+    """Logits ``[N, C]``, followed with ``dimensions`` by the dimension scores ``[N, D]``."""
     model.eval()
     device = model_device(model)
     order = sorted(range(len(xs)), key=lambda i: xs[i].shape[-1])
-    out = np.zeros((len(xs), model.n_classes), dtype=np.float32)
+    width = model.n_classes
+    if dimensions:
+        width += model._modules["dimensions"].out_features
+    out = np.zeros((len(xs), width), dtype=np.float32)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         x, mask = pad_batch([xs[i] for i in idx])
-        out[idx] = model(x.to(device), mask.to(device)).cpu().numpy()
+        x, mask = x.to(device), mask.to(device)
+        if dimensions:
+            logits, dims = model.forward_with_dimensions(x, mask)
+            out[idx] = torch.cat([logits, dims], dim=1).cpu().numpy()
+        else:
+            out[idx] = model(x, mask).cpu().numpy()
+    return out
+
+
+def predict_scores(model: SERModel, xs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    """What a prediction reports of full-length feature arrays: the softmax probabilities
+    ``[N, C]``, followed for a model with the dimensions head by its arousal and valence scores
+    ``[N, D]`` (``[N, C + D]``). Multi-crop averaging and segment means treat every column
+    alike."""
+    if not model.has_dimensions():
+        return predict_proba(model, xs, batch_size)
+    out = _predict(model, xs, batch_size, dimensions=True)
+    c = model.n_classes
+    out[:, :c] = torch.softmax(torch.from_numpy(out[:, :c]), dim=1).numpy()
     return out
 
 

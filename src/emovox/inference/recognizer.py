@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from emovox.audio import AudioError, audio_info, prepare_array
+from emovox.data.taxonomy import DIMENSIONS
 from emovox.features.normalization import SpeakerStats
 from emovox.features.normalization import speaker_stats as _speaker_stats
 from emovox.inference.bundle import Bundle, load_bundle
-from emovox.inference.predict import multi_crop_proba, predict_proba
+from emovox.inference.predict import multi_crop_proba, predict_scores
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ class Prediction:
     """What the label is of: the whole clip (:data:`CLIP_BASIS`), or, for a recording longer
     than :data:`LONG_RECORDING_SECONDS`, the duration-weighted mean of its speech segments'
     probabilities (``"N speech segments, duration-weighted"``)."""
+    arousal: float | None = None
+    """How activated the voice sounds, from -1 (quiet, low energy) to 1 (aroused); ``None``
+    for a model trained without ``dimensions``."""
+    valence: float | None = None
+    """How pleasant the emotion sounds, from -1 (unpleasant) to 1 (pleasant); ``None`` for a
+    model trained without ``dimensions``."""
 
     @property
     def ok(self) -> bool:
@@ -61,7 +68,8 @@ class Prediction:
         return self.file
 
     def to_dict(self) -> dict:
-        """``{"file", "label", "probabilities", "error"}``: the keys of every output format."""
+        """``{"file", "label", "probabilities", "error", "basis", "arousal", "valence"}``: the
+        keys of every output format."""
         return dataclasses.asdict(self)
 
 
@@ -149,6 +157,12 @@ class Recognizer:
     @property
     def config(self) -> dict:
         return self.bundle.config
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The continuous scores every prediction carries (``["arousal", "valence"]``, or none
+        for a model trained without ``dimensions``)."""
+        return self.bundle.dimensions
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, audio: AudioInput, sr: int | None = None) -> Prediction:
@@ -343,8 +357,8 @@ class Recognizer:
 
         def run(xs: list[np.ndarray]) -> np.ndarray:
             if self.onnx_model is not None:
-                return self.onnx_model.predict_proba(xs, batch_size)
-            return predict_proba(self.model, xs, batch_size)
+                return self.onnx_model.predict_scores(xs, batch_size)
+            return predict_scores(self.model, xs, batch_size)
 
         return multi_crop_proba(run, feats, self.test_crops, self.crop_frames)
 
@@ -376,12 +390,16 @@ class Recognizer:
             raise AudioError(None, "an array needs its sample rate: predict(array, sr=...)")
         return prepare_array(np.asarray(x), sr, self.sample_rate)
 
-    def _prediction(self, name: str, p: np.ndarray) -> Prediction:
-        p = p[self._keep]
+    def _prediction(self, name: str, scores: np.ndarray) -> Prediction:
+        """A prediction from one row of :meth:`_proba`: the class probabilities (restricted to
+        the chosen labels and renormalised), then the dimension scores, if any."""
+        n = len(self.bundle.labels)
+        p = scores[:n][self._keep]
         total = float(p.sum())
         p = p / total if total > 0 else np.full(len(p), 1.0 / len(p))
         probs = {c: float(v) for c, v in zip(self.labels, p, strict=True)}
-        return Prediction(name, self.labels[int(np.argmax(p))], probs)
+        dims = dict(zip(self.dimensions, (float(v) for v in scores[n:]), strict=True))
+        return Prediction(name, self.labels[int(np.argmax(p))], probs, **dims)
 
     def _resolve_subset(self, labels: Sequence[str] | None) -> list[int]:
         all_labels = self.bundle.labels
@@ -402,8 +420,9 @@ prediction, the ``note`` of its line in segment outputs)."""
 
 def segments_prediction(name: str, segments: Sequence[dict], labels: Sequence[str]) -> Prediction:
     """The prediction of a recording from its segments' (``start``, ``end``,
-    ``probabilities``): the duration-weighted mean of their probabilities, so the recording's
-    label agrees with its segments; an ``error`` when there is no segment."""
+    ``probabilities``, and ``arousal``/``valence`` when the model gives them): the
+    duration-weighted mean of each, so the recording's label agrees with its segments; an
+    ``error`` when there is no segment."""
     weights = np.array([s["end"] - s["start"] for s in segments], dtype=np.float64)
     if not len(segments) or weights.sum() <= 0:
         return Prediction(name, None, {}, NO_SPEECH)
@@ -411,7 +430,12 @@ def segments_prediction(name: str, segments: Sequence[dict], labels: Sequence[st
     mean = (weights[:, None] * proba).sum(0) / weights.sum()
     probs = {c: float(v) for c, v in zip(labels, mean, strict=True)}
     basis = f"{len(segments)} speech segments, duration-weighted"
-    return Prediction(name, labels[int(np.argmax(mean))], probs, basis=basis)
+    dims = {}
+    for d in DIMENSIONS:
+        values = [s.get(d) for s in segments]
+        if all(v is not None for v in values):
+            dims[d] = float(np.dot(weights, values) / weights.sum())
+    return Prediction(name, labels[int(np.argmax(mean))], probs, basis=basis, **dims)
 
 
 def _name(x: AudioInput, i: int) -> str:

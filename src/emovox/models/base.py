@@ -157,6 +157,42 @@ class SERModel(nn.Module):
         emb = self.embed(x, mask)
         return self(x, mask), emb
 
+    # -- continuous dimensions (arousal, valence) ----------------------------------------------
+    def attach_dimensions(self, n: int = 2, seed: int = 0) -> None:
+        """Add the dimensions head: a linear layer from the embedding to ``n`` scores, squashed
+        into [-1, 1] (:meth:`dimensions_from`). Its weights (``dimensions.weight``/``.bias``)
+        are part of the model's state, so bundles and ONNX files carry it. Initialised from
+        ``seed`` without touching the global random state.
+
+        Raises:
+            ValueError: the model has no utterance embedding.
+        """
+        if not self.supports_embedding():
+            raise ValueError(
+                f"model {self.name!r} has no embed(x, mask) method, which the arousal and "
+                "valence head (dimensions) needs; train it without dimensions"
+            )
+        width = embedding_width(self)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 104729)
+            self.add_module("dimensions", nn.Linear(width, n))
+
+    def has_dimensions(self) -> bool:
+        """Whether the model has the dimensions head (:meth:`attach_dimensions`)."""
+        return "dimensions" in self._modules
+
+    def dimensions_from(self, emb: torch.Tensor) -> torch.Tensor:
+        """The dimension scores ``[B, n]`` in [-1, 1] of embeddings ``[B, embed_dim]``."""
+        head = self._modules["dimensions"]
+        return torch.tanh(head(emb.to(head.weight.dtype)))
+
+    def forward_with_dimensions(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and dimension scores in one pass (a model with the dimensions head)."""
+        logits, emb = self.forward_with_embedding(x, mask)
+        return logits, self.dimensions_from(emb)
+
 
 class EmbeddingModel(SERModel):
     """A network that pools an utterance embedding and classifies it: ``forward`` is
@@ -182,6 +218,26 @@ class EmbeddingModel(SERModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.embed(x, mask)
         return self.classifier(self.dropout(emb)), emb
+
+
+def embedding_width(model: SERModel) -> int:
+    """The width of ``model.embed(x, mask)``: ``model.embed_dim``, or measured on a dummy input.
+
+    Raises:
+        ValueError: the model has no ``embed`` method.
+    """
+    if not model.supports_embedding():
+        raise ValueError(f"model {getattr(model, 'name', type(model).__name__)!r} has no embed")
+    dim = getattr(model, "embed_dim", None)
+    if isinstance(dim, int):
+        return dim
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        s, f = model.in_shape
+        out = model.embed(torch.zeros(1, s, f, 64), torch.ones(1, 64, dtype=torch.bool))
+    model.train(was_training)
+    return int(out.shape[-1])
 
 
 def constructor_args(scope: dict) -> dict:

@@ -21,13 +21,19 @@ AudioSource = str | os.PathLike | np.ndarray
 
 
 def segment_result(segment: Segment, prediction: Prediction) -> dict:
-    """``{"start", "end", "label", "probabilities"}`` of one segment (seconds, rounded to ms)."""
-    return {
+    """``{"start", "end", "label", "probabilities"}`` of one segment (seconds, rounded to ms),
+    with ``arousal`` and ``valence`` when the model gives them."""
+    out = {
         "start": round(segment.start, 3),
         "end": round(segment.end, 3),
         "label": prediction.label,
         "probabilities": prediction.probabilities,
     }
+    if prediction.arousal is not None:
+        out["arousal"] = prediction.arousal
+    if prediction.valence is not None:
+        out["valence"] = prediction.valence
+    return out
 
 
 def predict_pieces(recognizer: Recognizer, pieces: Sequence[Piece], batch_size: int) -> list[dict]:

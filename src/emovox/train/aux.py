@@ -1,4 +1,5 @@
-"""Auxiliary tasks: linear heads on a model's embedding (gender, intensity), trained alongside."""
+"""Auxiliary tasks: linear heads on a model's embedding (gender, intensity), trained alongside,
+and the arousal and valence targets of the dimensions head (``TrainConfig.dimensions``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from emovox.models.base import SERModel
+from emovox.data.taxonomy import AROUSAL_LEVEL_SCORE, CIRCUMPLEX, DIMENSIONS
+from emovox.models.base import SERModel, embedding_width
 from emovox.train.config import AUX_TARGETS
 
 
 def embed_dim(model: SERModel) -> int:
-    """The width of ``model.embed(x, mask)``: ``model.embed_dim``, or measured on a dummy input.
+    """The width of ``model.embed(x, mask)`` (:func:`emovox.models.base.embedding_width`).
 
     Raises:
         ValueError: the model has no ``embed`` method.
@@ -23,16 +25,7 @@ def embed_dim(model: SERModel) -> int:
             f"model {getattr(model, 'name', type(model).__name__)!r} has no embed(x, mask) "
             "method, which auxiliary heads (aux_targets) need; train it without aux_targets"
         )
-    dim = getattr(model, "embed_dim", None)
-    if isinstance(dim, int):
-        return dim
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        s, f = model.in_shape
-        out = model.embed(torch.zeros(1, s, f, 64), torch.ones(1, 64, dtype=torch.bool))
-    model.train(was_training)
-    return int(out.shape[-1])
+    return embedding_width(model)
 
 
 def make_aux_heads(model: SERModel, targets: Sequence[str], seed: int = 0) -> nn.ModuleDict:
@@ -65,3 +58,31 @@ def known_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if known == 0:
         return logits.sum() * 0.0
     return nn.functional.cross_entropy(logits, target, ignore_index=-1, reduction="sum") / known
+
+
+def dimension_targets(utterances: Sequence) -> np.ndarray:
+    """``[N, 2]`` float32 ``(arousal, valence)`` targets in [-1, 1] (:data:`DIMENSIONS` order),
+    NaN where unknown: an emotion's place on the circumplex (:data:`CIRCUMPLEX`, from the
+    utterance's own canonical label, before any label scheme merges it), or for a corpus labelled
+    with arousal levels (BAVED's ``fields["arousal"]``: low, normal, high) the level's arousal
+    (:data:`AROUSAL_LEVEL_SCORE`) and no valence."""
+    out = np.full((len(utterances), len(DIMENSIONS)), np.nan, dtype=np.float32)
+    for i, u in enumerate(utterances):
+        place = CIRCUMPLEX.get(str(u.label))
+        if place is not None:
+            out[i] = place
+            continue
+        level = str(u.get("arousal", "")).strip().lower()
+        if level in AROUSAL_LEVEL_SCORE:
+            out[i, 0] = AROUSAL_LEVEL_SCORE[level]
+    return out
+
+
+def known_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries of ``target`` that are not NaN (0 when none is)."""
+    known = ~torch.isnan(target)
+    n = int(known.sum())
+    if n == 0:
+        return pred.sum() * 0.0
+    diff = torch.where(known, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return (diff**2).sum() / n

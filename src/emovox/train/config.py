@@ -26,6 +26,7 @@ AUX_TARGETS: dict[str, tuple[str, ...]] = {
 """Auxiliary targets (``TrainConfig.aux_targets``) -> their classes. ``gender`` is the manifest's
 column; ``intensity`` is the corpus field of that name (RAVDESS). Other values count as unknown."""
 
+
 @dataclasses.dataclass
 class TrainConfig:
     """Training settings; every field is saved with the model and in ``metrics.json``."""
@@ -57,6 +58,13 @@ class TrainConfig:
     """Auxiliary tasks among :data:`AUX_TARGETS` (a tuple, or a comma-separated string)."""
     aux_weight: float = 0.3
     """Weight of each auxiliary head's loss, added to the emotion loss."""
+    dimensions: bool = False
+    """Also learn arousal and valence in [-1, 1]: a head on the model's embedding, trained on
+    each emotion's place on the circumplex (:data:`emovox.data.taxonomy.CIRCUMPLEX`) and on
+    arousal levels where a corpus labels them; it is saved with the model and every prediction
+    then carries both scores."""
+    dimensions_weight: float = 0.5
+    """Weight of the dimensions head's squared error, added to the emotion loss."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -101,6 +109,10 @@ class TrainConfig:
         self.aux_weight = float(self.aux_weight)
         if self.aux_weight < 0:
             raise ValueError("aux_weight must be >= 0")
+        self.dimensions = _flag("dimensions", self.dimensions)
+        self.dimensions_weight = float(self.dimensions_weight)
+        if not self.dimensions_weight >= 0:
+            raise ValueError("dimensions_weight must be >= 0")
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)
@@ -150,6 +162,7 @@ class TrainConfig:
         params = {k: v for k, v in model_cls.default_training.items() if k in fields}
         params.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**params)
+
 
 def _flag(name: str, value) -> bool:
     """A true/false setting.

@@ -39,6 +39,7 @@ def fit_arrays(
     resume: bool = False,
     aux_y: dict[str, Sequence[int]] | None = None,
     class_mask: np.ndarray | None = None,
+    dims_y: np.ndarray | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Fit ``model`` on ``[S, F, T]`` arrays (training items may be tuples of variants).
@@ -53,6 +54,8 @@ def fit_arrays(
         aux_y: auxiliary targets of the training items (``config.aux_targets``).
         class_mask: the classes each training item's corpus labels (``[N, n_classes]``), for
             the gradient trainer's loss; closed-form fits see every item's label only.
+        dims_y: ``[N, 2]`` arousal and valence targets (NaN: unknown) for a model with the
+            dimensions head (:func:`emovox.train.aux.dimension_targets`).
         progress: show progress.
 
     Returns:
@@ -75,7 +78,14 @@ def fit_arrays(
     else:
         trainer = Trainer(part.module, config, hop_seconds, checkpoint_dir, progress)
         result = trainer.fit(
-            part.prepare(train_x), train_y, part.prepare(val[0]), val[1], resume, aux_y, class_mask
+            part.prepare(train_x),
+            train_y,
+            part.prepare(val[0]),
+            val[1],
+            resume,
+            aux_y,
+            class_mask,
+            dims_y=dims_y,
         )
     model.eval()
     if has_val and model.components() and result.history:
@@ -94,8 +104,4 @@ def component_val_ua(model: SERModel, xs: list, y: np.ndarray) -> dict[str, floa
 
 
 def _nothing_fitted(model: SERModel):
-    raise ValueError(
-        f"model {model.name!r} declares neither a closed-form fit nor a gradient part"
-    )
-
-
+    raise ValueError(f"model {model.name!r} declares neither a closed-form fit nor a gradient part")

@@ -26,7 +26,7 @@ from emovox.inference.bundle import save_bundle
 from emovox.inference.predict import crop_frames, predict_proba
 from emovox.models import SERModel
 from emovox.progress import console
-from emovox.train.aux import aux_labels
+from emovox.train.aux import aux_labels, dimension_targets
 from emovox.train.checkpoint import check_resumable
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import (
@@ -53,7 +53,8 @@ def fit(
 
     With ``speaker_norm`` the training and the validation items are normalised per speaker
     (:func:`~emovox.train.dataset.speaker_subset`); with ``aux_targets`` the auxiliary targets
-    come from the manifest (:func:`emovox.train.aux.aux_labels`). The model is fitted by
+    come from the manifest (:func:`emovox.train.aux.aux_labels`), and with ``dimensions`` the
+    arousal and valence targets (:func:`emovox.train.aux.dimension_targets`). The model is fitted by
     :func:`~emovox.train.fitting.fit_arrays`, which asks it what it fits how; an ensemble's
     members (:meth:`~emovox.models.base.SERModel.trained_members`) are each fitted here with
     their own seed.
@@ -84,6 +85,9 @@ def fit(
         resume=resume,
         aux_y=aux_labels([data.manifest[i] for i in tr], config.aux_targets),
         class_mask=corpus_class_mask(data, tr),
+        dims_y=dimension_targets([data.manifest[i] for i in tr])
+        if model.has_dimensions()
+        else None,
         progress=progress,
     )
     return model, result, sorted({data.manifest[i].speaker for i in va})

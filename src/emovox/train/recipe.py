@@ -67,8 +67,12 @@ class Recipe:
         return cls(model, feature, training, dict(params or {}))
 
     def build(self, n_classes: int, in_shape: tuple[int, int]) -> SERModel:
-        """A fresh, untrained model of this recipe."""
-        return build_model(self.model, n_classes, in_shape, **self.params)
+        """A fresh, untrained model of this recipe (with the dimensions head when the training
+        settings ask for ``dimensions``)."""
+        model = build_model(self.model, n_classes, in_shape, **self.params)
+        if self.training.dimensions:
+            model.attach_dimensions(seed=self.training.seed)
+        return model
 
     def with_training(self, **changes) -> Recipe:
         """The same recipe with some training settings changed."""

@@ -27,7 +27,7 @@ from emovox.inference.predict import crop_frames, pad_batch, predict_logits, pre
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import SERModel
 from emovox.progress import console, progress_bar
-from emovox.train.aux import AUX_TARGETS, known_ce, make_aux_heads
+from emovox.train.aux import AUX_TARGETS, known_ce, known_mse, make_aux_heads
 from emovox.train.batches import lr_at, pick_variant, random_crop, spec_augment
 from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
 from emovox.train.config import TrainConfig, resolve_device
@@ -156,6 +156,8 @@ class Trainer:
         self.aux_heads: nn.ModuleDict | None = None
         self._aux_y: dict[str, np.ndarray] = {}
         self._aux_loss = 0.0
+        self._dims_y: np.ndarray | None = None
+        self._dims_loss = 0.0
         if config.aux_targets:
             self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
 
@@ -169,6 +171,7 @@ class Trainer:
         resume: bool = False,
         aux_y: dict[str, Sequence[int]] | None = None,
         class_mask: np.ndarray | None = None,
+        dims_y: np.ndarray | None = None,
     ) -> TrainResult:
         """Train, validating after every epoch; the model ends with its best weights.
 
@@ -182,12 +185,17 @@ class Trainer:
                 head's loss).
             class_mask: ``[N, n_classes]`` booleans, the classes each training item's corpus
                 labels: the loss of an item ignores the others (:func:`masked_cross_entropy`).
+            dims_y: ``[N, 2]`` arousal and valence targets in [-1, 1], NaN where unknown; needed
+                (and only taken) when the model has the dimensions head, whose squared error on
+                the known ones joins the loss with weight ``config.dimensions_weight``.
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
-            ValueError: ``aux_y`` lacks a target of ``config.aux_targets`` or has the wrong length.
+            ValueError: ``aux_y`` lacks a target of ``config.aux_targets`` or has the wrong length;
+                ``dims_y`` is missing for a model with the dimensions head, or malformed.
         """
         train_y = np.asarray(train_y, dtype=int)
+        self._dims_y = self._check_dims_y(dims_y, len(train_x))
         run = self._prepare(len(train_x), train_y, aux_y)
         if class_mask is not None:
             run.class_mask = torch.as_tensor(np.asarray(class_mask, dtype=bool))
@@ -279,6 +287,8 @@ class Trainer:
                 row = {"epoch": epoch, "train_loss": loss, "lr": run.opt.param_groups[0]["lr"]}
                 if self.aux_heads is not None:
                     row["aux_loss"] = self._aux_loss
+                if self._dims_y is not None:
+                    row["dims_loss"] = self._dims_loss
                 improved = self._validate(run, state, row, val)
                 row["seconds"] = time.time() - t_epoch
                 state.record(row, improved)
@@ -351,6 +361,32 @@ class Trainer:
             out[name] = arr
         return out
 
+    def _check_dims_y(self, dims_y, n: int) -> np.ndarray | None:
+        if not self.model.has_dimensions():
+            return None
+        if dims_y is None:
+            raise ValueError(
+                "the model has the dimensions head but Trainer.fit got no dims_y (build it with "
+                "emovox.train.aux.dimension_targets)"
+            )
+        arr = np.asarray(dims_y, dtype=np.float32)
+        width = self.model._modules["dimensions"].out_features
+        if arr.shape != (n, width):
+            raise ValueError(f"dims_y has shape {arr.shape}, not ({n}, {width})")
+        known = arr[~np.isnan(arr)]
+        if known.size and (known.min() < -1 or known.max() > 1):
+            raise ValueError("dims_y holds targets outside [-1, 1]")
+        return arr
+
+    def _dims_losses(self, emb: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
+        """The dimensions head's squared error on the known targets (mixed as under mixup)."""
+        assert self._dims_y is not None
+        pred = self.model.dimensions_from(emb.float())
+        t = torch.as_tensor(self._dims_y[idx], device=emb.device)
+        if perm is None:
+            return known_mse(pred, t)
+        return lam * known_mse(pred, t) + (1 - lam) * known_mse(pred, t[perm])
+
     @contextmanager
     def _averaged_weights(self) -> Iterator[None]:
         """The EMA weights in the model for the block (the trained ones back afterwards)."""
@@ -387,7 +423,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(seed)  # order, crops, masks, mixup
         model.train()
         order = torch.randperm(len(xs), generator=gen).tolist()
-        total, count, aux_total = 0.0, 0, 0.0
+        total, count, aux_total, dims_total = 0.0, 0, 0.0, 0.0
         for b in range(run.steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             if not idx:
@@ -396,11 +432,13 @@ class Trainer:
             step = (epoch - 1) * run.steps_per_epoch + b
             for g in run.opt.param_groups:
                 g["lr"] = lr_at(step, run.total_steps, cfg.lr, cfg.schedule)
-            loss, aux = self._step(x, mask, y, idx, run, gen)
+            loss, aux, dims = self._step(x, mask, y, idx, run, gen)
             total += loss * len(idx)
             aux_total += aux * len(idx)
+            dims_total += dims * len(idx)
             count += len(idx)
         self._aux_loss = aux_total / max(count, 1)
+        self._dims_loss = dims_total / max(count, 1)
         return total / max(count, 1)
 
     def _batch(self, xs, ys: np.ndarray, idx: list[int], crop: int | None, gen: torch.Generator):
@@ -418,9 +456,9 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, mask, y
 
-    def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> tuple[float, float]:
-        """Mixup, forward, loss (with the auxiliary heads'), backward, optimiser and EMA step;
-        returns the emotion loss and the auxiliary loss."""
+    def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> tuple[float, float, float]:
+        """Mixup, forward, loss (with the auxiliary heads' and the dimensions head's), backward,
+        optimiser and EMA step; returns the emotion, auxiliary and dimensions losses."""
         cfg, model = self.config, self.model
         perm, lam = None, 1.0
         if cfg.mixup > 0 and len(idx) > 1:
@@ -430,7 +468,7 @@ class Trainer:
             mask = mask | mask[perm]
         emb = None
         with torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"):
-            if self.aux_heads is not None:
+            if self.aux_heads is not None or self._dims_y is not None:
                 logits, emb = model.forward_with_embedding(x, mask)
             else:
                 logits = model(x, mask)
@@ -438,17 +476,21 @@ class Trainer:
         loss = run.loss(logits, y, idx)
         if perm is not None:
             loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
-        objective, aux_value = loss, 0.0
-        if emb is not None:
+        objective, aux_value, dims_value = loss, 0.0, 0.0
+        if self.aux_heads is not None:
             aux = self._aux_losses(emb, idx, perm, lam)
-            objective = loss + cfg.aux_weight * aux
+            objective = objective + cfg.aux_weight * aux
             aux_value = float(aux.detach())
+        if self._dims_y is not None:
+            dims = self._dims_losses(emb, idx, perm, lam)
+            objective = objective + cfg.dimensions_weight * dims
+            dims_value = float(dims.detach())
         run.opt.zero_grad(set_to_none=True)
         objective.backward()
         run.opt.step()
         if self.ema is not None:
             self.ema.update(model)
-        return float(loss.detach()), aux_value
+        return float(loss.detach()), aux_value, dims_value
 
     def _save(self, opt, state: _Progress) -> None:
         d = self.checkpoint_dir

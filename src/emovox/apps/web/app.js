@@ -131,7 +131,42 @@ function show(r) {
     row.append(name, track, pv);
     bars.appendChild(row);
   }
+  showDimensions(r);
   showTimeline(r);
+}
+
+// Arousal and valence (models trained with them): a bar from the middle of a -1..1 scale.
+const DIMENSION_WORDS = {
+  arousal: ["calm, low energy", "aroused, high energy"],
+  valence: ["unpleasant", "pleasant"],
+};
+
+function showDimensions(r) {
+  const box = $("dims");
+  box.replaceChildren();
+  const names = Object.keys(DIMENSION_WORDS).filter((d) => typeof r[d] === "number");
+  box.hidden = names.length === 0;
+  for (const d of names) {
+    const v = r[d];
+    const row = document.createElement("div");
+    row.className = "row dim";
+    row.dataset.dimension = d;
+    const name = document.createElement("span");
+    name.textContent = d;
+    const track = document.createElement("div");
+    track.className = "track centred";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.left = (50 + 50 * Math.min(v, 0)).toFixed(1) + "%";
+    fill.style.width = (50 * Math.abs(v)).toFixed(1) + "%";
+    track.appendChild(fill);
+    const pv = document.createElement("span");
+    pv.className = "p";
+    pv.textContent = (v >= 0 ? "+" : "") + v.toFixed(2);
+    pv.title = DIMENSION_WORDS[d][v >= 0 ? 1 : 0];
+    row.append(name, track, pv);
+    box.appendChild(row);
+  }
 }
 
 function showTimeline(r) {
@@ -150,7 +185,9 @@ function showTimeline(r) {
     d.style.left = (100 * s.start / total) + "%";
     d.style.width = (100 * (s.end - s.start) / total) + "%";
     d.style.background = colour(s.label);
-    d.title = s.start.toFixed(1) + "–" + s.end.toFixed(1) + " s: " + s.label;
+    d.title = s.start.toFixed(1) + "–" + s.end.toFixed(1) + " s: " + s.label +
+      (typeof s.arousal === "number" ? ", arousal " + s.arousal.toFixed(2) : "") +
+      (typeof s.valence === "number" ? ", valence " + s.valence.toFixed(2) : "");
     tl.appendChild(d);
   }
   const ticks = $("timeline-ticks");
