@@ -187,7 +187,8 @@ def test_every_output_format_has_both_scores(dims_bundle: Path, synth_corpus: Pa
     header, first, *_, last = buf.getvalue().splitlines()
     cols = header.split(",")
     assert cols[-4:] == ["arousal", "valence", "basis", "error"]
-    assert float(first.split(",")[cols.index("arousal")]) == pytest.approx(preds[0].arousal, abs=1e-6)
+    arousal = float(first.split(",")[cols.index("arousal")])
+    assert arousal == pytest.approx(preds[0].arousal, abs=1e-6)
     assert last.split(",")[cols.index("arousal")] == ""
     buf = io.StringIO()
     render_predictions(preds, rec.labels, "jsonl", buf)

@@ -420,16 +420,22 @@ def test_evaluate_normalises_each_side_with_its_own_speakers(
     assert metrics["training"]["speaker_norm"] is True
     assert metrics["training"]["test_crops"] == 3
     folds = metrics["folds"]
-    # training, validation, the test set per utterance (each its own group) and speaker-adapted
-    assert len(calls) == 4 * len(folds)
+    # training, validation, the test set per utterance (each its own group), speaker-adapted,
+    # and speaker-adapted on the one-emotion-per-speaker test
+    assert len(calls) == 5 * len(folds)
     for f, fold in enumerate(folds):
-        train_call, val_call, alone_call, test_call = calls[4 * f : 4 * f + 4]
+        train_call, val_call, alone_call, test_call, one_call = calls[5 * f : 5 * f + 5]
         assert val_call == set(fold["validation_speakers"])
         assert len(alone_call) == fold["n_test"] and all(g.startswith("#") for g in alone_call)
-        assert test_call == set(fold["test_speakers"])
+        assert test_call == set(fold["test_speakers"]) == one_call
         assert not train_call & (val_call | test_call)
-        assert set(fold["speaker_adapted"]) == {"ua", "wa", "macro_f1"}
+        adapted = fold["speaker_adapted"]
+        assert set(adapted) == {"ua", "wa", "macro_f1", "guarded", "one_emotion_per_speaker"}
+        one = adapted["one_emotion_per_speaker"]
+        assert one["speakers"] == len(fold["test_speakers"]) and one["n"] > 0
+        assert set(one) == {"n", "speakers", "per_utterance", "adapted", "guarded"}
     assert metrics["speaker_adapted"]["folds"] == len(folds)
+    assert set(metrics["speaker_adapted"]["one_emotion_per_speaker"]) >= {"guarded", "n"}
     assert metrics["scoring"].startswith("per-utterance")
 
 
@@ -488,7 +494,7 @@ def proba(preds, labels) -> np.ndarray:
 
 
 def test_recognizer_averages_the_bundle_crops(options_bundle: Path) -> None:
-    rec = Recognizer.load(options_bundle)
+    rec = Recognizer.load(options_bundle, guard=None)  # adapted fully (the guard: elsewhere)
     assert (rec.test_crops, rec.crop_frames, rec.speaker_norm) == (5, 50, True)
     waves = long_waves()
     stats = rec.speaker_stats(waves, sr=SR)
@@ -522,7 +528,7 @@ def test_onnx_backend_uses_the_same_crops(options_bundle: Path, tmp_path: Path) 
 def test_speaker_norm_bundle_without_stats_uses_each_utterance(
     options_bundle: Path, caplog
 ) -> None:
-    rec = Recognizer.load(options_bundle)
+    rec = Recognizer.load(options_bundle, guard=None)  # statistics used fully
     waves = long_waves()
     with caplog.at_level(logging.WARNING, logger="emovox.inference.recognizer"):
         alone = proba(rec.predict_batch(waves[2:3], sr=SR), rec.labels)
@@ -568,15 +574,23 @@ def test_cli_one_speaker_uses_the_speaker_statistics_of_the_files(
     options_bundle: Path, synth_corpus: Path
 ) -> None:
     files = sorted(str(p) for p in (synth_corpus / "Actor_01").glob("*.wav"))[:4]
-    rec = Recognizer.load(options_bundle)
-    expected = proba(rec.predict_batch(files, speaker_stats="batch"), rec.labels)
-    alone = proba(rec.predict_batch(files), rec.labels)
+    full = Recognizer.load(options_bundle, guard=None)
+    expected = proba(full.predict_batch(files, speaker_stats="batch"), full.labels)
+    alone = proba(full.predict_batch(files), full.labels)
     assert not np.allclose(expected, alone, atol=1e-4)
     args = ["predict", "--model", str(options_bundle), "--format", "json", *files]
-    result = CliRunner().invoke(main, [*args, "--one-speaker"])
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
-    got = np.array([[r["probabilities"][c] for c in rec.labels] for r in rows])
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    def cli(*extra: str) -> np.ndarray:
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)
+        return np.array([[r["probabilities"][c] for c in full.labels] for r in rows])
+
+    np.testing.assert_allclose(cli("--one-speaker", "--full-adaptation"), expected, atol=1e-5)
+    guarded = Recognizer.load(options_bundle)  # the default: the guard's blend
+    want = proba(guarded.predict_batch(files, speaker_stats="batch"), full.labels)
+    np.testing.assert_allclose(cli("--one-speaker"), want, atol=1e-5)
+    lone = CliRunner().invoke(main, [*args, "--full-adaptation"])
+    assert lone.exit_code == 2 and "--one-speaker" in lone.output
     refused = CliRunner().invoke(main, [*args, "--one-speaker", "--segments"])
     assert refused.exit_code == 2 and "--one-speaker" in refused.output

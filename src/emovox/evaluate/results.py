@@ -44,8 +44,11 @@ class FoldResult:
     test_corpora: list[str] | None = None
     components: dict[str, dict] | None = None
     conditions: dict[str, dict] | None = None
-    speaker_adapted: dict[str, float] | None = None
-    """UA, WA and macro-F1 with test-speaker normalisation (recipes with ``speaker_norm``)."""
+    speaker_adapted: dict | None = None
+    """UA, WA and macro-F1 with test-speaker normalisation (recipes with ``speaker_norm``), with
+    ``guarded`` (:mod:`emovox.inference.adaptation`) and ``one_emotion_per_speaker`` (the
+    guard's worst case: per utterance, adapted and guarded on each speaker's clips of one
+    emotion)."""
 
     def to_dict(self) -> dict:
         row = dataclasses.asdict(self)
@@ -110,10 +113,26 @@ def mean_scores(folds: list[FoldResult]) -> dict[str, float]:
     return out
 
 
-def summarize_adapted(folds: list[FoldResult]) -> dict[str, float]:
-    """Mean and standard deviation over the folds of the speaker-adapted scores."""
+def summarize_adapted(folds: list[FoldResult]) -> dict:
+    """Mean and standard deviation over the folds of the speaker-adapted scores (and of the
+    guarded ones and the one-emotion-per-speaker test, where the folds have them)."""
     rows = [f.speaker_adapted for f in folds if f.speaker_adapted]
-    out: dict[str, float] = {"folds": len(rows)}
+    out: dict = {"folds": len(rows), **_mean_std(rows)}
+    guarded = [r["guarded"] for r in rows if "guarded" in r]
+    if guarded:
+        out["guarded"] = _mean_std(guarded)
+    one = [r.get("one_emotion_per_speaker") or {} for r in rows]
+    one = [r for r in one if r.get("n")]
+    if one:
+        out["one_emotion_per_speaker"] = {
+            "n": int(sum(r["n"] for r in one)),
+            **{k: _mean_std([r[k] for r in one]) for k in ("per_utterance", "adapted", "guarded")},
+        }
+    return out
+
+
+def _mean_std(rows: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = {}
     for k in SCORES:
         v = np.array([r[k] for r in rows])
         out[k], out[f"{k}_std"] = float(v.mean()), float(v.std())

@@ -23,6 +23,7 @@ import numpy as np
 
 from emovox._fs import atomic_write_text
 from emovox._version import __version__
+from emovox.augment import stable_hash
 from emovox.data.labels import LabelScheme
 from emovox.data.manifest import Manifest
 from emovox.data.protocols import Fold, SpeakerLeakWarning
@@ -41,6 +42,7 @@ from emovox.evaluate.results import (
     write_results,
 )
 from emovox.features import FeatureCache
+from emovox.inference.adaptation import guard_speakers
 from emovox.metrics import classification_metrics
 from emovox.progress import console
 from emovox.train.checkpoint import check_resumable
@@ -111,11 +113,15 @@ def run_fold(
     proba = predict_subset(net, data, fold.test, recipe.training, per_utterance=True)
     dt = time.time() - t0
     m = classification_metrics(ty, proba.argmax(1), data.classes)
-    adapted = pa = None
+    adapted = pa = pg = None
     if recipe.training.speaker_norm:
         pa = predict_subset(net, data, fold.test, recipe.training)
-        ma = classification_metrics(ty, pa.argmax(1), data.classes)
-        adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1")}
+        pg = guard_speakers(proba, pa, [data.manifest[i].speaker for i in fold.test])
+        adapted = _scores(ty, pa, data.classes)
+        adapted["guarded"] = _scores(ty, pg, data.classes)
+        adapted["one_emotion_per_speaker"] = one_emotion_scores(
+            net, data, fold.test, recipe, proba
+        )
     result = FoldResult(
         fold=fold.index,
         test_speakers=list(fold.test_speakers),
@@ -136,25 +142,77 @@ def run_fold(
         conditions=scorer.score(net, fold.test, recipe.training, True) if scorer else None,
         speaker_adapted=adapted,
     )
-    extra = f", speaker-adapted UA {adapted['ua']:.1f}" if adapted else ""
+    extra = (
+        f", speaker-adapted UA {adapted['ua']:.1f}, guarded {adapted['guarded']['ua']:.1f}"
+        if adapted
+        else ""
+    )
     console.log(
         f"fold {fold.index}: UA {result.ua:.1f}  WA {result.wa:.1f}  F1 {result.macro_f1:.1f}  "
         f"(per utterance{extra}; best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
     )
-    return result, prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa)
+    rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg)
+    return result, rows
+
+
+def _scores(y, proba, classes) -> dict[str, float]:
+    m = classification_metrics(y, proba.argmax(1), classes)
+    return {k: m[k] for k in ("ua", "wa", "macro_f1")}
+
+
+ONE_EMOTION_MIN_CLIPS = 2
+"""A test speaker joins the one-emotion-per-speaker test with an emotion of at least this many
+clips (statistics need more than one)."""
+
+
+def one_emotion_scores(net, data: Dataset, test, recipe: Recipe, proba) -> dict:
+    """The test set of the adaptation guard's worst case: each test speaker keeps the clips of
+    one emotion only (drawn per speaker, from its name, among those with at least
+    :data:`ONE_EMOTION_MIN_CLIPS` clips), so that the speaker's statistics are that emotion's.
+    Scored per utterance (``proba``, the same rows as the full test), speaker-adapted with the
+    statistics of those clips alone, and guarded (:func:`guard_speakers`)."""
+    row_of = {int(i): r for r, i in enumerate(test)}
+    by_speaker: dict[str, dict[int, list[int]]] = {}
+    for i in test:
+        by_speaker.setdefault(data.manifest[i].speaker, {}).setdefault(int(data.y[i]), []).append(
+            int(i)
+        )
+    keep: list[int] = []
+    for speaker, classes in sorted(by_speaker.items()):
+        options = sorted(c for c, rows in classes.items() if len(rows) >= ONE_EMOTION_MIN_CLIPS)
+        if options:
+            rng = np.random.default_rng(stable_hash(speaker))
+            keep += classes[options[int(rng.integers(len(options)))]]
+    if not keep:
+        return {"n": 0, "speakers": 0}
+    y = data.y[keep]
+    per_utt = proba[[row_of[i] for i in keep]]
+    adapted = predict_subset(net, data, keep, recipe.training)
+    guarded = guard_speakers(per_utt, adapted, [data.manifest[i].speaker for i in keep])
+    return {
+        "n": len(keep),
+        "speakers": len({data.manifest[i].speaker for i in keep}),
+        "per_utterance": _scores(y, per_utt, data.classes),
+        "adapted": _scores(y, adapted, data.classes),
+        "guarded": _scores(y, guarded, data.classes),
+    }
 
 
 ADAPTED = "adapted_"
 """Prefix of the speaker-adapted columns of ``predictions.csv`` (``adapted_predicted`` and the
 probabilities ``adapted_p_<class>``), written for recipes that normalise per speaker."""
 
+GUARDED = "guarded_"
+"""Prefix of the guarded speaker-adapted columns of ``predictions.csv``
+(:mod:`emovox.inference.adaptation`)."""
+
 
 def prediction_rows(
-    data: Dataset, fold: Fold, proba, by_corpus: bool, *, adapted=None
+    data: Dataset, fold: Fold, proba, by_corpus: bool, *, adapted=None, guarded=None
 ) -> list[dict]:
     """One row per test item: its fold, file, speaker, label, prediction and probabilities
     (per utterance), then, with ``adapted`` probabilities, the speaker-adapted prediction and
-    probabilities (columns prefixed :data:`ADAPTED`)."""
+    probabilities (columns prefixed :data:`ADAPTED`), and the guarded ones (:data:`GUARDED`)."""
     rows = []
     for n, (i, p) in enumerate(zip(fold.test, proba, strict=True)):
         u = data.manifest[i]
@@ -163,6 +221,8 @@ def prediction_rows(
         row.update(_prediction_columns(data.classes, p))
         if adapted is not None:
             row.update(_prediction_columns(data.classes, adapted[n], ADAPTED))
+        if guarded is not None:
+            row.update(_prediction_columns(data.classes, guarded[n], GUARDED))
         rows.append(row)
     return rows
 
@@ -247,7 +307,10 @@ def summarize(
 SCORING = (
     "per-utterance: every test utterance classified alone (speaker normalisation, where the "
     "recipe uses it, from the utterance's own statistics); speaker_adapted: normalised with each "
-    "test speaker's statistics over that speaker's other unlabelled test utterances"
+    "test speaker's statistics over that speaker's other unlabelled test utterances; its guarded "
+    "scores blend that with the per-utterance prediction as far as the spread of the speaker's "
+    "per-utterance predictions allows (emovox.inference.adaptation); one_emotion_per_speaker: "
+    "the same three on a test set where every speaker keeps one emotion's clips"
 )
 """What ``metrics.json`` says of its numbers (``scoring``)."""
 
@@ -267,10 +330,11 @@ def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
         m = restricted_metrics(rows, classes)
         out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
         out[corpus].update(_subsets(rows, classes))
-        if all(f"{ADAPTED}predicted" in r for r in rows):
-            ma = restricted_metrics(rows, classes, ADAPTED)
-            adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1", "n")}
-            out[corpus]["speaker_adapted"] = adapted | _subsets(rows, classes, ADAPTED)
+        for key, prefix in (("speaker_adapted", ADAPTED), ("speaker_adapted_guarded", GUARDED)):
+            if all(f"{prefix}predicted" in r for r in rows):
+                ma = restricted_metrics(rows, classes, prefix)
+                adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1", "n")}
+                out[corpus][key] = adapted | _subsets(rows, classes, prefix)
     return out
 
 

@@ -27,12 +27,17 @@ STD_FLOOR = 1e-5
 
 @dataclasses.dataclass(frozen=True)
 class SpeakerStats:
-    """Per-bin statistics of one speaker: ``mean`` and ``std`` of shape ``[S, F, 1]``."""
+    """Per-bin statistics of one speaker: ``mean`` and ``std`` of shape ``[S, F, 1]``.
+
+    ``weight`` is how far a prediction may use them (the share of the adapted prediction,
+    :mod:`emovox.inference.adaptation`), when the recognizer has measured it over the speaker's
+    clips; ``None``: not measured."""
 
     mean: np.ndarray
     std: np.ndarray
     n_frames: int
     n_utterances: int
+    weight: float | None = None
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``x`` (``[S, F, T]``) standardised with these statistics, as float32.

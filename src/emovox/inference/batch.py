@@ -255,10 +255,10 @@ def speaker_statistics(
 ) -> dict[str, object]:
     """Each file's speaker statistics (:class:`~emovox.features.normalization.SpeakerStats`)
     over the readable files of its group (one speaker, or one recording session), for a model
-    trained with ``speaker_norm``; unreadable files are left out of the statistics (and get
-    their error when scored)."""
+    trained with ``speaker_norm``, with the guard's weight for the group's clips
+    (:meth:`~emovox.inference.recognizer.Recognizer.stats_of_features`); unreadable files are
+    left out of the statistics (and get their error when scored)."""
     from emovox.audio import AudioError
-    from emovox.features.normalization import speaker_stats
     from emovox.progress import progress_bar
 
     out: dict[str, object] = {}
@@ -271,7 +271,7 @@ def speaker_statistics(
                     feats.append(recognizer.feature.extract(recognizer.feature.load(f)))
                 bar.advance(1)
             if feats:
-                stats = speaker_stats(feats)
+                stats = recognizer.stats_of_features(feats)
                 out.update({str(f): stats for f in files})
     return out
 

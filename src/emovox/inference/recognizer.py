@@ -18,6 +18,7 @@ from emovox.audio import AudioError, audio_info, prepare_array
 from emovox.data.taxonomy import DIMENSIONS
 from emovox.features.normalization import SpeakerStats
 from emovox.features.normalization import speaker_stats as _speaker_stats
+from emovox.inference.adaptation import DEFAULT_GUARD, AdaptationGuard
 from emovox.inference.bundle import Bundle, load_bundle
 from emovox.inference.predict import multi_crop_proba, predict_scores
 
@@ -79,6 +80,10 @@ class Recognizer:
     Args:
         bundle: the loaded bundle.
         labels: restrict predictions to these classes (probabilities renormalised over them).
+        onnx_model: an :class:`~emovox.inference.onnx_backend.OnnxModel` to run instead of torch.
+        guard: how far speaker statistics are used (:mod:`emovox.inference.adaptation`):
+            a speaker-adapted prediction is blended with the per-utterance one by the guard's
+            weight for the speaker's clips; ``None``: adapted fully.
 
     The bundle's ``inference`` settings (``config.json``) are followed by both backends: with
     ``test_crops > 1`` each utterance's probabilities are the mean over that many evenly spaced
@@ -87,9 +92,14 @@ class Recognizer:
     """
 
     def __init__(
-        self, bundle: Bundle, labels: Sequence[str] | None = None, onnx_model=None
+        self,
+        bundle: Bundle,
+        labels: Sequence[str] | None = None,
+        onnx_model=None,
+        guard: AdaptationGuard | None = DEFAULT_GUARD,
     ) -> None:
         self.bundle = bundle
+        self.guard = guard
         self.model = bundle.model
         self.feature = bundle.feature
         self.onnx_model = onnx_model
@@ -108,6 +118,7 @@ class Recognizer:
         labels: Sequence[str] | None = None,
         backend: str = "torch",
         onnx_path: str | os.PathLike | None = None,
+        guard: AdaptationGuard | None = DEFAULT_GUARD,
     ) -> Recognizer:
         """Load a bundle folder (``model.safetensors`` + ``config.json``).
 
@@ -120,6 +131,8 @@ class Recognizer:
                 computed as with torch). The ONNX file is ``onnx_path``, by default
                 ``<path>/model.onnx`` (written by ``emovox export``); it must fit the bundle.
                 The bundled default model's is exported once into the user's cache.
+            guard: how speaker adaptation is guarded (:mod:`emovox.inference.adaptation`);
+                ``None`` adapts fully whenever speaker statistics are given.
 
         Raises:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
@@ -137,7 +150,7 @@ class Recognizer:
             from emovox.inference.onnx_backend import OnnxModel, onnx_file_for
 
             onnx_model = OnnxModel(onnx_file_for(path, onnx_path), bundle=bundle)
-        return cls(bundle, labels=labels, onnx_model=onnx_model)
+        return cls(bundle, labels=labels, onnx_model=onnx_model, guard=guard)
 
     @property
     def backend(self) -> str:
@@ -203,7 +216,10 @@ class Recognizer:
                 utterance is standardised by its own statistics (so a prediction never depends
                 on which other files are in the call) and a warning is logged once, since
                 single-utterance statistics are noisier than a speaker's. Ignored, with a
-                warning, by bundles trained without ``speaker_norm``.
+                warning, by bundles trained without ``speaker_norm``. The adapted prediction
+                is blended with the per-utterance one by the guard's weight: the statistics'
+                ``weight`` (from :meth:`speaker_stats`, over all the speaker's clips), or
+                measured on the items of the call.
         """
         items = list(items)
         names = [_name(x, i) for i, x in enumerate(items)]
@@ -336,7 +352,10 @@ class Recognizer:
 
     def speaker_stats(self, items: Iterable[AudioInput], sr: int | None = None) -> SpeakerStats:
         """The feature statistics of one speaker's recordings (no labels needed), for
-        ``predict_batch(..., speaker_stats=...)`` with a bundle trained with ``speaker_norm``.
+        ``predict_batch(..., speaker_stats=...)`` with a bundle trained with ``speaker_norm``,
+        with the share of the adapted prediction the recognizer's guard allows for them
+        (``weight``, from the spread of the recordings' per-utterance predictions; see
+        :mod:`emovox.inference.adaptation`).
 
         Raises:
             AudioError: an input cannot be read.
@@ -344,7 +363,15 @@ class Recognizer:
         waves = [self._read(x, sr) for x in items]
         if not waves:
             raise ValueError("speaker statistics need at least one recording")
-        return _speaker_stats(self.feature(waves))
+        return self.stats_of_features(self.feature(waves))
+
+    def stats_of_features(self, feats: Sequence[np.ndarray]) -> SpeakerStats:
+        """:meth:`speaker_stats` of the features of one speaker's recordings."""
+        stats = _speaker_stats(feats)
+        if self.speaker_norm and self.guard is not None:
+            per_utt = self._per_utterance(feats, 32)[:, : len(self.bundle.labels)]
+            stats = dataclasses.replace(stats, weight=self.guard.weight(per_utt))
+        return stats
 
     # -- internals -----------------------------------------------------------------------------
     def _proba(
@@ -353,8 +380,24 @@ class Recognizer:
         batch_size: int,
         speaker_stats: SpeakerStats | None = None,
     ) -> np.ndarray:
-        feats = self._normalize(feats, speaker_stats)
+        """Scores (probabilities, then dimensions) of features: speaker-adapted with
+        ``speaker_stats`` for a ``speaker_norm`` bundle, blended with the per-utterance scores as
+        far as the guard allows (the statistics' ``weight``, else measured on ``feats``)."""
+        adapted = self._run(self._normalize(feats, speaker_stats), batch_size)
+        if speaker_stats is None or not self.speaker_norm or self.guard is None:
+            return adapted
+        per_utt = self._per_utterance(feats, batch_size)
+        n = len(self.bundle.labels)
+        w = speaker_stats.weight
+        if w is None:
+            w = self.guard.weight(per_utt[:, :n])
+        return (w * adapted + (1.0 - w) * per_utt).astype(np.float32)
 
+    def _per_utterance(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """Scores with every utterance standardised by its own statistics."""
+        return self._run([_speaker_stats([f]).apply(f) for f in feats], batch_size)
+
+    def _run(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         def run(xs: list[np.ndarray]) -> np.ndarray:
             if self.onnx_model is not None:
                 return self.onnx_model.predict_scores(xs, batch_size)

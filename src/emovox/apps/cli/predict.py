@@ -67,6 +67,13 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     help="With --manifest: normalise each speaker's files with that speaker's statistics "
     "(its speaker column; a model trained with speaker_norm; speaker-adapted).",
 )
+@click.option(
+    "--full-adaptation",
+    is_flag=True,
+    help="With --one-speaker / --by-speaker: use the speaker's statistics fully. By default a "
+    "guard blends the adapted prediction with the per-utterance one as far as the spread of the "
+    "speaker's clips allows (a speaker heard in one emotion is predicted per utterance).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(
     inputs,
@@ -87,6 +94,7 @@ def predict(
     plot_file,
     one_speaker,
     by_speaker,
+    full_adaptation,
     quiet,
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
@@ -110,6 +118,10 @@ def predict(
     files, missing, speakers = _inputs(inputs, manifest_file)
     check_targets(files, output, plot_file, resume, overwrite)
     rec = _load(model_dir, labels, "onnx" if onnx_file else backend, onnx_file)
+    if full_adaptation:
+        if not (one_speaker or by_speaker):
+            raise click.UsageError("--full-adaptation goes with --one-speaker or --by-speaker")
+        rec.guard = None
     if segments:
         _predict_segments(rec, files, missing, fmt or "table", output, vad, max_segment, plot_file)
         return
