@@ -52,3 +52,36 @@ def classification_metrics(
         },
         "confusion": {"labels": list(classes), "matrix": cm.tolist()},
     }
+
+
+SIGN_MARGIN = 0.2
+"""Targets within this distance of 0 have no side (neutral arousal, neutral valence) and are
+left out of a dimension's sign accuracy."""
+
+
+def concordance(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Lin's concordance correlation coefficient of two series (0 when either is constant)."""
+    x, y = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if len(x) < 2:
+        return 0.0
+    vx, vy = x.var(), y.var()
+    denom = vx + vy + (x.mean() - y.mean()) ** 2
+    return float(2 * np.mean((x - x.mean()) * (y - y.mean())) / denom) if denom > 0 else 0.0
+
+
+def dimension_metrics(pred: Sequence[float], target: Sequence[float]) -> dict:
+    """How well predicted scores in [-1, 1] follow their targets (NaN targets left out):
+    ``ccc`` (concordance), ``mae``, ``n``, and ``ua_sign``: the unweighted accuracy (in %) of the
+    sign on the targets beyond :data:`SIGN_MARGIN` from 0 (e.g. low vs high arousal), with
+    ``n_sign`` such targets."""
+    x = np.asarray(pred, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    known = ~np.isnan(y)
+    x, y = x[known], y[known]
+    out = {"n": len(y), "ccc": concordance(x, y), "mae": float(np.mean(np.abs(x - y)))}
+    out["mae"] = out["mae"] if len(y) else 0.0
+    sided = np.abs(y) > SIGN_MARGIN
+    truth, guess = (y[sided] > 0).astype(int), (x[sided] > 0).astype(int)
+    out["n_sign"] = int(sided.sum())
+    out["ua_sign"] = 100.0 * unweighted_accuracy(truth, guess, 2) if sided.any() else 0.0
+    return out

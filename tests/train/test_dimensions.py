@@ -268,3 +268,42 @@ def test_the_server_and_live_mode_report_both_scores(dims_bundle: Path, synth_co
     blocks = [(audio[i : i + 1600], 0.0) for i in range(0, len(audio), 1600)]
     out = run_live(LiveSession(rec, vad="energy"), blocks)
     assert out["utterances"] and all(-1 <= u["arousal"] <= 1 for u in out["utterances"])
+
+
+def test_concordance_and_dimension_metrics() -> None:
+    from emovox.metrics import concordance, dimension_metrics
+
+    t = np.array([-0.6, -0.5, 0.0, 0.6, 0.8])
+    assert concordance(t, t) == pytest.approx(1.0)
+    assert concordance(t - t.mean(), t.mean() - t) == pytest.approx(-1.0)
+    assert concordance(t + 0.5, t) < 1.0  # a shifted prediction is not concordant
+    m = dimension_metrics([-0.1, 0.2, 0.9, 0.5, -0.3], [-0.6, -0.5, 0.0, 0.6, float("nan")])
+    assert m["n"] == 4 and m["n_sign"] == 3  # the NaN left out, the 0.0 target has no side
+    assert m["ua_sign"] == pytest.approx(100 * (1 / 2 + 1) / 2)  # low: 1 of 2 right, high: 1 of 1
+
+
+def test_evaluation_scores_the_dimensions(synth_corpus: Path, tmp_path: Path) -> None:
+    import csv
+
+    from conftest import run_cli, tiny_cli
+
+    out = tmp_path / "eval"
+    result = run_cli(
+        tiny_cli(
+            "evaluate",
+            ["--data", synth_corpus, "--labels", "neutral,happy,sad,angry"],
+            out,
+            *("--protocol", "speakers-kfold", "--k", "2", "--train-param", "dimensions=true"),
+            epochs=1,
+        )
+    )
+    assert "arousal CCC" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for d in DIMENSIONS:
+        assert set(metrics["dimensions"][d]) == {"n", "ccc", "mae", "n_sign", "ua_sign"}
+        assert metrics["dimensions"][d]["n"] == metrics["n_test_predictions"]
+    assert all("dimensions" in f for f in metrics["folds"])
+    with (out / "fold_1" / "predictions.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert -1 <= float(row["arousal"]) <= 1
+    assert float(row["arousal_target"]) == pytest.approx(CIRCUMPLEX[row["label"]][0])

@@ -49,6 +49,10 @@ class FoldResult:
     ``guarded`` (:mod:`emovox.inference.adaptation`) and ``one_emotion_per_speaker`` (the
     guard's worst case: per utterance, adapted and guarded on each speaker's clips of one
     emotion)."""
+    dimensions: dict[str, dict] | None = None
+    """For a model with the dimensions head: each dimension's concordance, error and sign
+    accuracy against the test utterances' circumplex targets
+    (:func:`~emovox.metrics.dimension_metrics`)."""
 
     def to_dict(self) -> dict:
         row = dataclasses.asdict(self)

@@ -27,7 +27,7 @@ from emovox.augment import stable_hash
 from emovox.data.labels import LabelScheme
 from emovox.data.manifest import Manifest
 from emovox.data.protocols import Fold, SpeakerLeakWarning
-from emovox.data.taxonomy import dropped_by_corpus
+from emovox.data.taxonomy import DIMENSIONS, dropped_by_corpus
 from emovox.evaluate.conditions import ConditionScorer, parse_conditions, summarize_conditions
 from emovox.evaluate.machine import machine_info
 from emovox.evaluate.plans import Plan, cross_corpus_plan, protocol_plan
@@ -43,8 +43,9 @@ from emovox.evaluate.results import (
 )
 from emovox.features import FeatureCache
 from emovox.inference.adaptation import guard_speakers
-from emovox.metrics import classification_metrics
+from emovox.metrics import classification_metrics, dimension_metrics
 from emovox.progress import console
+from emovox.train.aux import dimension_targets
 from emovox.train.checkpoint import check_resumable
 from emovox.train.dataset import Dataset, load_dataset, variant_options
 from emovox.train.pipeline import fit, predict_subset, run_identity
@@ -110,8 +111,11 @@ def run_fold(
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
     ty = data.y[list(fold.test)]
     t0 = time.time()
-    proba = predict_subset(net, data, fold.test, recipe.training, per_utterance=True)
+    scores = predict_subset(
+        net, data, fold.test, recipe.training, per_utterance=True, dimensions=True
+    )
     dt = time.time() - t0
+    proba, dims = scores[:, : len(data.classes)], scores[:, len(data.classes) :]
     m = classification_metrics(ty, proba.argmax(1), data.classes)
     adapted = pa = pg = None
     if recipe.training.speaker_norm:
@@ -141,18 +145,29 @@ def run_fold(
         components=component_scores(net, data, fold.test, recipe) or None,
         conditions=scorer.score(net, fold.test, recipe.training, True) if scorer else None,
         speaker_adapted=adapted,
+        dimensions=_dimension_scores(data, fold.test, dims) if dims.shape[1] else None,
     )
     extra = (
         f", speaker-adapted UA {adapted['ua']:.1f}, guarded {adapted['guarded']['ua']:.1f}"
         if adapted
         else ""
     )
+    if result.dimensions:
+        a = result.dimensions["arousal"]
+        extra += f"; arousal CCC {a['ccc']:.2f}, low/high UA {a['ua_sign']:.1f}"
     console.log(
         f"fold {fold.index}: UA {result.ua:.1f}  WA {result.wa:.1f}  F1 {result.macro_f1:.1f}  "
         f"(per utterance{extra}; best epoch {result.best_epoch}, {trained.seconds:.0f} s)"
     )
-    rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg)
+    rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg, dims=dims)
     return result, rows
+
+
+def _dimension_scores(data: Dataset, indices, dims: np.ndarray) -> dict[str, dict]:
+    """:func:`~emovox.metrics.dimension_metrics` of each predicted dimension against the
+    circumplex targets of the test utterances (:func:`~emovox.train.aux.dimension_targets`)."""
+    targets = dimension_targets([data.manifest[i] for i in indices])
+    return {d: dimension_metrics(dims[:, k], targets[:, k]) for k, d in enumerate(DIMENSIONS)}
 
 
 def _scores(y, proba, classes) -> dict[str, float]:
@@ -208,11 +223,23 @@ GUARDED = "guarded_"
 
 
 def prediction_rows(
-    data: Dataset, fold: Fold, proba, by_corpus: bool, *, adapted=None, guarded=None
+    data: Dataset,
+    fold: Fold,
+    proba,
+    by_corpus: bool,
+    *,
+    adapted=None,
+    guarded=None,
+    dims=None,
 ) -> list[dict]:
     """One row per test item: its fold, file, speaker, label, prediction and probabilities
     (per utterance), then, with ``adapted`` probabilities, the speaker-adapted prediction and
-    probabilities (columns prefixed :data:`ADAPTED`), and the guarded ones (:data:`GUARDED`)."""
+    probabilities (columns prefixed :data:`ADAPTED`), and the guarded ones (:data:`GUARDED`);
+    with ``dims`` (a model with the dimensions head) each predicted dimension and its
+    circumplex target (``arousal``, ``arousal_target``, ...; an unknown target is empty)."""
+    targets = None
+    if dims is not None and dims.shape[1]:
+        targets = dimension_targets([data.manifest[i] for i in fold.test])
     rows = []
     for n, (i, p) in enumerate(zip(fold.test, proba, strict=True)):
         u = data.manifest[i]
@@ -223,6 +250,11 @@ def prediction_rows(
             row.update(_prediction_columns(data.classes, adapted[n], ADAPTED))
         if guarded is not None:
             row.update(_prediction_columns(data.classes, guarded[n], GUARDED))
+        if targets is not None:
+            for k, d in enumerate(DIMENSIONS):
+                t = float(targets[n, k])
+                row[d] = round(float(dims[n, k]), 6)
+                row[f"{d}_target"] = "" if np.isnan(t) else round(t, 3)
         rows.append(row)
     return rows
 
@@ -301,6 +333,8 @@ def summarize(
     content["scoring"] = SCORING
     if any(f.speaker_adapted for f in folds):
         content["speaker_adapted"] = summarize_adapted(folds)
+    if preds and all(f"{DIMENSIONS[0]}_target" in r for r in preds):
+        content["dimensions"] = row_dimension_scores(preds)  # pooled over the folds' tests
     return EvaluationResult(folds, content)
 
 
@@ -330,12 +364,28 @@ def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
         m = restricted_metrics(rows, classes)
         out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
         out[corpus].update(_subsets(rows, classes))
+        if all(f"{DIMENSIONS[0]}_target" in r for r in rows):
+            out[corpus]["dimensions"] = row_dimension_scores(rows)
         for key, prefix in (("speaker_adapted", ADAPTED), ("speaker_adapted_guarded", GUARDED)):
             if all(f"{prefix}predicted" in r for r in rows):
                 ma = restricted_metrics(rows, classes, prefix)
                 adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1", "n")}
                 out[corpus][key] = adapted | _subsets(rows, classes, prefix)
     return out
+
+
+def row_dimension_scores(rows: list[dict]) -> dict[str, dict]:
+    """:func:`~emovox.metrics.dimension_metrics` of prediction rows with dimension columns."""
+
+    def number(v) -> float:
+        return float("nan") if v in ("", None) else float(v)
+
+    return {
+        d: dimension_metrics(
+            [number(r[d]) for r in rows], [number(r[f"{d}_target"]) for r in rows]
+        )
+        for d in DIMENSIONS
+    }
 
 
 def _subsets(rows: list[dict], classes: list[str], prefix: str = "") -> dict[str, dict]:

@@ -23,7 +23,7 @@ from emovox.data.manifest import Manifest
 from emovox.data.protocols import validation_split
 from emovox.features import Feature, FeatureCache
 from emovox.inference.bundle import save_bundle
-from emovox.inference.predict import crop_frames, predict_proba
+from emovox.inference.predict import crop_frames, multi_crop_proba, predict_proba, predict_scores
 from emovox.models import SERModel
 from emovox.progress import console
 from emovox.train.aux import aux_labels, dimension_targets
@@ -164,13 +164,22 @@ def predict_subset(
     config: TrainConfig,
     batch_size: int = 32,
     per_utterance: bool = False,
+    dimensions: bool = False,
 ) -> np.ndarray:
     """Test probabilities ``[len(indices), n_classes]`` of ``data[indices]`` as the training
     settings ask: speaker normalisation and multi-crop averaging. Speaker normalisation uses each
     test speaker's own unlabelled utterances (speaker-adapted), or with ``per_utterance`` each
-    utterance's own statistics (every clip classified alone)."""
+    utterance's own statistics (every clip classified alone). With ``dimensions``, a model with
+    the dimensions head gives its arousal and valence scores too, as columns after the
+    probabilities (:func:`~emovox.inference.predict.predict_scores`)."""
     xs, _ = speaker_subset(data, indices, config, per_utterance=per_utterance)
     crop = crop_frames(config.crop_seconds, data.feature.hop_seconds or 0.01)
+    if dimensions and model.has_dimensions():
+
+        def scores(items: list[np.ndarray]) -> np.ndarray:
+            return predict_scores(model, items, batch_size)
+
+        return multi_crop_proba(scores, xs, config.test_crops, crop)
     return predict_proba(model, xs, batch_size, config.test_crops, crop)
 
 
