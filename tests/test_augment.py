@@ -429,7 +429,9 @@ def test_evaluate_scores_conditions_and_resume_keeps_them(
     assert c["clean"]["ua"] == pytest.approx(m["ua"]) and c["clean"]["ua_delta"] == 0.0
     # 0 dB gain is the clean audio again: the same scores, through the condition path
     assert c["gain:0"]["ua"] == pytest.approx(m["ua"])
+    assert c["gain:0"]["agreement"] == pytest.approx(100.0)  # every label kept
     assert c["gain:0"]["clipped_files"] == 0
+    assert 0 <= c["white:0"]["agreement"] <= 100
     assert c["gain:20"]["clipped_files"] > 0 and c["gain:20"]["clipped_samples"] > 0
     for name in conds:
         per_fold = [f["conditions"][name] for f in m["folds"]]
@@ -443,7 +445,7 @@ def test_evaluate_scores_conditions_and_resume_keeps_them(
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["conditions"] == json.loads(json.dumps(c))
     report = (out / "report.md").read_text()
-    assert "Test conditions" in report and "| gain:20 |" in report
+    assert "Test conditions" in report and "| gain:20 |" in report and "labels kept" in report
     assert f"{c['gain:20']['ua_delta']:+.2f}" in report
 
     # --resume: finished folds keep their condition results, nothing is trained again

@@ -113,11 +113,15 @@ class ConditionScorer:
         indices: Sequence[int],
         config: TrainConfig,
         per_utterance: bool = False,
+        clean: Sequence[int] | None = None,
     ) -> dict[str, dict]:
         """UA, WA, macro-F1, items and clipping of ``model`` on ``data[indices]`` under each
         condition, predicted as the clean test set is
-        (:func:`emovox.train.pipeline.predict_subset`).
+        (:func:`emovox.train.pipeline.predict_subset`); with ``clean`` (the clean predicted
+        class of each of ``indices``) also ``agreement``: the share of items (in %) whose label
+        stays the same under the condition.
         """
+        clean_of = dict(zip(indices, clean, strict=True)) if clean is not None else None
         out = {}
         for cond in self.conditions:
             data, counts = self.dataset(cond, indices)
@@ -134,6 +138,9 @@ class ConditionScorer:
                 "clipped_files": sum(1 for i in ok if counts[i] > 0),
                 "clipped_samples": sum(counts[i] for i in ok),
             }
+            if clean_of is not None:
+                same = np.asarray([clean_of[i] for i in ok]) == proba.argmax(1)
+                out[cond.name]["agreement"] = 100.0 * float(same.mean())
         return out
 
 
@@ -174,6 +181,11 @@ def summarize_conditions(fold_rows: Sequence[dict], names: Sequence[str]) -> dic
             "macro_f1": float(np.mean([c["macro_f1"] for _, c in pairs])),
             "ua_std": float(c_ua.std()),
             "ua_delta": float(np.mean([c["ua"] - r["ua"] for r, c in pairs])),
+            **(
+                {"agreement": float(np.mean([c["agreement"] for _, c in pairs]))}
+                if all("agreement" in c for _, c in pairs)
+                else {}
+            ),
             "clipped_files": int(sum(c["clipped_files"] for _, c in pairs)),
             "clipped_samples": int(sum(c["clipped_samples"] for _, c in pairs)),
             "n_folds": len(pairs),
@@ -193,13 +205,15 @@ def condition_report_lines(metrics: dict) -> list[str]:
         "Each fold's model scored again on its test files with the audio changed "
         "(SNR against active speech; everything clipped to [-1, 1] at the end).",
         "",
-        "| condition | UA | ± | UA change vs clean | WA | macro-F1 | clipped files | folds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| condition | UA | ± | UA change vs clean | labels kept | WA | macro-F1 | clipped files "
+        "| folds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in conds.items():
         delta = "—" if name == "clean" else f"{c['ua_delta']:+.2f}"
+        kept = "—" if "agreement" not in c else f"{c['agreement']:.1f} %"
         lines.append(
-            f"| {name} | {c['ua']:.2f} | {c['ua_std']:.2f} | {delta} | {c['wa']:.2f} | "
+            f"| {name} | {c['ua']:.2f} | {c['ua_std']:.2f} | {delta} | {kept} | {c['wa']:.2f} | "
             f"{c['macro_f1']:.2f} | {c['clipped_files']} | {c['n_folds']} |"
         )
     return lines

@@ -143,7 +143,9 @@ def run_fold(
         n_parameters=net.n_parameters,
         test_corpora=list(fold.test_corpora) or None,
         components=component_scores(net, data, fold.test, recipe) or None,
-        conditions=scorer.score(net, fold.test, recipe.training, True) if scorer else None,
+        conditions=scorer.score(net, fold.test, recipe.training, True, proba.argmax(1))
+        if scorer
+        else None,
         speaker_adapted=adapted,
         dimensions=_dimension_scores(data, fold.test, dims) if dims.shape[1] else None,
     )
