@@ -455,7 +455,15 @@ def test_evaluate_scores_conditions_and_resume_keeps_them(
     monkeypatch.setattr(evaluation, "fit", no_fit)
     again = evaluate_with(synth_corpus, out, [*conds, "reverb:0.5"], resume=True)
     assert {k: again["conditions"][k] for k in c} == c
-    assert "reverb:0.5" not in again["conditions"]  # no fold was scored under it
+    # a condition asked for later is scored with each fold's saved model, nothing retrained
+    assert again["conditions"]["reverb:0.5"]["n_folds"] == 2
+    assert 0 <= again["conditions"]["reverb:0.5"]["agreement"] <= 100
+    assert (out / "fold_1" / "model" / "model.safetensors").is_file()
+    import shutil
+
+    shutil.rmtree(out / "fold_1" / "model")  # without its model a fold cannot be scored again
+    third = evaluate_with(synth_corpus, out, [*conds, "reverb:0.5", "pitch:1"], resume=True)
+    assert third["conditions"]["pitch:1"]["n_folds"] == 1
     with pytest.raises(ValueError, match="unknown test condition"):
         evaluate_with(synth_corpus, tmp_path / "bad", ["loud:3"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -114,16 +114,19 @@ class ConditionScorer:
         config: TrainConfig,
         per_utterance: bool = False,
         clean: Sequence[int] | None = None,
+        only: Collection[str] | None = None,
     ) -> dict[str, dict]:
         """UA, WA, macro-F1, items and clipping of ``model`` on ``data[indices]`` under each
         condition, predicted as the clean test set is
         (:func:`emovox.train.pipeline.predict_subset`); with ``clean`` (the clean predicted
         class of each of ``indices``) also ``agreement``: the share of items (in %) whose label
-        stays the same under the condition.
+        stays the same under the condition. ``only``: score just these condition names.
         """
         clean_of = dict(zip(indices, clean, strict=True)) if clean is not None else None
         out = {}
         for cond in self.conditions:
+            if only is not None and cond.name not in only:
+                continue
             data, counts = self.dataset(cond, indices)
             ok = [i for i in indices if data.features[i] is not None]
             if not ok:

@@ -64,9 +64,11 @@ def run(
     progress: bool = True,
     scorer: ConditionScorer | None = None,
 ) -> tuple[list[FoldResult], list[dict]]:
-    """Run every fold of ``plan``; write each fold's ``metrics.json`` and ``predictions.csv``
-    into ``out/fold_N`` as it finishes (reused with ``resume``, which refuses a folder started
-    with another recipe, feature, labels, data or protocol: ``out/run.json``).
+    """Run every fold of ``plan``; write each fold's ``metrics.json``, ``predictions.csv`` and
+    trained model (``model/``, a bundle) into ``out/fold_N`` as it finishes (reused with
+    ``resume``, which refuses a folder started with another recipe, feature, labels, data or
+    protocol: ``out/run.json``). A reused fold whose model is there is scored under the test
+    conditions it has no score for yet, so robustness rows can be added to a finished run.
 
     Returns:
         The fold results and the test predictions of every fold (rows of ``predictions.csv``).
@@ -81,13 +83,55 @@ def run(
             result = FoldResult.from_dict(json.loads(done.read_text()))
             rows = read_predictions(fold_dir / "predictions.csv")
             console.log(f"fold {fold.index}: reusing finished result (UA {result.ua:.1f})")
+            if scorer is not None and _score_missing_conditions(
+                data, fold, recipe, fold_dir, result, rows, scorer
+            ):
+                atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
         else:
-            result, rows = run_fold(data, fold, recipe, plan, progress=progress, scorer=scorer)
+            result, rows = run_fold(
+                data,
+                fold,
+                recipe,
+                plan,
+                progress=progress,
+                scorer=scorer,
+                model_dir=fold_dir / FOLD_MODEL,
+            )
             write_csv(fold_dir / "predictions.csv", rows)
             atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
         results.append(result)
         preds.extend(rows)
     return results, preds
+
+
+FOLD_MODEL = "model"
+"""The folder of a fold's trained model (a bundle) inside ``fold_N``."""
+
+
+def _score_missing_conditions(
+    data: Dataset,
+    fold: Fold,
+    recipe: Recipe,
+    fold_dir: Path,
+    result: FoldResult,
+    rows: list[dict],
+    scorer: ConditionScorer,
+) -> bool:
+    """Score a reused fold's saved model under the conditions it has no score for; whether any
+    was added."""
+    missing = [n for n in scorer.names if n not in (result.conditions or {})]
+    if not missing or not (fold_dir / FOLD_MODEL / "config.json").is_file():
+        return False
+    from emovox.inference.bundle import load_bundle
+
+    net = load_bundle(fold_dir / FOLD_MODEL).model
+    index = {c: i for i, c in enumerate(data.classes)}
+    by_path = {r["path"]: index[r["predicted"]] for r in rows}
+    clean = [by_path[data.manifest[i].path] for i in fold.test]
+    got = scorer.score(net, fold.test, recipe.training, True, clean, only=missing)
+    console.log(f"fold {fold.index}: scored its saved model under {', '.join(got)}")
+    result.conditions = {**(result.conditions or {}), **got}
+    return bool(got)
 
 
 def run_fold(
@@ -98,8 +142,10 @@ def run_fold(
     *,
     progress: bool = True,
     scorer: ConditionScorer | None = None,
+    model_dir: Path | None = None,
 ) -> tuple[FoldResult, list[dict]]:
-    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions.
+    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions (and
+    the trained model saved as a bundle in ``model_dir``).
 
     Every test utterance is classified alone (the headline: what a user with one clip gets); a
     recipe that normalises per speaker is also scored with each test speaker's statistics from
@@ -109,6 +155,8 @@ def run_fold(
     counter = f"fold {fold.index} ({position} of {len(plan.folds)})"
     console.log(counter + (f": testing on {what}" if what else ""))
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
+    if model_dir is not None:
+        _save_fold_model(model_dir, net, data, recipe, trained)
     ty = data.y[list(fold.test)]
     t0 = time.time()
     scores = predict_subset(
@@ -123,9 +171,7 @@ def run_fold(
         pg = guard_speakers(proba, pa, [data.manifest[i].speaker for i in fold.test])
         adapted = _scores(ty, pa, data.classes)
         adapted["guarded"] = _scores(ty, pg, data.classes)
-        adapted["one_emotion_per_speaker"] = one_emotion_scores(
-            net, data, fold.test, recipe, proba
-        )
+        adapted["one_emotion_per_speaker"] = one_emotion_scores(net, data, fold.test, recipe, proba)
     result = FoldResult(
         fold=fold.index,
         test_speakers=list(fold.test_speakers),
@@ -170,6 +216,22 @@ def _dimension_scores(data: Dataset, indices, dims: np.ndarray) -> dict[str, dic
     circumplex targets of the test utterances (:func:`~emovox.train.aux.dimension_targets`)."""
     targets = dimension_targets([data.manifest[i] for i in indices])
     return {d: dimension_metrics(dims[:, k], targets[:, k]) for k, d in enumerate(DIMENSIONS)}
+
+
+def _save_fold_model(model_dir: Path, net, data: Dataset, recipe: Recipe, trained) -> None:
+    """A fold's model as a bundle (for later scoring: test conditions, speed)."""
+    from emovox.inference.bundle import save_bundle
+    from emovox.train.pipeline import inference_settings
+
+    save_bundle(
+        model_dir,
+        net,
+        recipe.feature,
+        data.classes,
+        training=recipe.training.to_dict(),
+        inference=inference_settings(recipe.training, recipe.feature),
+        training_result={"best_epoch": trained.best_epoch, "best_val_ua": trained.best_val_ua},
+    )
 
 
 def _scores(y, proba, classes) -> dict[str, float]:
@@ -383,9 +445,7 @@ def row_dimension_scores(rows: list[dict]) -> dict[str, dict]:
         return float("nan") if v in ("", None) else float(v)
 
     return {
-        d: dimension_metrics(
-            [number(r[d]) for r in rows], [number(r[f"{d}_target"]) for r in rows]
-        )
+        d: dimension_metrics([number(r[d]) for r in rows], [number(r[f"{d}_target"]) for r in rows])
         for d in DIMENSIONS
     }
 
