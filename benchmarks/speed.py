@@ -4,8 +4,10 @@ Measured in one run on the same files:
 
 - ``decode+resample``: reading and resampling alone (``emovox.audio.load_audio`` at the model's
   rate), the ceiling of any pipeline that reads these files;
-- ``emovox-torch`` and ``emovox-onnx``: ``Recognizer.predict_batch`` end to end (decode, feature,
-  model) with the torch and the onnxruntime backends, on 1 and on 2 threads;
+- ``emovox-torch``, ``emovox-onnx`` and ``emovox-onnx-int8``: ``Recognizer.predict_batch`` end
+  to end (decode, feature, model) with the torch and the onnxruntime backends (float, and the
+  int8 export calibrated on every ``len/64``-th file, at most half), on 1 and on 2 threads; the
+  int8 labels' agreement with float on the files it was not calibrated on, and the sizes;
 - ``tutorial``: the reference tutorial pipeline, ``librosa.load`` at 44.1 kHz (0.5 s offset,
   2.5 s) + the ``tutorial-mfcc`` feature + ``tutorial-cnn1d`` (the ``--tutorial-model`` bundle,
   or an untrained network of the same shape: the speed is the same).
@@ -144,9 +146,14 @@ def measure(argv: list[str] | None = None) -> int:
         from emovox.inference.onnx_backend import export_onnx
 
         onnx_file = export_onnx(args.model, onnx_dir / "model.onnx")
+        calibration = files[:: max(2, len(files) // 64)]  # at most half: the rest is compared
+        int8_file = export_onnx(
+            args.model, onnx_dir / "model.int8.onnx", quantize="int8", calibrate=calibration
+        )
     except Exception as exc:  # onnx extras missing, or the export failed: measure the rest
         onnx_note = f"onnx backend not measured: {exc}"
         print(onnx_note, file=sys.stderr)
+        int8_file, calibration = None, []
 
     rec = Recognizer.load(args.model)
     torch.set_num_threads(1)
@@ -164,6 +171,10 @@ def measure(argv: list[str] | None = None) -> int:
             rec_o = Recognizer.load(args.model, backend="onnx", onnx_path=onnx_file)
             rec_o.predict_batch(warm)
             record("emovox-onnx", n, timed(lambda r=rec_o: r.predict_batch(files)))
+        if int8_file is not None:
+            rec_8 = Recognizer.load(args.model, backend="onnx", onnx_path=int8_file)
+            rec_8.predict_batch(warm)
+            record("emovox-onnx-int8", n, timed(lambda r=rec_8: r.predict_batch(files)))
     torch.set_num_threads(1)
     run_tutorial, tutorial_note = tutorial_pipeline(files, args.tutorial_model)
     run_tutorial_warm, _ = tutorial_pipeline(warm, args.tutorial_model)
@@ -172,6 +183,24 @@ def measure(argv: list[str] | None = None) -> int:
 
     by = {(r["pipeline"], r["threads"]): r["rtf"] for r in runs}
     tutorial_rtf = by[("tutorial", 1)]
+    int8 = None
+    if int8_file is not None and onnx_file is not None:
+        held_out = [f for f in files if f not in set(calibration)]
+        torch.set_num_threads(1)
+        a = Recognizer.load(args.model, backend="onnx", onnx_path=onnx_file).predict_batch(held_out)
+        b = Recognizer.load(args.model, backend="onnx", onnx_path=int8_file).predict_batch(held_out)
+        same = [x.label == y.label for x, y in zip(a, b, strict=True) if x.ok and y.ok]
+        int8 = {
+            "label_agreement_with_float": round(100 * float(np.mean(same)), 2),
+            "files_compared": len(same),
+            "calibration_files": len(calibration),
+            "float_bytes": onnx_file.stat().st_size,
+            "int8_bytes": int8_file.stat().st_size,
+            "speedup_over_float_1_thread": round(
+                by[("emovox-onnx-int8", 1)] / by[("emovox-onnx", 1)], 2
+            ),
+        }
+        print(f"int8: {int8}")
     result = {
         "command": " ".join(["python", "benchmarks/speed.py", *(argv or sys.argv[1:])]),
         "data": str(args.data),
@@ -182,9 +211,15 @@ def measure(argv: list[str] | None = None) -> int:
         "runs": runs,
         "speedup_over_tutorial_1_thread": {
             name: round(by[(name, 1)] / tutorial_rtf, 2)
-            for name in ("emovox-torch", "emovox-onnx", "decode+resample")
+            for name in ("emovox-torch", "emovox-onnx", "emovox-onnx-int8", "decode+resample")
             if (name, 1) in by
         },
+        "ratio_to_decode_1_thread": {
+            name: round(by[(name, 1)] / by[("decode+resample", 1)], 3)
+            for name in ("emovox-torch", "emovox-onnx", "emovox-onnx-int8")
+            if (name, 1) in by
+        },
+        "int8": int8,
         "notes": [n for n in (onnx_note, f"tutorial: {tutorial_note}") if n],
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

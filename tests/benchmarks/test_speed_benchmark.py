@@ -30,3 +30,9 @@ def test_speed_benchmark_on_a_synthetic_folder(
     assert all(r["rtf"] > 0 for r in result["runs"])
     assert "cpu" in result["machine"]
     assert "emovox-torch" in result["speedup_over_tutorial_1_thread"]
+    if ("emovox-onnx", 1) in names:  # the onnx extras are installed
+        assert ("emovox-onnx-int8", 1) in names
+        int8 = result["int8"]
+        assert 0 <= int8["label_agreement_with_float"] <= 100
+        assert int8["files_compared"] + int8["calibration_files"] == 4
+        assert 0 < result["ratio_to_decode_1_thread"]["emovox-onnx-int8"]

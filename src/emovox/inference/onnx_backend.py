@@ -33,6 +33,9 @@ _log = logging.getLogger(__name__)
 ONNX_FILE = "model.onnx"
 """Where :func:`export_onnx` writes inside the bundle folder when no ``out`` is given."""
 
+INT8_FILE = "model.int8.onnx"
+"""Where :func:`export_onnx` writes the int8 model inside the bundle folder."""
+
 META_PREFIX = "emovox."
 INPUT_NAME = "features"
 OUTPUT_NAMES = ("logits", "probabilities")
@@ -98,14 +101,21 @@ def export_onnx(
     out: str | os.PathLike | None = None,
     opset: int = DEFAULT_OPSET,
     example_frames: int = 128,
+    quantize: str | None = None,
+    calibrate: Sequence[str | os.PathLike] | None = None,
 ) -> Path:
-    """Export a bundle's model to ONNX (``<model_dir>/model.onnx`` unless ``out`` is given).
+    """Export a bundle's model to ONNX (``<model_dir>/model.onnx``, or ``model.int8.onnx`` with
+    ``quantize="int8"``, unless ``out`` is given).
 
     Args:
         model_dir: the bundle folder.
         out: the ``.onnx`` file to write (atomically).
         opset: the ONNX opset.
         example_frames: length of the example input used for tracing (the axis stays dynamic).
+        quantize: ``"int8"``: onnxruntime's static quantisation of the float graph
+            (:mod:`emovox.inference.quantize`), calibrated on ``calibrate``.
+        calibrate: audio files whose features calibrate the int8 activation ranges (unreadable
+            ones are skipped); none: synthetic speech.
 
     Returns:
         The path written.
@@ -113,12 +123,54 @@ def export_onnx(
     Raises:
         BundleError: the bundle cannot be loaded.
         OnnxUnavailable: onnx or onnxscript is missing.
+        ValueError: an unknown ``quantize``, or no readable calibration file.
     """
+    if quantize is not None and quantize not in ("int8",):
+        raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
+    bundle = load_bundle(model_dir)
+    default = INT8_FILE if quantize else ONNX_FILE
+    out = Path(out) if out is not None else Path(model_dir) / default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if quantize is None:
+        return _export_float(bundle, out, opset, example_frames)
+    from emovox.inference.quantize import quantize_int8
+
+    feats, what = _calibration_features(bundle, calibrate)
+    tmp_float = out.with_name(f".{out.name}.{os.getpid()}.float.onnx")
+    try:
+        _export_float(bundle, tmp_float, opset, example_frames)
+        quantize_int8(tmp_float, out, feats, what)
+    finally:
+        tmp_float.unlink(missing_ok=True)
+    return out
+
+
+def _calibration_features(
+    bundle: Bundle, files: Sequence[str | os.PathLike] | None
+) -> tuple[list[np.ndarray], str]:
+    """Feature arrays to calibrate int8 ranges on, and what they are of."""
+    from emovox.audio import AudioError
+    from emovox.inference.quantize import CALIBRATION_ITEMS, synthetic_calibration
+
+    if not files:
+        return bundle.feature(synthetic_calibration(bundle.feature.sample_rate)), "synthetic speech"
+    files = list(files)
+    step = max(1, len(files) // CALIBRATION_ITEMS)
+    waves = []
+    for f in files[::step][:CALIBRATION_ITEMS]:
+        try:
+            waves.append(bundle.feature.load(f))
+        except AudioError as exc:
+            _log.warning("calibration: %s skipped (%s)", f, exc.reason)
+    if not waves:
+        raise ValueError("int8 calibration: none of the files given could be read")
+    return bundle.feature(waves), f"{len(waves)} of {len(files)} files given"
+
+
+def _export_float(bundle: Bundle, out: Path, opset: int, example_frames: int) -> Path:
+    """The float export of :func:`export_onnx`: traced, checked and verified against torch."""
     onnx = _require("onnx")
     _require("onnxscript")
-    bundle = load_bundle(model_dir)
-    out = Path(out) if out is not None else Path(model_dir) / ONNX_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
     s, f = bundle.model.in_shape
     frames = bundle.feature.n_frames if bundle.feature.fixed_length else example_frames
     example = torch.zeros(2, s, f, frames)
@@ -241,18 +293,21 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def onnx_file_for(model_dir: str | os.PathLike, onnx_path: str | os.PathLike | None) -> Path:
-    """The ONNX file of a bundle: ``onnx_path``, else ``<model_dir>/model.onnx``; for the
-    default model bundled with emovox (whose folder belongs to the installed package), an
-    export kept in the user's cache (``~/.cache/emovox/onnx``, or ``$EMOVOX_CACHE``), written
-    once on first use, so that nothing is written into the package.
+def onnx_file_for(
+    model_dir: str | os.PathLike, onnx_path: str | os.PathLike | None, int8: bool = False
+) -> Path:
+    """The ONNX file of a bundle: ``onnx_path``, else ``<model_dir>/model.onnx`` (with ``int8``:
+    ``model.int8.onnx``); for the default model bundled with emovox (whose folder belongs to the
+    installed package), an export kept in the user's cache (``~/.cache/emovox/onnx``, or
+    ``$EMOVOX_CACHE``), written once on first use (int8: calibrated on synthetic speech), so
+    that nothing is written into the package.
 
     Raises:
         OnnxUnavailable: the bundled model's ONNX must be exported and onnx is missing.
     """
     if onnx_path is not None:
         return Path(onnx_path)
-    own = Path(model_dir) / ONNX_FILE
+    own = Path(model_dir) / (INT8_FILE if int8 else ONNX_FILE)
     if own.is_file() or not _is_packaged(Path(model_dir)):
         return own
     import hashlib
@@ -260,10 +315,11 @@ def onnx_file_for(model_dir: str | os.PathLike, onnx_path: str | os.PathLike | N
     from emovox.features.cache import DEFAULT_CACHE_DIR
 
     digest = hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
-    cached = DEFAULT_CACHE_DIR / "onnx" / f"{Path(model_dir).name}-{digest[:16]}.onnx"
+    suffix = ".int8.onnx" if int8 else ".onnx"
+    cached = DEFAULT_CACHE_DIR / "onnx" / f"{Path(model_dir).name}-{digest[:16]}{suffix}"
     if not cached.is_file():
         _log.info("exporting the bundled model to ONNX once: %s", cached)
-        export_onnx(model_dir, cached)
+        export_onnx(model_dir, cached, quantize="int8" if int8 else None)
     return cached
 
 
@@ -291,7 +347,8 @@ class OnnxModel:
         self.path = Path(path)
         if not self.path.is_file():
             where = (
-                f" (write it with `emovox export {bundle.path} --out {self.path}`, or give "
+                f" (write it with `emovox export {bundle.path} --out {self.path}"
+                f"{' --quantize int8' if self.path.name.endswith('.int8.onnx') else ''}`, or give "
                 "the file of an earlier export with --onnx FILE)"
                 if (bundle is not None and bundle.path is not None)
                 else ""
@@ -326,6 +383,7 @@ class OnnxModel:
                 f"{self.path}: expected one input {INPUT_NAME!r} and a 'probabilities' output"
             )
         self.input_shape = inputs[0].shape  # [batch, S, F, frames or T]
+        self.quantization: str | None = self.metadata.get("quantization")
         self.has_dimensions = DIMENSIONS_OUTPUT in names
         self.n_dimensions = 0
         if self.has_dimensions:

@@ -33,6 +33,9 @@ LONG_RECORDING_SECONDS = 10.0
 blocks and never decoded whole; their label is the duration-weighted mean of the segments'
 probabilities, so that it agrees with the segments."""
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+"""What runs the model: torch, onnxruntime on the float export, or on the int8 one."""
+
 CLIP_BASIS = "whole clip"
 """The :attr:`Prediction.basis` of an input predicted at once."""
 
@@ -128,9 +131,10 @@ class Recognizer:
             device: torch device of the torch backend.
             labels: restrict predictions to these classes.
             backend: ``"torch"``, or ``"onnx"`` to run the model with onnxruntime (features are
-                computed as with torch). The ONNX file is ``onnx_path``, by default
-                ``<path>/model.onnx`` (written by ``emovox export``); it must fit the bundle.
-                The bundled default model's is exported once into the user's cache.
+                computed as with torch), or ``"onnx-int8"`` for its int8 version. The ONNX file
+                is ``onnx_path``, by default ``<path>/model.onnx`` (``model.int8.onnx``; written
+                by ``emovox export [--quantize int8]``); it must fit the bundle. The bundled
+                default model's is exported once into the user's cache.
             guard: how speaker adaptation is guarded (:mod:`emovox.inference.adaptation`);
                 ``None`` adapts fully whenever speaker statistics are given.
 
@@ -138,24 +142,27 @@ class Recognizer:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
             OnnxUnavailable: ``backend="onnx"`` without onnxruntime installed.
         """
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if path is None:
             from emovox.pretrained import default_model_path
 
             path = default_model_path()
         bundle = load_bundle(path, device=device)
         onnx_model = None
-        if backend == "onnx":
+        if backend != "torch":
             from emovox.inference.onnx_backend import OnnxModel, onnx_file_for
 
-            onnx_model = OnnxModel(onnx_file_for(path, onnx_path), bundle=bundle)
+            file = onnx_file_for(path, onnx_path, int8=backend == "onnx-int8")
+            onnx_model = OnnxModel(file, bundle=bundle)
         return cls(bundle, labels=labels, onnx_model=onnx_model, guard=guard)
 
     @property
     def backend(self) -> str:
-        """``"torch"`` or ``"onnx"``."""
-        return "onnx" if self.onnx_model is not None else "torch"
+        """``"torch"``, ``"onnx"`` or ``"onnx-int8"``."""
+        if self.onnx_model is None:
+            return "torch"
+        return "onnx-int8" if self.onnx_model.quantization == "int8" else "onnx"
 
     # -- properties ----------------------------------------------------------------------------
     @property

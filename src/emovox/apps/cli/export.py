@@ -21,10 +21,27 @@ import click
     help="File to write (default: MODEL_DIR/model.onnx; required without MODEL_DIR).",
 )
 @click.option("--opset", default=18, show_default=True, help="ONNX opset.")
-def export(model_arg, model_dir, fmt, out, opset) -> None:
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8"]),
+    help="Write the int8 model (onnxruntime static quantisation; default file "
+    "MODEL_DIR/model.int8.onnx), for `predict --backend onnx-int8`.",
+)
+@click.option(
+    "--calibrate",
+    "calibrate",
+    multiple=True,
+    help="With --quantize: audio files, folders or globs whose features calibrate the int8 "
+    "ranges (a few dozen of your own recordings; default: synthetic speech).",
+)
+def export(model_arg, model_dir, fmt, out, opset, quantize, calibrate) -> None:
     """Export a model folder to ONNX (features in, logits and probabilities out).
 
     Without MODEL_DIR the default model bundled with emovox is exported (give --out).
+
+    \b
+    emovox export models/cnn
+    emovox export models/cnn --quantize int8 --calibrate my_recordings/
     """
     from emovox.apps.cli.options import check_target
     from emovox.inference.bundle import BundleError
@@ -33,7 +50,16 @@ def export(model_arg, model_dir, fmt, out, opset) -> None:
     if model_arg and model_dir:
         raise click.UsageError("give the model folder once: as the argument or as --model")
     model_dir = model_dir or model_arg
+    if calibrate and not quantize:
+        raise click.UsageError("--calibrate goes with --quantize int8")
     check_target(out)
+    files = None
+    if calibrate:
+        from emovox.inference.batch import expand_inputs
+
+        files, missing = expand_inputs(list(calibrate))
+        if missing and not files:
+            raise click.UsageError(f"--calibrate: no audio file in {', '.join(missing)}")
     try:
         if not model_dir:
             from emovox.pretrained import default_model_path
@@ -44,8 +70,8 @@ def export(model_arg, model_dir, fmt, out, opset) -> None:
                 )
             model_dir = default_model_path()
         click.echo(f"exporting {model_dir} to ONNX (checked against torch; ~15 s)...", err=True)
-        path = export_onnx(model_dir, out, opset=opset)
-    except (BundleError, OnnxUnavailable, RuntimeError) as exc:
+        path = export_onnx(model_dir, out, opset=opset, quantize=quantize, calibrate=files)
+    except (BundleError, OnnxUnavailable, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path}")
 

@@ -29,10 +29,11 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
 @click.option("--labels", help="Restrict to these classes, e.g. angry,happy,neutral,sad.")
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx"]),
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
     default="torch",
     show_default=True,
-    help="Run the model with torch or onnxruntime (needs MODEL/model.onnx or --onnx).",
+    help="Run the model with torch or onnxruntime (needs MODEL/model.onnx or --onnx; "
+    "onnx-int8: MODEL/model.int8.onnx from `emovox export --quantize int8`).",
 )
 @click.option("--onnx", "onnx_file", type=click.Path(), help="The ONNX file of --backend onnx.")
 @click.option("--manifest", "manifest_file", type=click.Path(), help="Score a manifest's files.")
@@ -117,7 +118,8 @@ def predict(
         raise click.UsageError("--by-speaker needs --manifest FILE, and not --one-speaker")
     files, missing, speakers = _inputs(inputs, manifest_file)
     check_targets(files, output, plot_file, resume, overwrite)
-    rec = _load(model_dir, labels, "onnx" if onnx_file else backend, onnx_file)
+    engine = "onnx" if onnx_file and backend == "torch" else backend
+    rec = _load(model_dir, labels, engine, onnx_file)
     if full_adaptation:
         if not (one_speaker or by_speaker):
             raise click.UsageError("--full-adaptation goes with --one-speaker or --by-speaker")
