@@ -149,3 +149,16 @@ def test_the_real_corpus_reads_whole(name: str, recwarn) -> None:
         assert {u.fields["arousal"] for u in m} == {"low", "normal", "high"}
     else:
         assert "" not in m.labels
+
+
+def test_every_corpus_recipe_states_its_language_licence_and_citation() -> None:
+    from emovox.data.corpora import CORPORA, corpus_facts
+
+    for name in CORPORA:
+        facts = corpus_facts(name)
+        if name in ("folder", "csv"):  # a user's own data: nothing to state
+            assert set(facts.values()) == {"unknown"}
+            continue
+        assert all(v and v != "unknown" for v in facts.values()), name
+    assert corpus_facts("nemo")["language"] == "Polish"
+    assert corpus_facts("ravdess")["licence"] == "CC BY-NC-SA 4.0"

@@ -210,6 +210,73 @@ def test_install_refuses_broken_and_oversized_bundles(
     assert (folder / "model.safetensors").read_bytes() == before
 
 
+def _loco_metrics(command: list[str]) -> dict:
+    """A leave-one-corpus-out ``metrics.json`` of two test corpora, with guarded adaptation,
+    the dimensions and two test conditions."""
+
+    def corpus(four: float, own: float, classes: int) -> dict:
+        return {
+            "ua": own,
+            "four_classes": {"ua": four, "classes": ["angry", "happy", "neutral", "sad"]},
+            "own_classes": {"ua": own, "classes": ["c"] * classes},
+            "speaker_adapted_guarded": {"four_classes": {"ua": four + 5}},
+            "dimensions": {"arousal": {"ua_sign": 70.0}, "valence": {"ua_sign": 55.5}},
+        }
+
+    return {
+        "protocol": "loco",
+        "command": command,
+        "per_test_corpus": {"emodb": corpus(60.0, 50.0, 7), "ravdess": corpus(45.0, 40.0, 8)},
+        "conditions": {
+            "clean": {"ua_delta": 0.0, "clipped_files": 0},
+            "white:10": {"ua_delta": -12.25, "agreement": 71.5, "clipped_files": 0},
+            "gain:20": {"ua_delta": -3.0, "agreement": 93.0, "clipped_files": 40},
+        },
+    }
+
+
+def test_a_multi_corpus_model_card_has_data_loco_and_robustness_tables(
+    trained_bundle: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    folder = _card_copy(tmp_path)
+    old = pretrained._SOURCES.search((folder / MODEL_CARD).read_text())
+    for rel in old.group(1, 2):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, root / rel)
+    loco = root / "benchmarks/results/loco/metrics.json"
+    loco.parent.mkdir(parents=True)
+    loco.write_text(json.dumps(_loco_metrics(["emovox", "evaluate", "--protocol", "loco"])))
+    bundle = tmp_path / "multi"
+    shutil.copytree(trained_bundle, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["data"]["corpora"] = ["emodb", "ravdess"]
+    config["data"]["per_corpus"] = {
+        "emodb": {"utterances": 454, "speakers": 10},
+        "ravdess": {"utterances": 1440, "speakers": 24},
+    }
+    (bundle / "config.json").write_text(json.dumps(config))
+    install_default_model(
+        bundle, root / old.group(1), root / old.group(2), root=root, model_dir=folder, loco=loco
+    )
+    card = (folder / MODEL_CARD).read_text()
+    assert "| emodb | German | 454 | 10 | free for research use |" in card
+    assert "| ravdess | English (North American) | 1440 | 24 | CC BY-NC-SA 4.0 |" in card
+    assert "| emodb | 60.0 | 50.0 (7) | 65.0 | 70.0 | 55.5 |" in card
+    assert "Mean 4-class UA over the left-out corpora: 52.5 %" in card
+    assert "| white:10 | -12.2 | 71.5 | 0 |" in card and "| gain:20 | -3.0 | 93.0 | 40 |" in card
+    assert f"loco={loco.relative_to(root).as_posix()}" in card
+    problems = check_model_card(root, folder)
+    assert not [p for p in problems if "does not name" in p or "differs from" in p]
+    # a number that drifts in the LOCO file is caught; so is a licence left out of the card
+    changed = _loco_metrics(["emovox", "evaluate"])
+    changed["per_test_corpus"]["emodb"]["four_classes"]["ua"] = 61.0
+    loco.write_text(json.dumps(changed))
+    assert any("differs from" in p for p in check_model_card(root, folder))
+    (folder / MODEL_CARD).write_text(card.replace("free for research use", "?"))
+    assert any("free for research use" in p for p in check_model_card(root, folder))
+
+
 # -- the demo clip --------------------------------------------------------------------------------
 
 

@@ -149,6 +149,7 @@ def test_the_bundle_keeps_the_head_and_predictions_carry_both_scores(
 ) -> None:
     config = json.loads((dims_bundle / "config.json").read_text())
     assert config["model"]["dimensions"] == list(DIMENSIONS)
+    assert config["data"]["per_corpus"] == {"ravdess": {"utterances": 32, "speakers": 4}}
     assert config["training"]["dimensions"] is True
     rec = Recognizer.load(dims_bundle)
     assert rec.dimensions == ["arousal", "valence"]

@@ -40,7 +40,7 @@ LICENCE = "CC BY-NC-SA 4.0"
 CITATION_DOI = "10.1371/journal.pone.0196391"
 
 _BEGIN, _END = "<!-- generated -->", "<!-- /generated -->"
-_SOURCES = re.compile(r"<!-- sources: metrics=(\S+) gain=(\S+) -->")
+_SOURCES = re.compile(r"<!-- sources: metrics=(\S+) gain=(\S+)(?: loco=(\S+))? -->")
 _RECIPE_KEYS = ("feature", "training")
 
 
@@ -112,14 +112,20 @@ def _selection(val: list[str], res: dict) -> str:
     )
 
 
-def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path) -> str:
-    """The generated part of the card, from the bundle's config and the two result files.
+def render_card_block(
+    config: dict, metrics_rel: str, gain_rel: str, root: Path, loco_rel: str | None = None
+) -> str:
+    """The generated part of the card, from the bundle's config and the result files.
 
     Args:
         config: the bundled ``config.json``.
         metrics_rel: the cross-validated ``metrics.json`` of the same recipe (relative to root).
         gain_rel: the JSON of ``benchmarks/gain_invariance.py`` (relative to root).
         root: the repository root.
+        loco_rel: for a model trained on several corpora, the leave-one-corpus-out
+            ``metrics.json`` of the same recipe: the card then gets the data per corpus, the
+            LOCO table per corpus (per utterance, speaker-adapted, arousal and valence where
+            measured) and its robustness rows.
     """
     m = _read_json(root / metrics_rel)
     g = _read_json(root / gain_rel)
@@ -130,9 +136,10 @@ def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path)
     val = res.get("validation_speakers") or []
     folds = m.get("folds", [])
     per_fold = ", ".join(f"{f['ua']:.1f}" for f in folds)
+    sources = f"metrics={metrics_rel} gain={gain_rel}" + (f" loco={loco_rel}" if loco_rel else "")
     lines = [
         _BEGIN,
-        f"<!-- sources: metrics={metrics_rel} gain={gain_rel} -->",
+        f"<!-- sources: {sources} -->",
         "<!-- rendered by `python -m emovox.pretrained card`; checked by the tests -->",
         "",
         "### Training",
@@ -170,9 +177,95 @@ def render_card_block(config: dict, metrics_rel: str, gain_rel: str, root: Path)
         ),
         "",
         f"On {g['files']} files. Source: `{gain_rel}`; model measured: {g['model']}.",
-        _END,
     ]
+    if loco_rel:
+        lines += _loco_sections(config, _read_json(root / loco_rel), loco_rel)
+    lines.append(_END)
     return "\n".join(lines)
+
+
+def _loco_sections(config: dict, loco: dict, loco_rel: str) -> list[str]:
+    """The card's sections of a multi-corpus model: data per corpus, the LOCO table, robustness."""
+    from emovox.data.corpora import corpus_facts
+
+    per = config.get("data", {}).get("per_corpus", {})
+    lines = [
+        "",
+        "### Data per corpus",
+        "",
+        "| corpus | language | utterances | speakers | licence |",
+        "|---|---|---|---|---|",
+    ]
+    for corpus, n in per.items():
+        f = corpus_facts(corpus)
+        lines.append(
+            f"| {corpus} | {f['language']} | {n['utterances']} | {n['speakers']} | "
+            f"{f['licence']} |"
+        )
+    lines += ["", "Citations: " + "; ".join(f"{c}: {corpus_facts(c)['citation']}" for c in per)]
+    lines += _loco_table(loco, loco_rel)
+    conds = {k: v for k, v in (loco.get("conditions") or {}).items() if k != "clean"}
+    if conds:
+        lines += [
+            "",
+            "### Robustness (leave one corpus out, mean over the left-out corpora)",
+            "",
+            "| test condition | UA change (points) | labels kept % | files clipped |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {c['ua_delta']:+.1f} | "
+                f"{c['agreement']:.1f} | {c['clipped_files']} |"
+                if "agreement" in c
+                else f"| {name} | {c['ua_delta']:+.1f} | – | {c['clipped_files']} |"
+                for name, c in conds.items()
+            ),
+        ]
+    return lines
+
+
+def _loco_table(loco: dict, loco_rel: str) -> list[str]:
+    """Each left-out corpus's scores: 4 classes and own classes per utterance, speaker-adapted
+    (guarded) where measured, arousal from the dimensions head where measured."""
+    per = loco.get("per_test_corpus", {})
+    adapted = any("speaker_adapted_guarded" in v for v in per.values())
+    dims = any("dimensions" in v for v in per.values())
+    head = "| left-out corpus | 4 classes UA % | own classes UA % (classes) |"
+    rule = "|---|---|---|"
+    if adapted:
+        head += " speaker-adapted, guarded: 4 classes UA % |"
+        rule += "---|"
+    if dims:
+        head += " arousal low/high UA % | valence neg/pos UA % |"
+        rule += "---|---|"
+    lines = ["", "### Leave one corpus out", "", head, rule]
+    fours = []
+    for corpus, v in per.items():
+        four = v.get("four_classes", {}).get("ua")
+        fours.append(four)
+        own = v.get("own_classes", {})
+        n_own = len(own.get("classes", []))
+        row = f"| {corpus} | {_cell(four)} | {_cell(own.get('ua'))} ({n_own}) |"
+        if adapted:
+            a = v.get("speaker_adapted_guarded", {}).get("four_classes", {}).get("ua")
+            row += f" {_cell(a)} |"
+        if dims:
+            d = v.get("dimensions", {})
+            row += f" {_cell(d.get('arousal', {}).get('ua_sign'))} |"
+            row += f" {_cell(d.get('valence', {}).get('ua_sign'))} |"
+        lines.append(row)
+    known = [x for x in fours if x is not None]
+    mean = f"{sum(known) / len(known):.1f}" if known else "–"
+    lines += [
+        "",
+        f"Mean 4-class UA over the left-out corpora: {mean} % (chance 25 %). Each row: a model "
+        "trained on the other corpora, every test clip classified alone unless the column says "
+        f"speaker-adapted. Source: `{loco_rel}`, made by `{' '.join(loco.get('command', []))}`.",
+    ]
+    return lines
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{float(value):.1f}"
 
 
 def _card_parts(text: str, card: Path) -> tuple[str, str, str]:
@@ -188,10 +281,11 @@ def update_model_card(
     gain: str | os.PathLike | None = None,
     root: str | os.PathLike = ".",
     model_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
+    loco: str | os.PathLike | None = None,
 ) -> Path:
     """Re-render the card's generated block from the result files (others kept as they were).
 
-    ``metrics``/``gain`` left out keep the sources the card already names.
+    ``metrics``/``gain``/``loco`` left out keep the sources the card already names.
     """
     root, model_dir = Path(root), Path(model_dir)
     card = model_dir / MODEL_CARD
@@ -202,8 +296,10 @@ def update_model_card(
         raise ValueError(f"{card}: names no sources; give metrics= and gain=")
     m_rel = _relative(metrics, root) if metrics is not None else old.group(1)
     g_rel = _relative(gain, root) if gain is not None else old.group(2)
+    l_rel = old.group(3) if old is not None else None
+    l_rel = _relative(loco, root) if loco is not None else l_rel
     config = _read_json(model_dir / CONFIG)
-    atomic_write_text(card, head + render_card_block(config, m_rel, g_rel, root) + tail)
+    atomic_write_text(card, head + render_card_block(config, m_rel, g_rel, root, l_rel) + tail)
     return card
 
 
@@ -222,9 +318,8 @@ def check_model_card(
     if not card.is_file():
         return [f"{card}: missing"]
     text = card.read_text()
-    problems = [
-        f"{card}: does not name {what}" for what in (LICENCE, CITATION_DOI) if what not in text
-    ]
+    config = _read_json(model_dir / CONFIG)
+    problems = [f"{card}: does not name {what}" for what in _must_name(config) if what not in text]
     try:
         _, block, _ = _card_parts(text, card)
     except ValueError as exc:
@@ -232,9 +327,8 @@ def check_model_card(
     src = _SOURCES.search(block)
     if src is None:
         return [*problems, f"{card}: the generated block names no sources"]
-    config = _read_json(model_dir / CONFIG)
     metrics = _read_json(root / src.group(1))
-    if block != render_card_block(config, src.group(1), src.group(2), root):
+    if block != render_card_block(config, src.group(1), src.group(2), root, src.group(3)):
         problems.append(
             f"{card}: the generated block differs from {src.group(1)} / {src.group(2)}; "
             "run `python -m emovox.pretrained card`"
@@ -257,6 +351,22 @@ def check_model_card(
     return problems
 
 
+def _must_name(config: dict) -> list[str]:
+    """What a card must name: the licence of every corpus the model was trained on (that
+    states one), and RAVDESS's citation when it is among them."""
+    from emovox.data.corpora import corpus_facts
+
+    corpora = config.get("data", {}).get("corpora") or ["ravdess"]
+    out = []
+    for corpus in corpora:
+        licence = corpus_facts(corpus)["licence"]
+        if licence not in ("unknown", "none stated") and licence not in out:
+            out.append(licence)
+    if "ravdess" in corpora:
+        out.append(CITATION_DOI)
+    return out
+
+
 def _hparams(config: dict, params: dict) -> dict | None:
     """All hyper-parameters of the bundle's architecture built with ``params`` (defaults filled
     in: ``metrics.json`` keeps only the overrides, ``config.json`` all); ``None`` if it fails."""
@@ -276,8 +386,10 @@ def install_default_model(
     gain: str | os.PathLike | None = None,
     root: str | os.PathLike = ".",
     model_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
+    loco: str | os.PathLike | None = None,
 ) -> Path:
-    """Copy a trained bundle's two files into the package and re-render the card.
+    """Copy a trained bundle's two files into the package and re-render the card (with its
+    leave-one-corpus-out sections when ``loco`` names that run).
 
     The bundle is loaded first (a broken one is refused) and its size checked against
     :data:`MAX_MODEL_BYTES`. Run from a source checkout: the package folder is then the one the
@@ -296,5 +408,5 @@ def install_default_model(
     dst.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG):
         shutil.copyfile(src / name, dst / name)
-    update_model_card(metrics, gain, root=root, model_dir=dst)
+    update_model_card(metrics, gain, root=root, model_dir=dst, loco=loco)
     return dst

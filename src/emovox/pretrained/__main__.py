@@ -33,14 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     for p in (ins, sub.add_parser("card", help="Re-render the card's generated block.")):
         p.add_argument("--metrics", help="metrics.json of `emovox evaluate` with the same recipe.")
         p.add_argument("--gain", help="JSON of benchmarks/gain_invariance.py.")
+        p.add_argument("--loco", help="Leave-one-corpus-out metrics.json of the same recipe.")
     sub.add_parser("check", help="Check the card against the bundle and the result files.")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "install":
-            path = install_default_model(args.bundle, args.metrics, args.gain, root=args.root)
+            path = install_default_model(
+                args.bundle, args.metrics, args.gain, root=args.root, loco=args.loco
+            )
             print(f"installed {args.bundle} in {path} ({model_size(path) / 1e6:.2f} MB)")
         elif args.cmd == "card":
-            print(f"wrote {update_model_card(args.metrics, args.gain, root=args.root)}")
+            card = update_model_card(args.metrics, args.gain, root=args.root, loco=args.loco)
+            print(f"wrote {card}")
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

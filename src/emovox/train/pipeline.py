@@ -225,6 +225,7 @@ def train(
             "n_utterances": len(data.manifest),
             "speakers": data.manifest.speakers,
             "corpora": sorted({u.corpus for u in data.manifest}),
+            "per_corpus": corpus_counts(data.manifest),
             "skipped_files": len(data.errors),
         },
         **(metadata or {}),
@@ -254,6 +255,19 @@ def train(
     save_bundle(out, net, feature, data.classes, **meta)
     write_history(result.history, out)
     return out
+
+
+def corpus_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
+    """Utterances and speakers of each corpus of a manifest (for the bundle and its card)."""
+    out: dict[str, dict] = {}
+    for u in manifest:
+        c = out.setdefault(u.corpus, {"utterances": 0, "speakers": set()})
+        c["utterances"] += 1
+        c["speakers"].add(u.speaker)
+    return {
+        k: {"utterances": v["utterances"], "speakers": len(v["speakers"])}
+        for k, v in sorted(out.items())
+    }
 
 
 def run_identity(recipe: Recipe, data: Dataset) -> dict:

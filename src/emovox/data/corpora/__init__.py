@@ -50,4 +50,20 @@ def scan_corpus(name: str, root: str | os.PathLike, **options) -> Manifest:
     return recipe(root, **options)
 
 
-__all__ = ["CORPORA", "scan_corpus"]
+__all__ = ["CORPORA", "corpus_facts", "scan_corpus"]
+
+
+def corpus_facts(name: str) -> dict[str, str]:
+    """A corpus recipe's ``language``, ``licence`` and ``citation`` (its module's constants;
+    ``"unknown"`` for a recipe that states none, such as a user's folder or CSV)."""
+    module = _MODULES.get(name)
+    return {
+        key: str(getattr(module, key.upper(), "unknown"))
+        for key in ("language", "licence", "citation")
+    }
+
+
+_RECIPES = (
+    ased, baved, cremad, csv_corpus, emodb, folder, iemocap, nemo, ravdess, savee, tess, urdu
+)
+_MODULES = {m.NAME: m for m in _RECIPES}

@@ -19,6 +19,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import canonical_label
 
 NAME = "ased"
+LANGUAGE = "Amharic"
+LICENCE = "none stated"
+CITATION = "Retta et al. (2023), A new Amharic speech emotion dataset (ASED), IEEE Access"
 EXTENSIONS = (".wav",)
 FOLDER_NUMBERS = {"n": "1", "f": "2", "h": "3", "s": "4", "a": "5"}
 """The folder number that goes with each emotion letter (``n1``, ``f2`` ...)."""

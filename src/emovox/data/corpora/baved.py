@@ -23,6 +23,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_AROUSAL
 
 NAME = "baved"
+LANGUAGE = "Arabic"
+LICENCE = "none stated"
+CITATION = "Aouf (2019), Basic Arabic Vocal Emotions Dataset (BAVED), GitHub"
 EXTENSIONS = (".wav",)
 INFO = "speakers_info.json"
 GENDERS = {"m": "male", "f": "female"}

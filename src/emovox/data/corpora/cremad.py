@@ -20,6 +20,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "cremad"
+LANGUAGE = "English (American)"
+LICENCE = "ODbL 1.0"
+CITATION = "Cao et al. (2014), CREMA-D, IEEE Trans. Affective Computing 5(4)"
 EXTENSIONS = (".wav", ".flac", ".mp3")
 SENTENCES = {
     "IEO": "It's eleven o'clock",

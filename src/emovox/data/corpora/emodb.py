@@ -17,6 +17,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "emodb"
+LANGUAGE = "German"
+LICENCE = "free for research use"
+CITATION = "Burkhardt et al. (2005), A database of German emotional speech, Interspeech"
 EXTENSIONS = (".wav", ".flac")
 SPEAKERS: dict[str, str] = {
     "03": "male",

@@ -24,6 +24,9 @@ from emovox.data.taxonomy import CORPUS_CODES, IEMOCAP_FOUR_CLASSES
 from emovox.progress import console
 
 NAME = "iemocap"
+LANGUAGE = "English (American)"
+LICENCE = "USC SAIL release agreement"
+CITATION = "Busso et al. (2008), IEMOCAP, Language Resources and Evaluation 42(4)"
 _LINE_RE = re.compile(
     r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(Ses(\d{2})[FM]_\S+)\s+(\w+)\s+\[([^\]]*)\]\s*$"
 )

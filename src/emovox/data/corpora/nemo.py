@@ -18,6 +18,9 @@ from emovox.data.manifest import Manifest, Utterance
 from emovox.data.taxonomy import canonical_label
 
 NAME = "nemo"
+LANGUAGE = "Polish"
+LICENCE = "CC BY-NC-SA 4.0"
+CITATION = "Christop (2024), nEMO: Dataset of Emotional Speech in Polish, LREC-COLING"
 TSV = "data.tsv"
 SAMPLES = "samples"
 GENDERS = {"female": "female", "male": "male", "f": "female", "m": "male"}

@@ -16,6 +16,9 @@ from emovox.data.manifest import Manifest, Utterance
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "ravdess"
+LANGUAGE = "English (North American)"
+LICENCE = "CC BY-NC-SA 4.0"
+CITATION = "Livingstone & Russo (2018), PLoS ONE 13(5): e0196391, doi:10.1371/journal.pone.0196391"
 EXTENSIONS = (".wav", ".flac")
 
 MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}

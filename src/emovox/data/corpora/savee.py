@@ -16,6 +16,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "savee"
+LANGUAGE = "English (British)"
+LICENCE = "free for research use"
+CITATION = "Haq & Jackson (2009), Speaker-dependent audio-visual emotion recognition, AVSP"
 EXTENSIONS = (".wav", ".flac")
 SPEAKERS = ("DC", "JE", "JK", "KL")
 _NAME_RE = re.compile(r"^(?:([A-Za-z]{2})_)?(sa|su|a|d|f|h|n)(\d{2})$")

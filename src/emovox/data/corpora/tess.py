@@ -19,6 +19,9 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "tess"
+LANGUAGE = "English (Canadian)"
+LICENCE = "CC BY-NC-ND 4.0"
+CITATION = "Dupuis & Pichora-Fuller (2010), Toronto emotional speech set, University of Toronto"
 EXTENSIONS = (".wav", ".flac")
 SPEAKERS = ("OAF", "YAF")
 SPEAKER_ALIASES = {"OA": "OAF"}

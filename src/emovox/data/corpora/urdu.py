@@ -15,6 +15,12 @@ from emovox.data.manifest import Manifest
 from emovox.data.taxonomy import CORPUS_CODES
 
 NAME = "urdu"
+LANGUAGE = "Urdu"
+LICENCE = "none stated"
+CITATION = (
+    "Latif et al. (2018), Cross lingual speech emotion recognition: Urdu vs. Western "
+    "languages, FIT"
+)
 EXTENSIONS = (".wav", ".flac")
 _SPEAKER_RE = re.compile(r"^S([MF])(\d+)$")
 
