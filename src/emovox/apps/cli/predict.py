@@ -75,6 +75,16 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     "guard blends the adapted prediction with the per-utterance one as far as the spread of the "
     "speaker's clips allows (a speaker heard in one emotion is predicted per utterance).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: decode in Ray tasks and predict in a pool of Ray actors (pip install "
+    "'emovox[ray]'); needs -o FILE.jsonl or -o FOLDER.parquet; inputs may be URLs (s3://...).",
+)
+@click.option("--address", help="With --engine ray: the Ray cluster to join (default: local).")
+@click.option("--actors", type=int, help="With --engine ray: inference actors (default: CPUs/2).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(
     inputs,
@@ -96,6 +106,9 @@ def predict(
     one_speaker,
     by_speaker,
     full_adaptation,
+    engine,
+    address,
+    actors,
     quiet,
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
@@ -110,10 +123,18 @@ def predict(
     emovox predict --model M --manifest manifest.csv -o preds.jsonl --resume
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
     emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
+    emovox predict --model M "s3://calls/**/*.wav" --engine ray --address auto -o out.parquet
     """
     from emovox.inference.recognizer import Prediction
 
     _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
+    if engine == "ray":
+        _check_ray_options(output, segments, one_speaker, by_speaker, full_adaptation, fmt)
+        _predict_on_ray(model_dir, inputs, manifest_file, output, labels, backend, resume,
+                        overwrite, address, actors, batch_size, quiet)
+        return
+    if address or actors:
+        raise click.UsageError("--address and --actors go with --engine ray")
     if by_speaker and (not manifest_file or one_speaker):
         raise click.UsageError("--by-speaker needs --manifest FILE, and not --one-speaker")
     files, missing, speakers = _inputs(inputs, manifest_file)
@@ -262,6 +283,71 @@ def _check_options(inputs, manifest_file, resume, output, plot_file, segments, o
         raise click.UsageError("--plot draws the timeline of --segments")
     if one_speaker and segments:
         raise click.UsageError("--one-speaker applies to whole files (not --segments)")
+
+
+def _check_ray_options(output, segments, one_speaker, by_speaker, full_adaptation, fmt) -> None:
+    if not output:
+        raise click.UsageError("--engine ray writes to -o FILE.jsonl or -o FOLDER.parquet")
+    if segments or one_speaker or by_speaker or full_adaptation:
+        raise click.UsageError(
+            "--engine ray scores whole files (not --segments, --one-speaker or --by-speaker)"
+        )
+    if fmt not in (None, "jsonl"):
+        raise click.UsageError("--engine ray writes jsonl, or parquet for an -o *.parquet folder")
+
+
+def _predict_on_ray(
+    model_dir, inputs, manifest_file, output, labels, backend, resume, overwrite, address,
+    actors, batch_size, quiet,
+) -> None:
+    """``predict --engine ray``: :func:`emovox.inference.ray_scoring.score_with_ray`."""
+    from emovox.inference.batch import manifest_inputs
+    from emovox.inference.bundle import BundleError
+    from emovox.inference.ray_scoring import RayUnavailable, expand_sources, score_with_ray
+
+    if manifest_file:
+        files, missing = manifest_inputs(manifest_file), []
+    else:
+        files, missing = expand_sources(list(inputs))
+    out = Path(output)
+    if out.exists() and not resume:
+        if not overwrite:
+            raise click.UsageError(f"--out {out} exists; give --resume to add to it or --overwrite")
+        if out.is_dir():
+            for shard in out.glob("part-*.parquet"):
+                shard.unlink()
+        else:
+            out.unlink()
+    if not model_dir:
+        from emovox.pretrained import default_model_path
+
+        model_dir = str(default_model_path())
+    try:
+        summary = score_with_ray(
+            model_dir,
+            files,
+            out,
+            resume=resume,
+            address=address,
+            actors=actors,
+            batch_size=batch_size,
+            labels=labels.split(",") if labels else None,
+            backend=backend,
+            progress=not quiet,
+        )
+    except (RayUnavailable, BundleError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{summary.written} file(s) written to {summary.output}"
+        + (f", {summary.skipped} already there" if summary.skipped else ""),
+        err=True,
+    )
+    for path in missing:
+        click.echo(f"  {path}: {missing_reason(path)}", err=True)
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} file(s) could not be read:", err=True)
+        for path, reason in summary.failed:
+            click.echo(f"  {path}: {reason}", err=True)
 
 
 def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet, stats) -> None:
