@@ -63,19 +63,26 @@ def run(
     resume: bool = False,
     progress: bool = True,
     scorer: ConditionScorer | None = None,
+    engine=None,
 ) -> tuple[list[FoldResult], list[dict]]:
     """Run every fold of ``plan``; write each fold's ``metrics.json``, ``predictions.csv`` and
     trained model (``model/``, a bundle) into ``out/fold_N`` as it finishes (reused with
     ``resume``, which refuses a folder started with another recipe, feature, labels, data or
     protocol: ``out/run.json``). A reused fold whose model is there is scored under the test
     conditions it has no score for yet, so robustness rows can be added to a finished run.
+    ``engine`` runs the folds still to do (:mod:`emovox.evaluate.engines`; default: one after
+    the other here).
 
     Returns:
-        The fold results and the test predictions of every fold (rows of ``predictions.csv``).
+        The fold results and the test predictions of every fold (rows of ``predictions.csv``),
+        in the plan's order.
     """
+    from emovox.evaluate.engines import FoldJob, LocalFolds
+
     identity = {**run_identity(recipe, data), "protocol": plan.protocol}
     check_resumable(out, identity, resume)
-    results, preds = [], []
+    finished: dict[int, tuple[FoldResult, list[dict]]] = {}
+    todo = []
     for fold in plan.folds:
         fold_dir = out / f"fold_{fold.index}"
         done = fold_dir / "metrics.json"
@@ -87,20 +94,17 @@ def run(
                 data, fold, recipe, fold_dir, result, rows, scorer
             ):
                 atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
+            finished[fold.index] = (result, rows)
         else:
-            result, rows = run_fold(
-                data,
-                fold,
-                recipe,
-                plan,
-                progress=progress,
-                scorer=scorer,
-                model_dir=fold_dir / FOLD_MODEL,
-            )
-            write_csv(fold_dir / "predictions.csv", rows)
-            atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
-        results.append(result)
-        preds.extend(rows)
+            todo.append(fold)
+    job = FoldJob(data, recipe, plan, out, scorer, progress)
+    for fold, result, rows in (engine or LocalFolds()).run(job, todo):
+        fold_dir = out / f"fold_{fold.index}"
+        write_csv(fold_dir / "predictions.csv", rows)
+        atomic_write_text(fold_dir / "metrics.json", json.dumps(result.to_dict(), indent=2))
+        finished[fold.index] = (result, rows)
+    results = [finished[f.index][0] for f in plan.folds]
+    preds = [row for f in plan.folds for row in finished[f.index][1]]
     return results, preds
 
 
@@ -501,6 +505,7 @@ def evaluate(
     progress: bool = True,
     command: list[str] | None = None,
     conditions: Sequence[str] = (),
+    engine=None,
 ) -> EvaluationResult:
     """Run ``protocol`` over ``manifest`` and write the results into ``out_dir``.
 
@@ -512,6 +517,8 @@ def evaluate(
         conditions: test conditions, e.g. ``["white:20", "gain:-20"]``
             (:func:`emovox.augment.parse_condition`): each fold's model is also scored on its
             test files under each (``conditions`` in the fold rows and in ``metrics.json``).
+        engine: where the folds run (:mod:`emovox.evaluate.engines`: here one after the other,
+            or ``RayFolds()`` in parallel on Ray); the results are the same.
 
     Returns:
         The result (a mapping of the content of ``metrics.json``).
@@ -536,6 +543,7 @@ def evaluate(
         resume=resume,
         progress=progress,
         scorer=scorer,
+        engine=engine,
     )
 
 
@@ -551,9 +559,12 @@ def run_and_report(
     resume: bool = False,
     progress: bool = True,
     scorer: ConditionScorer | None = None,
+    engine=None,
 ) -> EvaluationResult:
     """:func:`run` the plan, :func:`summarize` it and write every result file into ``out``."""
-    results, preds = run(data, plan, recipe, out, resume=resume, progress=progress, scorer=scorer)
+    results, preds = run(
+        data, plan, recipe, out, resume=resume, progress=progress, scorer=scorer, engine=engine
+    )
     result = summarize(
         data,
         plan,

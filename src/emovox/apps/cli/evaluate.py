@@ -47,8 +47,37 @@ from emovox.apps.cli.options import (
     "speech:SNR (speech-shaped noise), gain:DB (clipped), pitch:SEMITONES, reverb:RT60, "
     "e.g. --condition white:20 --condition gain:-20.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: the folds as Ray tasks, in parallel (pip install 'emovox[ray]'); the same "
+    "metrics.json as local.",
+)
+@click.option("--address", help="With --engine ray: the Ray cluster to join (default: local).")
+@click.option(
+    "--cpus-per-fold",
+    type=int,
+    default=1,
+    show_default=True,
+    help="With --engine ray: CPUs (and torch threads) of each fold's task.",
+)
 def evaluate(
-    corpus, data, protocol, k, folds, out, resume, train_specs, test_specs, conditions, **options
+    corpus,
+    data,
+    protocol,
+    k,
+    folds,
+    out,
+    resume,
+    train_specs,
+    test_specs,
+    conditions,
+    engine,
+    address,
+    cpus_per_fold,
+    **options,
 ) -> None:
     """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
 
@@ -72,7 +101,7 @@ def evaluate(
     check_target(out, folder=True)
     if test_specs:
         ctx = click.get_current_context()
-        for name in ("protocol", "k", "folds", "resume"):
+        for name in ("protocol", "k", "folds", "resume", "engine", "address", "cpus_per_fold"):
             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name} does not apply to a cross-corpus run (--test)")
         if conditions:
@@ -83,6 +112,12 @@ def evaluate(
     if ":" in protocol:
         protocol, k_text = protocol.split(":", 1)
         k = int(k_text)
+    from emovox.evaluate.engines import make_engine
+
+    try:
+        fold_engine = make_engine(engine, address, cpus_per_fold)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     manifest = manifest_of(corpus, data, train_specs)
     setup = TrainingSetup.from_options(options, manifest)
     try:
@@ -99,9 +134,12 @@ def evaluate(
             progress=setup.progress,
             command=command_line(),
             conditions=conditions,
+            engine=fold_engine,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    except RuntimeError as exc:  # Ray missing, or a fold's task failed
+        raise click.ClickException(str(exc)) from exc
     echo_dropped(m)
     click.echo(
         f"{m.model} on {m.protocol}: UA {m.ua:.2f} ± {m.ua_std:.2f}  "
