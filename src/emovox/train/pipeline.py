@@ -36,6 +36,7 @@ from emovox.train.dataset import (
     speaker_subset,
     variant_options,
 )
+from emovox.train.distributed import is_main, world
 from emovox.train.fitting import fit_arrays
 from emovox.train.recipe import Recipe, as_recipe, default_feature
 from emovox.train.trainer import TrainingInterrupted, TrainResult
@@ -251,7 +252,10 @@ def train(
         "epochs_run": len(result.history),
         "seconds": round(result.seconds, 2),
         "validation_speakers": val_speakers,
+        "processes": world()[1],
     }
+    if not is_main():  # in a process group, process 0 writes the bundle
+        return out
     save_bundle(out, net, feature, data.classes, **meta)
     write_history(result.history, out)
     return out

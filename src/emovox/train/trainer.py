@@ -31,6 +31,7 @@ from emovox.train.aux import AUX_TARGETS, known_ce, known_mse, make_aux_heads
 from emovox.train.batches import lr_at, pick_variant, random_crop, spec_augment
 from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
 from emovox.train.config import TrainConfig, resolve_device
+from emovox.train.distributed import broadcast_buffers, is_main, local_device, shard, world
 from emovox.train.ema import WeightEMA
 
 
@@ -117,6 +118,26 @@ class TrainResult:
     best_val_ua: float | None
     seconds: float
     interrupted: bool = False
+
+
+class _Net(nn.Module):
+    """What one training step runs, as one module (so that ``DistributedDataParallel`` sees
+    every trained parameter): the model's forward, and with auxiliary heads or the dimensions
+    head also the embedding through them (in float32, outside autocast)."""
+
+    def __init__(self, model: SERModel, aux_heads: nn.ModuleDict | None, dims: bool) -> None:
+        super().__init__()
+        self.model, self.aux_heads, self.dims = model, aux_heads, dims
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None):
+        if self.aux_heads is None and not self.dims:
+            return self.model(x, mask), {}, None
+        logits, emb = self.model.forward_with_embedding(x, mask)
+        with torch.autocast(x.device.type, enabled=False):
+            emb = emb.float()  # bf16 under autocast; the heads train in float32
+            aux = {n: h(emb) for n, h in (self.aux_heads or {}).items()}
+            dims = self.model.dimensions_from(emb) if self.dims else None
+        return logits, aux, dims
 
 
 class Trainer:
@@ -245,7 +266,7 @@ class Trainer:
     def _prepare(self, n_items: int, train_y: np.ndarray, aux_y) -> _Run:
         """Device and memory layout, auxiliary targets, weight average, optimiser and loss."""
         cfg, model = self.config, self.model
-        self.device = resolve_device(cfg.device)
+        self.device = local_device(resolve_device(cfg.device))
         model.to(self.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -253,6 +274,14 @@ class Trainer:
             self.aux_heads.to(self.device)
         self._aux_y = self._check_aux_y(aux_y, n_items)
         self.ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
+        self._net = _Net(model, self.aux_heads, self._dims_y is not None)
+        size = world()[1]
+        if size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._net = DistributedDataParallel(self._net, device_ids=ids)
+            n_items = -(-n_items // size)  # each process's share of an epoch
         steps = math.ceil(n_items / cfg.batch_size)
         return _Run(
             opt=self._optimizer(),
@@ -298,6 +327,7 @@ class Trainer:
     def _validate(self, run: _Run, state: _Progress, row: dict, val) -> bool:
         """Score the (averaged) weights on the validation set; keep them when they are the best
         (every epoch is the best without a validation set)."""
+        broadcast_buffers(self.model)  # every process validates process 0's weights
         with self._averaged_weights():
             improved = True
             if val is not None:
@@ -378,11 +408,10 @@ class Trainer:
             raise ValueError("dims_y holds targets outside [-1, 1]")
         return arr
 
-    def _dims_losses(self, emb: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
+    def _dims_losses(self, pred: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
         """The dimensions head's squared error on the known targets (mixed as under mixup)."""
         assert self._dims_y is not None
-        pred = self.model.dimensions_from(emb.float())
-        t = torch.as_tensor(self._dims_y[idx], device=emb.device)
+        t = torch.as_tensor(self._dims_y[idx], device=pred.device)
         if perm is None:
             return known_mse(pred, t)
         return lam * known_mse(pred, t) + (1 - lam) * known_mse(pred, t[perm])
@@ -400,19 +429,17 @@ class Trainer:
         finally:
             self.model.load_state_dict(raw)
 
-    def _aux_losses(self, emb: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
+    def _aux_losses(self, outputs: dict, idx: list[int], perm, lam: float) -> torch.Tensor:
         """Sum over the heads of their cross-entropy on the items whose target is known (mixed
         with ``perm``/``lam`` as the emotion targets are under mixup)."""
-        assert self.aux_heads is not None
-        emb = emb.float()  # bf16 under autocast; the heads train in float32
-        total = emb.new_zeros(())
-        for name, head in self.aux_heads.items():
-            out = head(emb)
-            t = torch.as_tensor(self._aux_y[name][idx], dtype=torch.long, device=emb.device)
+        total = None
+        for name, out in outputs.items():
+            t = torch.as_tensor(self._aux_y[name][idx], dtype=torch.long, device=out.device)
             if perm is None:
-                total = total + known_ce(out, t)
+                term = known_ce(out, t)
             else:
-                total = total + lam * known_ce(out, t) + (1 - lam) * known_ce(out, t[perm])
+                term = lam * known_ce(out, t) + (1 - lam) * known_ce(out, t[perm])
+            total = term if total is None else total + term
         return total
 
     def _epoch(self, xs, ys: np.ndarray, run: _Run, epoch: int) -> float:
@@ -423,6 +450,11 @@ class Trainer:
         gen = torch.Generator().manual_seed(seed)  # order, crops, masks, mixup
         model.train()
         order = torch.randperm(len(xs), generator=gen).tolist()
+        rank, size = world()
+        if size > 1:  # the same order everywhere, each process its share and its own draws
+            order = shard(order, rank, size)
+            torch.manual_seed(seed + 7_919 * rank)
+            gen = torch.Generator().manual_seed(seed + 7_919 * rank)
         total, count, aux_total, dims_total = 0.0, 0, 0.0, 0.0
         for b in range(run.steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
@@ -466,23 +498,19 @@ class Trainer:
             perm = torch.randperm(len(idx), generator=gen).to(self.device)
             x = lam * x + (1 - lam) * x[perm]
             mask = mask | mask[perm]
-        emb = None
         with torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"):
-            if self.aux_heads is not None or self._dims_y is not None:
-                logits, emb = model.forward_with_embedding(x, mask)
-            else:
-                logits = model(x, mask)
+            logits, aux_out, dims_out = self._net(x, mask)
         logits = logits.float()
         loss = run.loss(logits, y, idx)
         if perm is not None:
             loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
         objective, aux_value, dims_value = loss, 0.0, 0.0
         if self.aux_heads is not None:
-            aux = self._aux_losses(emb, idx, perm, lam)
+            aux = self._aux_losses(aux_out, idx, perm, lam)
             objective = objective + cfg.aux_weight * aux
             aux_value = float(aux.detach())
         if self._dims_y is not None:
-            dims = self._dims_losses(emb, idx, perm, lam)
+            dims = self._dims_losses(dims_out, idx, perm, lam)
             objective = objective + cfg.dimensions_weight * dims
             dims_value = float(dims.detach())
         run.opt.zero_grad(set_to_none=True)
@@ -494,7 +522,7 @@ class Trainer:
 
     def _save(self, opt, state: _Progress) -> None:
         d = self.checkpoint_dir
-        if d is None:
+        if d is None or not is_main():  # one writer in a process group
             return
         d.mkdir(parents=True, exist_ok=True)
         if state.best_state is not None and state.best_epoch == state.epoch:
