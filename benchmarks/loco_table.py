@@ -6,8 +6,13 @@ For each recipe with a ``results/loco-<recipe>/metrics.json`` (categorical: seve
 where present, ``results/loco-arousal-<recipe>/metrics.json`` (arousal, low vs high), one row
 per left-out corpus: UA on its own classes and on the four common ones (angry, happy, neutral,
 sad), per utterance and, for speaker-normalised recipes, speaker-adapted; BAVED's row is its
-arousal UA. The table goes between ``<!-- loco -->`` and ``<!-- /loco -->``; the rest of the
-README is left as written.
+arousal UA. The table goes between ``<!-- loco -->`` and ``<!-- /loco -->``.
+
+The levers of issue 14 (``LEVERS``: each a ``results/loco-<name>`` run) get a second table
+between ``<!-- loco-levers -->`` and ``<!-- /loco-levers -->``: the mean over the folds of the
+best validation UA (7 classes, on validation speakers drawn from the training corpora: the
+number a lever is chosen by), then the 4-class UA of each left-out corpus and their mean (the
+numbers it is reported by), and the wall time. The rest of the README is left as written.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 START, END = "<!-- loco -->", "<!-- /loco -->"
 RECIPES = ("cnn", "cnn-functionals", "tutorial-cnn1d")
+LEVERS = (
+    ("cnn", "the `cnn` of issue 13 (utterance-normalised log-mel)"),
+    ("cnn-cmvn", "+ log-mel normalised per bin over the utterance (`normalize=cmvn`)"),
+    ("cnn-augment", "+ 2 augmented copies: noise, gain, reverb, telephone band, MP3"),
+    ("cnn-cmvn-augment-dims", "cmvn + the augmentation + the arousal/valence head"),
+)
+LEVER_START, LEVER_END = "<!-- loco-levers -->", "<!-- /loco-levers -->"
+CORPORA = ("ased", "emodb", "nemo", "ravdess", "tess")
 LANGUAGE = {"ased": "am", "baved": "ar", "emodb": "de", "nemo": "pl", "ravdess": "en", "tess": "en"}
 
 
@@ -93,15 +106,73 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def lever_table() -> str:
+    """The levers, side by side (folds not yet run are left out of the means, and said)."""
+    lines = [
+        "| run | what it changes | folds | mean validation UA (7 classes) | "
+        + " | ".join(f"{c} 4 cl." for c in CORPORA)
+        + " | mean 4 classes | wall |",
+        "|---|---|---|---|" + "---|" * len(CORPORA) + "---|---|",
+    ]
+    for name, what in LEVERS:
+        m = load(f"loco-{name}")
+        folds = _folds(name)
+        if not folds:
+            continue
+        val = [f["best_val_ua"] for f in folds if f.get("best_val_ua") is not None]
+        scores = corpus_scores(m if m else _partial(name))
+        fours = [scores.get(c, {}).get("four") for c in CORPORA]
+        known = [x for x in fours if x is not None]
+        mean = _cell(sum(known) / len(known)) if len(known) == len(CORPORA) else "—"
+        wall = f"{m['timing']['wall_seconds'] / 60:.0f} min" if m else "running"
+        lines.append(
+            f"| `loco-{name}` | {what} | {len(folds)} | {_cell(sum(val) / len(val))} | "
+            + " | ".join(_cell(x) for x in fours)
+            + f" | **{mean}** | {wall} |"
+        )
+    return "\n".join(lines)
+
+
+def _folds(name: str) -> list[dict]:
+    """The finished folds of a run (from its ``fold_N/metrics.json``, so a run still going
+    counts the folds it has)."""
+    folder = RESULTS / f"loco-{name}"
+    return [
+        json.loads(p.read_text())
+        for p in sorted(folder.glob("fold_*/metrics.json"))
+    ]
+
+
+def _partial(name: str) -> dict:
+    """``per_test_corpus`` of a run still going, from its finished folds' predictions."""
+    from emovox.evaluate.results import read_predictions
+    from emovox.evaluate.runner import per_corpus_scores
+
+    rows = []
+    for path in sorted((RESULTS / f"loco-{name}").glob("fold_*/predictions.csv")):
+        rows += read_predictions(path)
+    if not rows:
+        return {}
+    classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")})
+    return {"per_test_corpus": per_corpus_scores(rows, classes)}
+
+
+def _replace(text: str, start: str, end: str, body: str, readme: Path) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main() -> None:
     readme = HERE / "README.md"
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme}: no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
+    text = _replace(readme.read_text(), START, END, table(), readme)
+    if LEVER_START in text:
+        text = _replace(text, LEVER_START, LEVER_END, lever_table(), readme)
+    readme.write_text(text)
     print(table())
+    print(lever_table())
 
 
 if __name__ == "__main__":
