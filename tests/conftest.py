@@ -192,6 +192,16 @@ def trained_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     )
 
 
+def train_tiny(corpus: Path, out: Path, **overrides) -> Path:
+    """The tiny ``cnn`` trained on a synthetic corpus into ``out`` (``overrides``: training
+    settings of :func:`tiny_config`)."""
+    from emovox.train.pipeline import train
+
+    return train(
+        synth_manifest(corpus), synth_scheme(), tiny_recipe(**overrides), out, progress=False
+    )
+
+
 def tiny_recipe(training=None, **overrides):
     """The tiny ``cnn`` (:data:`TINY_CNN`) with ``training`` settings, or :func:`tiny_config`
     with ``overrides``."""

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, synth_manifest, synth_scheme, tiny_cli, tiny_recipe
+from conftest import run_cli, tiny_cli, train_tiny
 
 from emovox.inference.adaptation import AdaptationGuard, guard_speakers, spread
 from emovox.inference.recognizer import Recognizer
-from emovox.train.pipeline import train
 
 
 def test_spread_is_zero_for_alike_clips_and_one_for_sure_different_ones() -> None:
@@ -60,14 +59,7 @@ def test_a_one_emotion_speaker_keeps_the_per_utterance_prediction() -> None:
 
 @pytest.fixture(scope="module")
 def norm_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("norm") / "model"
-    return train(
-        synth_manifest(synth_corpus),
-        synth_scheme(),
-        tiny_recipe(speaker_norm=True),
-        out,
-        progress=False,
-    )
+    return train_tiny(synth_corpus, tmp_path_factory.mktemp("norm") / "model", speaker_norm=True)
 
 
 def test_the_recognizer_blends_by_the_guard_weight(norm_bundle: Path, synth_corpus: Path) -> None:

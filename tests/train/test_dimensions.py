@@ -13,15 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import (
-    TOY_TRAINING,
-    copy_bundle,
-    synth_manifest,
-    synth_scheme,
-    tiny_cnn,
-    tiny_recipe,
-    toy_data,
-)
+from conftest import TOY_TRAINING, copy_bundle, tiny_cnn, toy_data, train_tiny
 
 from emovox.data.manifest import Utterance
 from emovox.data.taxonomy import AROUSAL, AROUSAL_LEVEL_SCORE, CIRCUMPLEX, DIMENSIONS
@@ -30,7 +22,6 @@ from emovox.inference.bundle import BundleError, load_bundle
 from emovox.inference.recognizer import Prediction, Recognizer, segments_prediction
 from emovox.train.aux import dimension_targets, known_mse
 from emovox.train.config import TrainConfig
-from emovox.train.pipeline import train
 from emovox.train.trainer import Trainer
 
 SR = 16000
@@ -134,14 +125,7 @@ def test_a_model_without_an_embedding_cannot_have_the_head() -> None:
 
 @pytest.fixture(scope="module")
 def dims_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dims") / "model"
-    return train(
-        synth_manifest(synth_corpus),
-        synth_scheme(),
-        tiny_recipe(dimensions=True),
-        out,
-        progress=False,
-    )
+    return train_tiny(synth_corpus, tmp_path_factory.mktemp("dims") / "model", dimensions=True)
 
 
 def test_the_bundle_keeps_the_head_and_predictions_carry_both_scores(

@@ -10,6 +10,7 @@ from emovox.apps.cli.options import (
     check_target,
     command_line,
     echo_dropped,
+    engine_options,
     load_specs,
     manifest_of,
     training_command,
@@ -47,15 +48,7 @@ from emovox.apps.cli.options import (
     "speech:SNR (speech-shaped noise), gain:DB (clipped), pitch:SEMITONES, reverb:RT60, "
     "e.g. --condition white:20 --condition gain:-20.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: the folds as Ray tasks, in parallel (pip install 'emovox[ray]'); the same "
-    "metrics.json as local.",
-)
-@click.option("--address", help="With --engine ray: the Ray cluster to join (default: local).")
+@engine_options("the folds as Ray tasks, in parallel; the same metrics.json as local")
 @click.option(
     "--cpus-per-fold",
     type=int,

@@ -344,6 +344,24 @@ def load_recognizer(model_dir: str | None, labels: str | None = None):
         raise click.ClickException(str(exc)) from exc
 
 
+def engine_options(ray_help: str):
+    """``--engine local|ray`` (its help: what ray does in this command) and ``--address``."""
+
+    def decorate(fn):
+        fn = click.option(
+            "--address", help="With --engine ray: the Ray cluster to join (default: local)."
+        )(fn)
+        return click.option(
+            "--engine",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=f"ray: {ray_help} (pip install 'emovox[ray]').",
+        )(fn)
+
+    return decorate
+
+
 VAD_OPTION = click.option(
     "--vad",
     type=click.Choice(["auto", "silero", "energy"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import VAD_OPTION, check_target
+from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
 
 
 @click.command()
@@ -75,15 +75,10 @@ from emovox.apps.cli.options import VAD_OPTION, check_target
     "guard blends the adapted prediction with the per-utterance one as far as the spread of the "
     "speaker's clips allows (a speaker heard in one emotion is predicted per utterance).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: decode in Ray tasks and predict in a pool of Ray actors (pip install "
-    "'emovox[ray]'); needs -o FILE.jsonl or -o FOLDER.parquet; inputs may be URLs (s3://...).",
+@engine_options(
+    "decode in Ray tasks and predict in a pool of Ray actors; needs -o FILE.jsonl or -o "
+    "FOLDER.parquet; inputs may be URLs (s3://...)"
 )
-@click.option("--address", help="With --engine ray: the Ray cluster to join (default: local).")
 @click.option("--actors", type=int, help="With --engine ray: inference actors (default: CPUs/2).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(

@@ -114,25 +114,31 @@ function show(r) {
   const order = r.labels.slice().sort((a, b) => r.probabilities[b] - r.probabilities[a]);
   for (const c of order) {
     const p = r.probabilities[c];
-    const row = document.createElement("div");
+    const row = barRow(c, "track", p.toFixed(2), { width: (100 * p).toFixed(1) + "%" });
     row.className = "row" + (c === r.label ? " top" : "");
     row.dataset.label = c;
-    const name = document.createElement("span");
-    name.textContent = c;
-    const track = document.createElement("div");
-    track.className = "track";
-    const fill = document.createElement("div");
-    fill.className = "fill";
-    fill.style.width = (100 * p).toFixed(1) + "%";
-    track.appendChild(fill);
-    const pv = document.createElement("span");
-    pv.className = "p";
-    pv.textContent = p.toFixed(2);
-    row.append(name, track, pv);
     bars.appendChild(row);
   }
   showDimensions(r);
   showTimeline(r);
+}
+
+// One row of bars: the name, a track with its fill (placed by `fillStyle`), the value.
+function barRow(label, trackClass, valueText, fillStyle) {
+  const row = document.createElement("div");
+  const name = document.createElement("span");
+  name.textContent = label;
+  const track = document.createElement("div");
+  track.className = trackClass;
+  const fill = document.createElement("div");
+  fill.className = "fill";
+  Object.assign(fill.style, fillStyle);
+  track.appendChild(fill);
+  const pv = document.createElement("span");
+  pv.className = "p";
+  pv.textContent = valueText;
+  row.append(name, track, pv);
+  return row;
 }
 
 // Arousal and valence (models trained with them): a bar from the middle of a -1..1 scale.
@@ -148,23 +154,13 @@ function showDimensions(r) {
   box.hidden = names.length === 0;
   for (const d of names) {
     const v = r[d];
-    const row = document.createElement("div");
+    const row = barRow(d, "track centred", (v >= 0 ? "+" : "") + v.toFixed(2), {
+      left: (50 + 50 * Math.min(v, 0)).toFixed(1) + "%",
+      width: (50 * Math.abs(v)).toFixed(1) + "%",
+    });
     row.className = "row dim";
     row.dataset.dimension = d;
-    const name = document.createElement("span");
-    name.textContent = d;
-    const track = document.createElement("div");
-    track.className = "track centred";
-    const fill = document.createElement("div");
-    fill.className = "fill";
-    fill.style.left = (50 + 50 * Math.min(v, 0)).toFixed(1) + "%";
-    fill.style.width = (50 * Math.abs(v)).toFixed(1) + "%";
-    track.appendChild(fill);
-    const pv = document.createElement("span");
-    pv.className = "p";
-    pv.textContent = (v >= 0 ? "+" : "") + v.toFixed(2);
-    pv.title = DIMENSION_WORDS[d][v >= 0 ? 1 : 0];
-    row.append(name, track, pv);
+    row.lastChild.title = DIMENSION_WORDS[d][v >= 0 ? 1 : 0];
     box.appendChild(row);
   }
 }
