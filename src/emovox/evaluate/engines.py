@@ -11,7 +11,7 @@ threads per fold: :class:`RayFolds` gives each task ``cpus_per_fold`` threads).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from emovox.data.protocols import Fold
@@ -19,31 +19,31 @@ from emovox.data.protocols import Fold
 
 @dataclasses.dataclass
 class FoldJob:
-    """What every fold of a run shares; calling it with a fold trains and scores that fold.
+    """What every fold of a run shares; calling it with a fold trains and scores that fold with
+    ``run_fold`` (:func:`emovox.evaluate.runner.run_fold`, given by the runner).
 
-    The fold's trained model is saved in ``out/fold_N/model`` (on a cluster, ``out`` must be a
-    folder every node can write, or the models stay on the nodes that trained them).
+    The fold's trained model is saved in ``out/fold_N/<model_folder>`` (on a cluster, ``out``
+    must be a folder every node can write, or the models stay on the nodes that trained them).
     """
 
+    run_fold: Callable
     data: object
     recipe: object
     plan: object
     out: Path
     scorer: object | None = None
     progress: bool = True
+    model_folder: str = "model"
 
     def __call__(self, fold: Fold):
-        from emovox.evaluate.runner import FOLD_MODEL, run_fold
-
-        model_dir = self.out / f"fold_{fold.index}" / FOLD_MODEL
-        return run_fold(
+        return self.run_fold(
             self.data,
             fold,
             self.recipe,
             self.plan,
             progress=self.progress,
             scorer=self.scorer,
-            model_dir=model_dir,
+            model_dir=self.out / f"fold_{fold.index}" / self.model_folder,
         )
 
 

@@ -29,6 +29,7 @@ from emovox.data.manifest import Manifest
 from emovox.data.protocols import Fold, SpeakerLeakWarning
 from emovox.data.taxonomy import DIMENSIONS, dropped_by_corpus
 from emovox.evaluate.conditions import ConditionScorer, parse_conditions, summarize_conditions
+from emovox.evaluate.engines import FoldJob, LocalFolds
 from emovox.evaluate.machine import machine_info
 from emovox.evaluate.plans import Plan, cross_corpus_plan, protocol_plan
 from emovox.evaluate.results import (
@@ -77,8 +78,6 @@ def run(
         The fold results and the test predictions of every fold (rows of ``predictions.csv``),
         in the plan's order.
     """
-    from emovox.evaluate.engines import FoldJob, LocalFolds
-
     identity = {**run_identity(recipe, data), "protocol": plan.protocol}
     check_resumable(out, identity, resume)
     finished: dict[int, tuple[FoldResult, list[dict]]] = {}
@@ -97,7 +96,7 @@ def run(
             finished[fold.index] = (result, rows)
         else:
             todo.append(fold)
-    job = FoldJob(data, recipe, plan, out, scorer, progress)
+    job = FoldJob(run_fold, data, recipe, plan, out, scorer, progress, FOLD_MODEL)
     for fold, result, rows in (engine or LocalFolds()).run(job, todo):
         fold_dir = out / f"fold_{fold.index}"
         write_csv(fold_dir / "predictions.csv", rows)

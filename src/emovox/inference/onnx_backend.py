@@ -139,7 +139,7 @@ def export_onnx(
     tmp_float = out.with_name(f".{out.name}.{os.getpid()}.float.onnx")
     try:
         _export_float(bundle, tmp_float, opset, example_frames)
-        quantize_int8(tmp_float, out, feats, what)
+        quantize_int8(tmp_float, out, feats, what, INPUT_NAME, META_PREFIX)
     finally:
         tmp_float.unlink(missing_ok=True)
     return out

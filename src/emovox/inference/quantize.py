@@ -64,6 +64,8 @@ def quantize_int8(
     out: str | os.PathLike,
     features: Sequence[np.ndarray],
     calibration: str,
+    input_name: str = "features",
+    meta_prefix: str = "emovox.",
 ) -> Path:
     """Write the int8 version of the float ONNX file ``float_path`` to ``out``.
 
@@ -72,6 +74,7 @@ def quantize_int8(
         out: the file to write.
         features: feature arrays ``[S, F, T]`` to calibrate the activation ranges on.
         calibration: what they are of (kept in the file's metadata).
+        input_name: the graph's input; meta_prefix: the prefix of the emovox metadata keys.
 
     Raises:
         ValueError: no calibration features.
@@ -80,8 +83,6 @@ def quantize_int8(
         raise ValueError("int8 quantisation needs calibration features (none were given)")
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    from emovox.inference.onnx_backend import INPUT_NAME, META_PREFIX
 
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -92,7 +93,7 @@ def quantize_int8(
         quantize_static(
             str(float_path),
             str(tmp),
-            _Reader(INPUT_NAME, features),
+            _Reader(input_name, features),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             weight_type=QuantType.QInt8,
@@ -100,8 +101,8 @@ def quantize_int8(
         )
         proto = onnx.load(str(tmp))
         extra = {
-            f"{META_PREFIX}quantization": "int8",
-            f"{META_PREFIX}calibration": json.dumps({"items": len(features), "of": calibration}),
+            f"{meta_prefix}quantization": "int8",
+            f"{meta_prefix}calibration": json.dumps({"items": len(features), "of": calibration}),
         }
         for key, value in extra.items():
             entry = proto.metadata_props.add()

@@ -70,6 +70,10 @@ class EnergyVad:
         """Stream time (s) of the samples analysed so far."""
         return self._events.frames * self.cfg.hop
 
+    def flush(self) -> list[VadEvent]:
+        """Nothing is held back: no events at the end of a stream."""
+        return []
+
     def feed(self, block: np.ndarray) -> list[VadEvent]:
         """Take the next samples; return the segment starts and ends they reveal."""
         self._buf = np.concatenate([self._buf, np.asarray(block, dtype=np.float64).reshape(-1)])

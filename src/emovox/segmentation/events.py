@@ -1,10 +1,11 @@
 """What every voice-activity detector shares: segments, events and the hysteresis that makes them.
 
 A detector (:mod:`~emovox.segmentation.energy`, :mod:`~emovox.segmentation.silero`) takes audio
-blocks with ``feed(block) -> list[VadEvent]`` and tells the stream time it has analysed with
-``time``. Each one decides per analysis frame whether there is speech; :class:`Hysteresis` turns
-those decisions into start and end events (speech starts after ``min_speech`` of speech frames
-and ends after ``min_silence`` of other frames), so both detectors report events the same way.
+blocks with ``feed(block) -> list[VadEvent]``, tells the stream time it has analysed with
+``time`` and, at the end of a stream, gives the events of what it held back with ``flush()``.
+Each one decides per analysis frame whether there is speech; :class:`Hysteresis` turns those
+decisions into start and end events (speech starts after ``min_speech`` of speech frames and
+ends after ``min_silence`` of other frames), so both detectors report events the same way.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class VoiceActivityDetector(Protocol):
 
     def feed(self, block: np.ndarray) -> list[VadEvent]:
         """Take the next samples; return the segment starts and ends they reveal."""
+        ...
+
+    def flush(self) -> list[VadEvent]:
+        """The end of the stream: the events of what was held back (most detectors: none)."""
         ...
 
 

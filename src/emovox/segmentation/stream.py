@@ -83,5 +83,6 @@ class SegmentStream:
 
     def finish(self) -> list[Piece]:
         """End of the stream: the remaining segments."""
-        done = self.shaper.finish(self.buffer.end / self.sr)
+        done = self.shaper.update(self.vad.flush(), self.vad.time)
+        done += self.shaper.finish(self.buffer.end / self.sr)
         return [(s, self.buffer.get(s.start, s.end)) for s in done]
