@@ -250,6 +250,57 @@ def _write_shard(folder: Path, index: int, cols: dict) -> None:
     os.replace(tmp, folder / SHARD.format(index))
 
 
+def _pipeline(ray, todo, rec, model_dir, labels, backend, batch_size: int, actors):
+    """The Ray Data pipeline: the files, decoded in tasks, predicted by the actor pool."""
+    from emovox.inference.recognizer import LONG_RECORDING_SECONDS
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    blocks = min(len(todo), 4 * cpus)
+    ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=blocks)
+    decode = {"sr": rec.sample_rate, "long_seconds": LONG_RECORDING_SECONDS}
+    ds = ds.map(_decode, fn_kwargs=decode, num_cpus=1)
+    return ds.map_batches(
+        _Predictor,
+        fn_constructor_kwargs={
+            "model_dir": str(Path(model_dir).resolve()),
+            "labels": list(labels) if labels else None,
+            "backend": backend,
+            "batch": batch_size,
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=actors or max(1, cpus // 2),
+        num_cpus=1,
+    )
+
+
+def _write(ds, out: Path, fmt, resume, shard, labels, batch_size, summary, total) -> None:
+    """Write the pipeline's batches as they come: JSONL lines (flushed), or Parquet shards;
+    ``total``: the files to expect, for the progress bar (``None``: no bar)."""
+    from emovox.progress import progress_bar
+
+    with contextlib.ExitStack() as stack:
+        stream = None
+        if fmt == "jsonl":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            mode = "a" if resume and out.is_file() else "w"
+            stream = stack.enter_context(open(out, mode, encoding="utf-8"))
+        bar = stack.enter_context(
+            progress_bar(total or 0, "scoring on ray", enabled=total is not None)
+        )
+        for cols in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            text, failed = _jsonl_lines(cols, labels)
+            if stream is not None:
+                stream.write(text)
+                stream.flush()
+            else:
+                _write_shard(out, shard, cols)
+                shard += 1
+            summary.failed += failed
+            summary.written += len(cols["file"])
+            bar.advance(len(cols["file"]))
+
+
 def _quiet(ray) -> None:
     """Ray Data's own progress lines and logs off: emovox shows one progress bar."""
     import logging
@@ -304,8 +355,7 @@ def score_with_ray(
         RayUnavailable: Ray is not installed.
         BundleError: the model folder does not load (checked before Ray starts).
     """
-    from emovox.inference.recognizer import LONG_RECORDING_SECONDS, Recognizer
-    from emovox.progress import progress_bar
+    from emovox.inference.recognizer import Recognizer
 
     ray = _ray()
     rec = Recognizer.load(model_dir, labels=labels, backend=backend)  # fail early, here
@@ -328,45 +378,10 @@ def score_with_ray(
             logging_level="ERROR",
         )
     try:
-        if not todo:
-            return summary
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        pool = actors or max(1, cpus // 2)
-        blocks = min(len(todo), 4 * cpus)
-        ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=blocks)
-        decode = {"sr": rec.sample_rate, "long_seconds": LONG_RECORDING_SECONDS}
-        ds = ds.map(_decode, fn_kwargs=decode, num_cpus=1)
-        ds = ds.map_batches(
-            _Predictor,
-            fn_constructor_kwargs={
-                "model_dir": str(Path(model_dir).resolve()),
-                "labels": list(labels) if labels else None,
-                "backend": backend,
-                "batch": batch_size,
-            },
-            batch_size=batch_size,
-            batch_format="numpy",
-            concurrency=pool,
-            num_cpus=1,
-        )
-        with contextlib.ExitStack() as stack:
-            stream = None
-            if fmt == "jsonl":
-                out.parent.mkdir(parents=True, exist_ok=True)
-                mode = "a" if resume and out.is_file() else "w"
-                stream = stack.enter_context(open(out, mode, encoding="utf-8"))
-            bar = stack.enter_context(progress_bar(len(todo), "scoring on ray", enabled=progress))
-            for cols in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                text, failed = _jsonl_lines(cols, rec.labels)
-                if stream is not None:
-                    stream.write(text)
-                    stream.flush()
-                else:
-                    _write_shard(out, shard, cols)
-                    shard += 1
-                summary.failed += failed
-                summary.written += len(cols["file"])
-                bar.advance(len(cols["file"]))
+        if todo:
+            ds = _pipeline(ray, todo, rec, model_dir, labels, backend, batch_size, actors)
+            total = len(todo) if progress else None
+            _write(ds, out, fmt, resume, shard, rec.labels, batch_size, summary, total)
     finally:
         if started:
             ray.shutdown()

@@ -57,20 +57,8 @@ from emovox.apps.cli.options import (
     help="With --engine ray: CPUs (and torch threads) of each fold's task.",
 )
 def evaluate(
-    corpus,
-    data,
-    protocol,
-    k,
-    folds,
-    out,
-    resume,
-    train_specs,
-    test_specs,
-    conditions,
-    engine,
-    address,
-    cpus_per_fold,
-    **options,
+    corpus, data, protocol, k, folds, out, resume, train_specs, test_specs, conditions,
+    engine, address, cpus_per_fold, **options,
 ) -> None:
     """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
 
@@ -105,12 +93,7 @@ def evaluate(
     if ":" in protocol:
         protocol, k_text = protocol.split(":", 1)
         k = int(k_text)
-    from emovox.evaluate.engines import make_engine
-
-    try:
-        fold_engine = make_engine(engine, address, cpus_per_fold)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    fold_engine = _engine(engine, address, cpus_per_fold)
     manifest = manifest_of(corpus, data, train_specs)
     setup = TrainingSetup.from_options(options, manifest)
     try:
@@ -151,6 +134,16 @@ def evaluate(
                 f"  {name}: UA {c['ua']:.2f} ({c['ua_delta']:+.2f} vs clean), "
                 f"{c['clipped_files']} file(s) clipped"
             )
+
+
+def _engine(name: str, address: str | None, cpus_per_fold: int):
+    """The fold engine of ``--engine`` (a usage error for a bad combination)."""
+    from emovox.evaluate.engines import make_engine
+
+    try:
+        return make_engine(name, address, cpus_per_fold)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, out) -> None:
