@@ -90,26 +90,32 @@ class SileroVad:
 
     def feed(self, block: np.ndarray) -> list[VadEvent]:
         """Take the next samples (at the rate given to the constructor); return events."""
+        events: list[VadEvent] = []
+        with self._torch.inference_mode():
+            for chunk in self._new_chunks(block):
+                p = float(self.model(self._torch.from_numpy(chunk.copy())[None], self.SR))
+                events += self._step(p)
+        return events
+
+    def _new_chunks(self, block: np.ndarray) -> np.ndarray:
+        """The whole 512-sample chunks at 16 kHz that ``block`` completes (``[n, CHUNK]``);
+        the rest waits for the next block."""
         x = np.asarray(block, dtype=np.float32).reshape(-1)
         if self._stream is not None:
             x = self._stream.resample_chunk(x)
         self._buf = np.concatenate([self._buf, x])
         n = self._buf.size // self.CHUNK
-        if n == 0:
-            return []
         chunks = self._buf[: n * self.CHUNK].reshape(n, self.CHUNK)
         self._buf = self._buf[n * self.CHUNK :].copy()
-        events: list[VadEvent] = []
-        with self._torch.inference_mode():
-            for chunk in chunks:
-                p = float(self.model(self._torch.from_numpy(chunk.copy())[None], self.SR))
-                if self.keep_probabilities:
-                    self.probabilities.append(p)
-                cut = self.cfg.neg_threshold if self.in_speech else self.cfg.threshold
-                event = self._events.step(p >= cut)
-                if event is not None:
-                    events.append(event)
-        return events
+        return chunks
+
+    def _step(self, p: float) -> list[VadEvent]:
+        """One chunk's speech probability through the hysteresis: the event it completes."""
+        if self.keep_probabilities:
+            self.probabilities.append(p)
+        cut = self.cfg.neg_threshold if self.in_speech else self.cfg.threshold
+        event = self._events.step(p >= cut)
+        return [] if event is None else [event]
 
 
 GATE_RANGE_DB = 50.0
@@ -156,14 +162,8 @@ class GatedSileroVad(SileroVad):
         self._region = -1  # the region of the last settled chunk (-1: none)
 
     def feed(self, block: np.ndarray) -> list[VadEvent]:
-        x = np.asarray(block, dtype=np.float32).reshape(-1)
-        if self._stream is not None:
-            x = self._stream.resample_chunk(x)
-        self._buf = np.concatenate([self._buf, x])
-        n = self._buf.size // self.CHUNK
-        if n:
-            chunks = self._buf[: n * self.CHUNK].reshape(n, self.CHUNK)
-            self._buf = self._buf[n * self.CHUNK :].copy()
+        chunks = self._new_chunks(block)
+        if len(chunks):
             energy = 10 * np.log10(np.mean(chunks.astype(np.float64) ** 2, axis=1) + 1e-12)
             for e, c in zip(energy, chunks, strict=True):
                 self._peak = max(self._peak, float(e))
@@ -202,12 +202,7 @@ class GatedSileroVad(SileroVad):
         self._base = upto
         events: list[VadEvent] = []
         for p in probs:
-            if self.keep_probabilities:
-                self.probabilities.append(float(p))
-            cut = self.cfg.neg_threshold if self.in_speech else self.cfg.threshold
-            event = self._events.step(bool(p >= cut))
-            if event is not None:
-                events.append(event)
+            events += self._step(float(p))
         return events
 
     def _run_regions(self, regions: dict[int, list[int]]) -> dict[int, np.ndarray]:
