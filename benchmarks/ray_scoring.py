@@ -42,8 +42,17 @@ def labels_of(path: Path) -> dict[str, str | None]:
 
 
 def measure(model: str, files: list[str], actors: list[int], cpus: int, tmp: Path) -> dict:
-    """The runs of one file list: local, then Ray with each number of actors."""
+    """The runs of one file list: local, then Ray with each number of actors (the local engine
+    on one thread; the caller's thread count is put back)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _measure(model, files, actors, cpus, tmp)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(model: str, files: list[str], actors: list[int], cpus: int, tmp: Path) -> dict:
     rows = []
     t0 = time.perf_counter()
     score_files(Recognizer.load(model), files, tmp / "local.jsonl", progress=False, workers=1)
