@@ -13,13 +13,19 @@ LONG --segments --vad VAD`` runs), writes one JSON line per segment and reports:
 - the most audio held in memory at once (``max_buffer_seconds`` of
   :func:`emovox.segmentation.predict_segments`).
 
+``silero-loop`` is the reference for silero: the same path with silero's TorchScript model
+called on one chunk after another (silero's own loop, what emovox ran before its encoder was
+batched over a block). Every other silero run (``silero``, ``auto``) reports how many of its
+segments start and end within 0.1 s of a ``silero-loop`` segment.
+
 A reference child decodes the whole file at once (``emovox.audio.load_audio`` at 16 kHz), to
 compare the bounded streaming path with what decoding it whole costs; the decoded sizes of the
 file (float32, native rate and 16 kHz) are reported too. Writes
 ``benchmarks/results/long_audio.json`` with the machine and the command.
 
     python benchmarks/long_audio.py [--data ../shared/data/ravdess] [--model DIR] \
-        [--minutes 30] [--vad energy,silero] [--out benchmarks/results/long_audio.json]
+        [--minutes 30] [--vad energy,silero,auto,silero-loop] \
+        [--out benchmarks/results/long_audio.json]
 
 Without ``--model`` the default model bundled with emovox is used, as by ``emovox predict``.
 """
@@ -98,6 +104,39 @@ def make_recording(
     }
 
 
+def read_segments(path: Path) -> list[tuple[float, float]]:
+    return [(r["start"], r["end"]) for r in map(json.loads, path.read_text().splitlines())]
+
+
+def within(segments, reference, tolerance: float = 0.1) -> float:
+    """The fraction of ``segments`` whose start and end are both within ``tolerance`` seconds of
+    one segment of ``reference``."""
+    if not segments:
+        return 1.0 if not reference else 0.0
+    ref = np.asarray(reference, dtype=float).reshape(-1, 2)
+    ok = sum(
+        bool(np.any((np.abs(ref[:, 0] - a) <= tolerance) & (np.abs(ref[:, 1] - b) <= tolerance)))
+        for a, b in segments
+    )
+    return ok / len(segments)
+
+
+def agreement(runs: list[dict], tmp: Path) -> None:
+    """Each silero run's segments against ``silero-loop``'s (when it ran), in place."""
+    if not any(r["vad"] == "silero-loop" for r in runs):
+        return
+    ref = read_segments(tmp / "silero-loop.jsonl")
+    for r in runs:
+        if r["vad"] in ("silero", "auto") and r.get("vad_used") == "silero":
+            r["segments_within_0.1s_of_silero_loop"] = round(
+                within(read_segments(tmp / f"{r['vad']}.jsonl"), ref), 4
+            )
+            print(
+                f"{r['vad']}: {100 * r['segments_within_0.1s_of_silero_loop']:.1f} % "
+                "of segments within 0.1 s of silero-loop's"
+            )
+
+
 # -- the child process ---------------------------------------------------------------------------
 
 
@@ -107,17 +146,37 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+SILERO_RUNS = ("silero", "auto", "silero-loop")
+"""The runs that use silero (``auto`` does where it is installed)."""
+
+
+def _chunk_loop(self, chunks: np.ndarray) -> np.ndarray:
+    """silero's own loop: its TorchScript model on one chunk after another (the reference)."""
+    import torch
+
+    if getattr(self, "_loop_reset", None) is None:
+        self.model.reset_states()
+        self._loop_reset = True
+    with torch.inference_mode():
+        return np.array(
+            [float(self.model(torch.from_numpy(c.copy())[None], self.SR)) for c in chunks]
+        )
+
+
 def child(spec: dict) -> dict:
     """Run one measurement in this (fresh) process; returns its numbers."""
     import torch  # noqa: F401  (imports are part of the baseline, not of the measurement)
 
     from emovox import Recognizer
     from emovox.segmentation import make_vad, predict_segments
+    from emovox.segmentation.silero import SileroVad
 
     rec = None
     if spec["vad"] != "whole-decode":
         rec = Recognizer.load(spec.get("model") or None)
-    if spec["vad"] == "silero":
+    if spec["vad"] == "silero-loop":
+        SileroVad.chunk_probabilities = _chunk_loop
+    if spec["vad"] in SILERO_RUNS:
         make_vad("silero", MODEL_SR)  # load silero first
     base = _rss_mb()
     start = time.perf_counter()
@@ -128,7 +187,8 @@ def child(spec: dict) -> dict:
         extra = {"samples": n}
     else:
         stats: dict = {}
-        segs = predict_segments(rec, spec["file"], vad=spec["vad"], stats=stats)
+        vad = "silero" if spec["vad"] == "silero-loop" else spec["vad"]
+        segs = predict_segments(rec, spec["file"], vad=vad, stats=stats)
         with open(spec["output"], "w") as f:
             for seg in segs:
                 f.write(json.dumps({"file": spec["file"], **seg}) + "\n")
@@ -174,20 +234,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="Model folder (default: the bundled default model).")
     ap.add_argument("--minutes", type=float, default=30.0, help="Length of the recording.")
     ap.add_argument("--sr", type=int, default=48000, help="Sample rate of the FLAC file.")
-    ap.add_argument("--vad", default="energy,silero", help="VADs to measure (comma-separated).")
+    ap.add_argument(
+        "--vad",
+        default="energy,silero,auto,silero-loop",
+        help="VADs to measure (comma-separated; silero-loop: silero chunk by chunk, reference).",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS), help="JSON to write.")
     args = ap.parse_args(argv)
     vads = [v.strip() for v in args.vad.split(",") if v.strip()]
-    bad = [v for v in vads if v not in ("energy", "silero")]
+    bad = [v for v in vads if v not in ("energy", *SILERO_RUNS)]
     if bad:
-        ap.error(f"--vad: {bad} not among energy, silero")
-    if "silero" in vads:
-        from emovox.segmentation import silero_available
+        ap.error(f"--vad: {bad} not among energy, {', '.join(SILERO_RUNS)}")
+    from emovox.segmentation import silero_available
 
-        if not silero_available():
-            print("silero-vad is not installed: measuring the energy VAD only", file=sys.stderr)
-            vads.remove("silero")
+    if not silero_available() and any(v in SILERO_RUNS for v in vads):
+        print("silero-vad is not installed: measuring the energy VAD only", file=sys.stderr)
+        vads = [v for v in vads if v not in SILERO_RUNS]
     from emovox.evaluate.runner import machine_info
     from emovox.pretrained import default_model_path
 
@@ -212,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{vad:7s}: {r['wall_s']:7.1f} s, RTF {r['rtf']:6.1f}, {r['segments']} segments, "
                 f"peak RSS {r['rss_peak_mb']:.0f} MB (+{r['rss_increase_mb']:.0f} MB)"
             )
+        agreement(runs, Path(tmp))
         whole = run_child({"vad": "whole-decode", "file": str(long_file)})
         print(
             f"decoding the whole file at 16 kHz: +{whole['rss_increase_mb']:.0f} MB "
@@ -233,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             "(model and VAD loading included, Python and torch imports not)",
             "rss_increase_mb = peak RSS at the end minus the peak after the imports",
             "max_audio_buffer_seconds: the most audio (at 16 kHz) the streaming path held at once",
+            "silero-loop: silero's TorchScript model called chunk by chunk (the reference); "
+            "silero and auto batch its encoder over each block and run its LSTM in sequence",
         ],
     }
     from emovox._fs import atomic_write_text

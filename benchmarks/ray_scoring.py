@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                         link.symlink_to(Path(f).resolve())
                         chosen.append(str(link))
             print(f"{name}: {len(chosen)} files")
-            result["lists"][name] = measure(args.model, chosen, actors, args.cpus, tmp)
+            outs = tmp / f"out-{len(result['lists'])}"  # each list writes its own outputs
+            outs.mkdir()
+            result["lists"][name] = measure(args.model, chosen, actors, args.cpus, outs)
             for r in result["lists"][name]["runs"]:
                 print(f"  {r['engine']:8s} {r['wall_s']:8.2f} s  {r['files_per_s']:7.1f} files/s")
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

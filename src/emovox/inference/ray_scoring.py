@@ -3,10 +3,12 @@
 The same predictions as :func:`emovox.inference.batch.score_files`, spread over a Ray cluster
 (a local one started on demand, or the one at ``address``):
 
-- **decoding** in parallel Ray tasks: each file (a local path, or any URL that fsspec reads, such
-  as ``s3://bucket/x.wav``) read as mono at the model's rate; a recording longer than
-  :data:`~emovox.inference.recognizer.LONG_RECORDING_SECONDS` is passed on by name and predicted
-  segment by segment, as the local engine does; an unreadable file carries its reason;
+- **decoding** as a Ray Data map over the files, in parallel: each file (a local path, or any URL
+  that fsspec reads, such as ``s3://bucket/x.wav``) read as mono at the model's rate; a
+  recording longer than :data:`~emovox.inference.recognizer.LONG_RECORDING_SECONDS` is passed on
+  by name and predicted segment by segment, as the local engine does; an unreadable file carries
+  its reason. Both steps ask for one CPU, so Ray Data fuses the map into the actors' operator:
+  each actor decodes the files it predicts, and no decoded audio crosses the object store;
 - **inference** in a pool of actors, each loading the model once and predicting its batches
   with :meth:`~emovox.inference.recognizer.Recognizer.predict_waveforms` (batched by length);
 - **results written as they come** by the driver: lines appended to a JSONL file (flushed per
@@ -269,7 +271,7 @@ def _pipeline(ray, todo, rec, model_dir, labels, backend, batch_size: int, actor
         },
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=actors or max(1, cpus // 2),
+        compute=ray.data.ActorPoolStrategy(size=actors or max(1, cpus // 2)),
         num_cpus=1,
     )
 

@@ -25,10 +25,6 @@ class SegmentationConfig:
         snr_db: ... and frames must be this much above the noise floor.
         decay_db_per_s: how fast the energy detector's idea of the loud level decays.
         floor_rise_db_per_s: how fast its noise floor (a running minimum) rises.
-        gate: silero runs only where the chunk energy says there may be speech, many regions
-            in one batch (:class:`~emovox.segmentation.silero.GatedSileroVad`: several times
-            faster, but its regions start from silero's initial state, which moves some
-            segment boundaries by more than 0.1 s); off by default: silero on every chunk.
     """
 
     min_speech: float = 0.25
@@ -45,7 +41,6 @@ class SegmentationConfig:
     snr_db: float = 12.0
     decay_db_per_s: float = 1.0
     floor_rise_db_per_s: float = 1.0
-    gate: bool = False
 
     def __post_init__(self) -> None:
         for name in ("min_speech", "min_silence", "pad", "min_segment", "merge_gap", "range_db"):

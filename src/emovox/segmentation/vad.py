@@ -5,7 +5,7 @@ from __future__ import annotations
 from emovox.segmentation.config import SegmentationConfig
 from emovox.segmentation.energy import EnergyVad
 from emovox.segmentation.events import VoiceActivityDetector
-from emovox.segmentation.silero import GatedSileroVad, SileroVad, silero_available
+from emovox.segmentation.silero import SileroVad, silero_available
 
 VAD_CHOICES = ("auto", "silero", "energy")
 
@@ -23,11 +23,9 @@ def resolve_vad(kind: str) -> str:
     return kind
 
 
-def make_vad(
-    kind: str, sr: int, config: SegmentationConfig | None = None
-) -> VoiceActivityDetector:
+def make_vad(kind: str, sr: int, config: SegmentationConfig | None = None) -> VoiceActivityDetector:
     """The detector ``kind`` (``auto``, ``silero``, ``energy``) for audio at ``sr`` Hz."""
     cfg = config or SegmentationConfig()
     if resolve_vad(kind) == "energy":
         return EnergyVad(sr, cfg)
-    return GatedSileroVad(sr, cfg) if cfg.gate else SileroVad(sr, cfg)
+    return SileroVad(sr, cfg)
