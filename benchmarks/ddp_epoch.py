@@ -42,6 +42,10 @@ def train_command(args: argparse.Namespace, out: Path, epochs: int, nproc: int) 
     cmd += ["--cache-dir", args.cache_dir]
     for p in args.train_param:
         cmd += ["--train-param", p]
+    for p in args.param:
+        cmd += ["--param", p]
+    if args.labels:
+        cmd += ["--labels", args.labels]
     return cmd + (["--nproc", str(nproc)] if nproc > 1 else [])
 
 
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nproc", default="2", help="Process counts to measure (comma-separated).")
     ap.add_argument("--threads", default="1,2", help="Threads of the one-process runs.")
     ap.add_argument("--train-param", action="append", default=[], help="Passed to train.")
+    ap.add_argument("--param", action="append", default=[], help="Model parameter, to train.")
+    ap.add_argument("--labels", help="Passed to train (default: the corpus's emotions).")
     ap.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "emovox-ddp-cache"))
     ap.add_argument("--out", default=str(RESULTS), help="JSON to write.")
     args = ap.parse_args(argv)

@@ -33,6 +33,7 @@ from emovox.pretrained import (
 
 REPO = Path(__file__).resolve().parents[2]
 RAVDESS_EMOTIONS = list(EMOTIONS.values())
+DEFAULT_EMOTIONS = ["neutral", "angry", "happy", "sad", "fearful", "disgust", "surprised"]
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +56,52 @@ def test_default_path_resolves_and_loads() -> None:
     path = default_model_path()
     assert path == DEFAULT_MODEL_DIR and path.is_dir()
     bundle = load_bundle(path)
-    assert bundle.labels == RAVDESS_EMOTIONS
+    assert bundle.labels == DEFAULT_EMOTIONS
     assert bundle.config["model"]["name"] == "cnn"
+    assert set(bundle.config["data"]["corpora"]) == {"ased", "emodb", "nemo", "ravdess", "tess"}
 
 
 def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
     rec = Recognizer.load()
-    assert rec.bundle.path == DEFAULT_MODEL_DIR and rec.labels == RAVDESS_EMOTIONS
+    assert rec.bundle.path == DEFAULT_MODEL_DIR and rec.labels == DEFAULT_EMOTIONS
     rng = np.random.default_rng(0)
     pred = rec.predict(0.1 * rng.standard_normal(16000).astype(np.float32), sr=16000)
-    assert pred.label in RAVDESS_EMOTIONS
+    assert pred.label in DEFAULT_EMOTIONS
     assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert -1 <= pred.arousal <= 1 and -1 <= pred.valence <= 1  # the dimensions head
+
+
+def test_the_ravdess_8_model_ships_under_its_name(tmp_path: Path, monkeypatch) -> None:
+    rec = Recognizer.load("ravdess-8")
+    assert rec.bundle.path == pretrained.PRETRAINED_DIR / "ravdess-8"
+    assert rec.labels == RAVDESS_EMOTIONS and "calm" in rec.labels
+    assert pretrained.resolve_model("default") == DEFAULT_MODEL_DIR
+    assert pretrained.resolve_model(None) == DEFAULT_MODEL_DIR
+    with pytest.raises(ValueError, match=r"ships with emovox.*ravdess-8"):
+        pretrained.shipped_model_path("ravdess-9")
+    monkeypatch.chdir(tmp_path)  # a folder of the same name wins over the shipped model
+    (tmp_path / "ravdess-8").mkdir()
+    assert pretrained.resolve_model("ravdess-8") == Path("ravdess-8")
+    assert pretrained.resolve_model("elsewhere/model") == Path("elsewhere/model")
+
+
+def test_predict_cli_takes_a_shipped_model_by_name(numpy_clip) -> None:
+    args = ["predict", str(numpy_clip.path), "--format", "json", "--model", "ravdess-8"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)[0]["probabilities"]) == set(RAVDESS_EMOTIONS)
+    res = CliRunner().invoke(main, ["predict", str(numpy_clip.path), "--model", "ravdess-9"])
+    assert res.exit_code != 0 and "ravdess-9" in res.output
+
+
+def test_the_four_class_restriction_works_on_the_default_model(numpy_clip) -> None:
+    args = ["predict", str(numpy_clip.path), "--format", "json"]
+    res = CliRunner().invoke(main, [*args, "--labels", "angry,happy,neutral,sad"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert set(row["probabilities"]) == {"angry", "happy", "neutral", "sad"}
+    assert row["label"] in row["probabilities"]
+    assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_a_missing_default_model_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
@@ -86,7 +122,8 @@ def test_a_missing_default_model_is_a_clear_error(tmp_path: Path, monkeypatch) -
 
 def test_bundled_folder_is_under_the_size_limit() -> None:
     assert MAX_MODEL_BYTES <= 20_000_000
-    assert 0 < model_size(DEFAULT_MODEL_DIR) <= MAX_MODEL_BYTES
+    for name in pretrained.SHIPPED_MODELS:
+        assert 0 < model_size(pretrained.shipped_model_path(name)) <= MAX_MODEL_BYTES
 
 
 def test_package_data_ships_every_file_of_the_bundled_folder() -> None:
@@ -94,8 +131,14 @@ def test_package_data_ships_every_file_of_the_bundled_folder() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     globs = config["tool"]["setuptools"]["package-data"]["emovox"]
     package = REPO / "src" / "emovox"
-    files = [p.relative_to(package).as_posix() for p in DEFAULT_MODEL_DIR.iterdir()]
-    assert {f"pretrained/default/{n}" for n in ("model.safetensors", "config.json")} <= set(files)
+    files = [
+        p.relative_to(package).as_posix()
+        for name in pretrained.SHIPPED_MODELS
+        for p in (pretrained.PRETRAINED_DIR / name).iterdir()
+    ]
+    for name in pretrained.SHIPPED_MODELS:
+        want = {f"pretrained/{name}/{n}" for n in ("model.safetensors", "config.json")}
+        assert want <= set(files)
     unshipped = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert not unshipped, f"not in [tool.setuptools.package-data]: {unshipped}"
 
@@ -107,8 +150,8 @@ def test_predict_cli_without_model(numpy_clip) -> None:
     res = CliRunner().invoke(main, ["predict", str(numpy_clip.path), "--format", "json"])
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)
-    assert row["label"] in RAVDESS_EMOTIONS and row["error"] is None
-    assert set(row["probabilities"]) == set(RAVDESS_EMOTIONS)
+    assert row["label"] in DEFAULT_EMOTIONS and row["error"] is None
+    assert set(row["probabilities"]) == set(DEFAULT_EMOTIONS)
 
 
 def test_predict_cli_segments_find_the_demo_clip_sentences(numpy_clip, tmp_path: Path) -> None:
@@ -155,6 +198,8 @@ def test_model_card_names_the_licence_and_matches_the_metrics_file() -> None:
     card = (DEFAULT_MODEL_DIR / MODEL_CARD).read_text()
     assert "CC BY-NC-SA 4.0" in card and "e0196391" in card and "Livingstone" in card
     assert check_model_card(REPO) == []
+    assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "ravdess-8") == []
+    assert "non-commercial research use only" in card and "--model ravdess-8" in card
     m_rel = card.split("<!-- sources: metrics=")[1].split()[0]
     metrics = json.loads((REPO / m_rel).read_text())
     for key in ("ua", "wa", "macro_f1"):

@@ -144,10 +144,9 @@ class Recognizer:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        if path is None:
-            from emovox.pretrained import default_model_path
+        from emovox.pretrained import resolve_model
 
-            path = default_model_path()
+        path = resolve_model(path)
         bundle = load_bundle(path, device=device)
         onnx_model = None
         if backend != "torch":

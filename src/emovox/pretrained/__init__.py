@@ -29,8 +29,16 @@ from pathlib import Path
 from emovox._fs import atomic_write_text
 from emovox.inference.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+PRETRAINED_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_DIR = PRETRAINED_DIR / "default"
 """Where the bundled default model lives (inside the installed package)."""
+
+SHIPPED_MODELS = {
+    "default": "the default model: 7 emotions, six corpora in five languages",
+    "ravdess-8": "the earlier default: 8 emotions (calm kept), RAVDESS alone",
+}
+"""The models inside the package, by the name ``--model NAME`` takes; each is the folder of that
+name next to this file, with its ``MODEL_CARD.md``."""
 
 MODEL_CARD = "MODEL_CARD.md"
 MAX_MODEL_BYTES = 20_000_000
@@ -62,6 +70,40 @@ def default_model_path() -> Path:
             "(--model DIR / Recognizer.load(DIR))"
         )
     return DEFAULT_MODEL_DIR
+
+
+def shipped_model_path(name: str) -> Path:
+    """The folder of the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`).
+
+    Raises:
+        ValueError: no model of that name ships with emovox.
+        DefaultModelMissing: a file of the bundle is missing (a broken or trimmed install).
+    """
+    if name not in SHIPPED_MODELS:
+        raise ValueError(
+            f"no model named {name!r} ships with emovox (shipped: {', '.join(SHIPPED_MODELS)})"
+        )
+    if name == "default":
+        return default_model_path()
+    path = PRETRAINED_DIR / name
+    missing = [n for n in (WEIGHTS, CONFIG) if not (path / n).is_file()]
+    if missing:
+        raise DefaultModelMissing(
+            f"{path}: the shipped model {name!r} is incomplete ({', '.join(missing)} missing); "
+            "reinstall emovox"
+        )
+    return path
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """The model folder that ``--model`` / ``Recognizer.load`` mean: ``None`` is the default
+    model; a name of :data:`SHIPPED_MODELS` is that shipped model unless a folder of that name
+    exists here (a folder always wins); anything else is a folder path, returned as it is."""
+    if model is None:
+        return default_model_path()
+    if str(model) in SHIPPED_MODELS and not Path(model).exists():
+        return shipped_model_path(str(model))
+    return Path(model)
 
 
 def model_size(path: str | os.PathLike = DEFAULT_MODEL_DIR) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -61,14 +63,15 @@ def export(model_arg, model_dir, fmt, out, opset, quantize, calibrate) -> None:
         if missing and not files:
             raise click.UsageError(f"--calibrate: no audio file in {', '.join(missing)}")
     try:
-        if not model_dir:
-            from emovox.pretrained import default_model_path
+        from emovox.pretrained import SHIPPED_MODELS, resolve_model
 
-            if not out:
-                raise click.UsageError(
-                    "exporting the bundled default model (no MODEL_DIR) needs --out FILE"
-                )
-            model_dir = default_model_path()
+        shipped = not model_dir or (model_dir in SHIPPED_MODELS and not Path(model_dir).exists())
+        if shipped and not out:
+            raise click.UsageError(
+                "exporting a model shipped inside emovox (no MODEL_DIR, or a shipped name) "
+                "needs --out FILE"
+            )
+        model_dir = resolve_model(model_dir or None)
         click.echo(f"exporting {model_dir} to ONNX (checked against torch; ~15 s)...", err=True)
         path = export_onnx(model_dir, out, opset=opset, quantize=quantize, calibrate=files)
     except (BundleError, OnnxUnavailable, RuntimeError, ValueError) as exc:

@@ -12,7 +12,12 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
 
 
 @click.command()
-@click.option("--model", "model_dir", type=click.Path(), help="Model folder (default: bundled).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(),
+    help="Model folder, or a shipped model's name: default (the default), ravdess-8.",
+)
 @click.option("--input", "input_file", type=click.Path(), help="Play this file instead of the mic.")
 @click.option("--speed", default=1.0, show_default=True, help="Pace of --input (0: no waiting).")
 @click.option("--window", type=float, help="Rolling predictions of this many seconds of speech.")

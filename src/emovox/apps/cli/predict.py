@@ -18,7 +18,8 @@ from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
     "--model",
     "model_dir",
     type=click.Path(),
-    help="Model folder (default: the model bundled with emovox; see `emovox.pretrained`).",
+    help="Model folder, or the name of a model shipped with emovox: default (7 emotions, six "
+    "corpora) or ravdess-8 (8 emotions, RAVDESS alone). Default: default.",
 )
 @click.option(
     "--format",
@@ -108,8 +109,9 @@ def predict(
 ) -> None:
     """Predict the emotion of files, folders or globs; a bad file is reported, the rest go on.
 
-    Without --model, the default model bundled with emovox is used (trained on the RAVDESS
-    speech, 8 emotions; licence CC BY-NC-SA 4.0; see its MODEL_CARD.md).
+    Without --model, the default model bundled with emovox is used (7 emotions with arousal and
+    valence, five acted corpora; non-commercial research use; see its MODEL_CARD.md);
+    --model ravdess-8 is the earlier RAVDESS-only model (8 emotions).
 
     \b
     emovox predict clip.wav
@@ -313,11 +315,10 @@ def _predict_on_ray(
                 shard.unlink()
         else:
             out.unlink()
-    if not model_dir:
-        from emovox.pretrained import default_model_path
+    from emovox.pretrained import resolve_model
 
-        model_dir = str(default_model_path())
     try:
+        model_dir = str(resolve_model(model_dir or None))
         summary = score_with_ray(
             model_dir,
             files,

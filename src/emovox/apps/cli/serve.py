@@ -8,7 +8,12 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
 
 
 @click.command()
-@click.option("--model", "model_dir", type=click.Path(), help="Model folder (default: bundled).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(),
+    help="Model folder, or a shipped model's name: default (the default), ravdess-8.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--max-upload-mb", default=25.0, show_default=True, help="Larger uploads get 413.")
