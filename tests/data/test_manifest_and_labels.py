@@ -498,6 +498,23 @@ def test_emobox_needs_ravdess():
         make_folds(m, "emobox")
 
 
+def test_emobox_with_other_corpora_keeps_them_on_the_training_side():
+    extra = [
+        Utterance(
+            f"/e/{i}.wav", "angry", "Actor_01" if i == 0 else f"emodb_{i % 3}", "male", "emodb"
+        )
+        for i in range(9)
+    ]  # one speaker named like a RAVDESS actor: still never a test speaker
+    m = Manifest([*_ravdess_manifest(), *extra])
+    folds = make_folds(m, "emobox")
+    assert len(folds) == 6
+    others = {i for i, u in enumerate(m) if u.corpus == "emodb"}
+    for f, actors in zip(folds, EMOBOX_RAVDESS_FOLDS, strict=True):
+        assert others <= set(f.train) and not others & set(f.test)
+        assert {m[i].corpus for i in f.test} == {"ravdess"} and len(f.test) == 4 * len(actors)
+    assert sorted(i for f in folds for i in f.test) == sorted(set(range(len(m))) - others)
+
+
 def test_emobox_missing_actors_is_an_error():
     sixth = EMOBOX_RAVDESS_FOLDS[5]
     m = _ravdess_manifest(actors=[a for a in range(1, 25) if a not in sixth])

@@ -49,8 +49,10 @@ def make_folds(
     """Split ``manifest`` into folds.
 
     Args:
-        protocol: ``emobox`` (RAVDESS only), ``loso`` (leave one speaker out), ``loco`` (leave
-            one corpus out: one fold per corpus, trained on the others), ``sessions``
+        protocol: ``emobox`` (RAVDESS's six folds of actors; other corpora in the manifest
+            are on the training side of every fold), ``loso`` (leave one speaker out),
+            ``loco`` (leave one corpus out: one fold per corpus, trained on the others),
+            ``sessions``
             (leave one session out: IEMOCAP, whose sessions group its speakers),
             ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
             utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
@@ -59,11 +61,13 @@ def make_folds(
     speakers = np.array([u.speaker for u in manifest])
     if protocol == "emobox":
         corpora = {u.corpus for u in manifest}
-        if corpora != {"ravdess"}:
+        if "ravdess" not in corpora:
             raise ValueError(
-                f"the emobox protocol is defined for RAVDESS only, got {sorted(corpora)}"
+                f"the emobox protocol is defined for RAVDESS (its folds of actors), got "
+                f"{sorted(corpora)}"
             )
         groups = [[f"Actor_{a:02d}" for a in actors] for actors in EMOBOX_RAVDESS_FOLDS]
+        speakers = np.array([u.speaker if u.corpus == "ravdess" else "" for u in manifest])
     elif protocol == "loso":
         groups = [[s] for s in sorted(set(speakers))]
     elif protocol == "sessions":
