@@ -41,3 +41,41 @@ def test_ray_evaluate_compares_metrics_fold_for_fold() -> None:
     assert not same(a, b)
     assert not same(a, {**a, "folds": a["folds"][:1]})
     assert not same(a, {**a, "macro_f1": 53.0})
+
+
+def test_int8_folds_scores_every_fold_and_resumes(
+    synth_corpus: Path, trained_bundle: Path, tmp_path: Path
+) -> None:
+    import csv
+    import shutil
+
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from emovox.inference.recognizer import Recognizer
+
+    run = tmp_path / "run"
+    files = sorted(synth_corpus.rglob("*.wav"))
+    rec = Recognizer.load(trained_bundle)
+    for fold, part in ((1, files[::2]), (2, files[1::2])):
+        folder = run / f"fold_{fold}"
+        shutil.copytree(trained_bundle, folder / "model")
+        with (folder / "predictions.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["fold", "corpus", "path", "label", "predicted"])
+            for p, pred in zip(part, rec.predict_batch(part), strict=True):
+                w.writerow([fold, "ravdess", str(p), rec.labels[0], pred.label])
+    module = _module("int8_folds")
+    out = tmp_path / "int8.json"
+    assert module.calibration_files(module.fold_rows(run), 1, 4) == [
+        str(p) for p in files[1::2][:: len(files[1::2]) // 4][:4]
+    ]  # the other fold's files only
+    assert module.main(["--run", str(run), "--calibration", "4", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [f["fold"] for f in result["folds"]] == [1, 2] and result["mean"]["folds"] == 2
+    for f in result["folds"]:
+        assert f["float_wa"] == f["recorded_wa"]  # float reproduces the recorded predictions
+        assert 0 <= f["label_agreement"] <= 100 and f["calibration_files"] == 4
+    before = out.read_text()
+    assert module.main(["--run", str(run), "--out", str(out)]) == 0  # nothing left to do
+    assert json.loads(out.read_text())["folds"] == json.loads(before)["folds"]

@@ -71,6 +71,24 @@ def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
     assert -1 <= pred.arousal <= 1 and -1 <= pred.valence <= 1  # the dimensions head
 
 
+def test_the_default_model_ships_its_int8_export_of_these_weights(numpy_clip) -> None:
+    pytest.importorskip("onnxruntime")
+    from emovox.inference.onnx_backend import read_metadata, weights_digest
+
+    int8 = DEFAULT_MODEL_DIR / pretrained.INT8_FILE
+    assert read_metadata(int8)["weights_sha256"] == weights_digest(DEFAULT_MODEL_DIR)
+    rec_8 = Recognizer.load(backend="onnx-int8")
+    assert rec_8.onnx_model.quantization == "int8" and rec_8.labels == DEFAULT_EMOTIONS
+    rec = Recognizer.load()
+    audio, sr = sf.read(str(numpy_clip.path), dtype="float32")
+    sentences = [audio[round(s * sr) : round(e * sr)] for s, e, _, _ in numpy_clip.sentences]
+    f = rec.predict_batch(sentences, sr=sr)
+    q = rec_8.predict_batch(sentences, sr=sr)
+    assert len(f) == len(DEMO_SCRIPT)
+    for a, b in zip(f, q, strict=True):
+        assert max(abs(a.probabilities[c] - b.probabilities[c]) for c in DEFAULT_EMOTIONS) < 0.1
+
+
 def test_the_ravdess_8_model_ships_under_its_name(tmp_path: Path, monkeypatch) -> None:
     rec = Recognizer.load("ravdess-8")
     assert rec.bundle.path == pretrained.PRETRAINED_DIR / "ravdess-8"

@@ -78,10 +78,20 @@ class _WithProbabilities(torch.nn.Module):
         return logits, torch.softmax(logits, dim=-1)
 
 
+def weights_digest(model_dir: str | os.PathLike) -> str:
+    """The SHA-256 of a bundle's ``model.safetensors``: recorded in every export, so that an
+    ONNX file left beside retrained weights can be told apart."""
+    import hashlib
+
+    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
 def _metadata(bundle: Bundle) -> dict[str, str]:
     spec = bundle.config.get("model", {})
+    weights = bundle.path is not None and (Path(bundle.path) / "model.safetensors").is_file()
     return {
         f"{META_PREFIX}format": "emovox-onnx",
+        f"{META_PREFIX}weights_sha256": weights_digest(bundle.path) if weights else "",
         f"{META_PREFIX}labels": json.dumps(list(bundle.labels)),
         f"{META_PREFIX}feature": json.dumps(bundle.feature.to_dict(), sort_keys=True),
         f"{META_PREFIX}sample_rate": str(bundle.feature.sample_rate),
@@ -310,11 +320,9 @@ def onnx_file_for(
     own = Path(model_dir) / (INT8_FILE if int8 else ONNX_FILE)
     if own.is_file() or not _is_packaged(Path(model_dir)):
         return own
-    import hashlib
-
     from emovox.features.cache import DEFAULT_CACHE_DIR
 
-    digest = hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+    digest = weights_digest(model_dir)
     suffix = ".int8.onnx" if int8 else ".onnx"
     cached = DEFAULT_CACHE_DIR / "onnx" / f"{Path(model_dir).name}-{digest[:16]}{suffix}"
     if not cached.is_file():

@@ -29,6 +29,9 @@ from pathlib import Path
 from emovox._fs import atomic_write_text
 from emovox.inference.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
 
+INT8_FILE = "model.int8.onnx"
+"""A shipped model's int8 ONNX export, calibrated on its training speech (optional)."""
+
 PRETRAINED_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PRETRAINED_DIR / "default"
 """Where the bundled default model lives (inside the installed package)."""
@@ -450,5 +453,8 @@ def install_default_model(
     dst.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG):
         shutil.copyfile(src / name, dst / name)
+    stale = dst / INT8_FILE
+    if stale.is_file():  # exported from the weights just replaced
+        stale.unlink()
     update_model_card(metrics, gain, root=root, model_dir=dst, loco=loco)
     return dst
