@@ -123,3 +123,103 @@ def test_evaluation_writes_guarded_columns(synth_corpus: Path, tmp_path: Path) -
     with (out / "fold_1" / "predictions.csv").open() as f:
         header = next(csv.reader(f))
     assert "guarded_predicted" in header and "adapted_predicted" in header
+
+
+def _one_recording(files: list[Path], tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
+    """The clips one after another with 1.5 s of silence between: one speaker's recording."""
+    import soundfile as sf
+
+    from emovox.audio import load_audio
+
+    clips = [load_audio(f, sr=16000) for f in files]
+    gap = np.zeros(24000, dtype=np.float32)
+    audio = np.concatenate([x for c in clips for x in (gap, c)] + [gap])
+    path = tmp_path / "session.wav"
+    sf.write(path, audio, 16000)
+    return path, clips
+
+
+def test_the_segments_of_one_recording_adapt_to_its_statistics(
+    norm_bundle: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    files = sorted(synth_corpus.glob("Actor_03/*.wav"))
+    path, _ = _one_recording(files, tmp_path)
+    rec = Recognizer.load(norm_bundle)
+    alone = rec.predict_segments(path, vad="energy")
+    adapted = rec.predict_segments(path, vad="energy", one_speaker=True)
+    assert [(s["start"], s["end"]) for s in adapted] == [(s["start"], s["end"]) for s in alone]
+    assert len(adapted) >= 3
+    # the same as predicting the segments' features with the statistics of all of them
+    from emovox.audio import load_audio
+
+    audio = load_audio(path, sr=rec.sample_rate)
+    waves = [audio[round(s["start"] * 16000) : round(s["end"] * 16000)] for s in adapted]
+    feats = rec.feature(waves)
+    stats = rec.stats_of_features(feats)
+    want = rec.predict_features(feats, [str(i) for i in range(len(feats))], speaker_stats=stats)
+    for got, w in zip(adapted, want, strict=True):
+        assert got["probabilities"] == pytest.approx(w.probabilities, abs=1e-4)
+    # fully adapted (no guard) the segments move away from their per-utterance predictions
+    full = Recognizer.load(norm_bundle, guard=None)
+    moved = full.predict_segments(path, vad="energy", one_speaker=True)
+    diff = max(
+        abs(m["probabilities"][c] - a["probabilities"][c])
+        for m, a in zip(moved, alone, strict=True)
+        for c in rec.labels
+    )
+    assert diff > 1e-3
+
+
+def test_cli_segments_one_speaker_and_a_plain_model(
+    norm_bundle: Path, trained_bundle: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    path, _ = _one_recording(sorted(synth_corpus.glob("Actor_03/*.wav")), tmp_path)
+    out = tmp_path / "segs.json"
+    args = ["predict", str(path), "--segments", "--vad", "energy", "--one-speaker"]
+    run_cli([*args, "--model", str(norm_bundle), "--format", "json", "--out", str(out)])
+    rec = Recognizer.load(norm_bundle)
+    want = rec.predict_segments(path, vad="energy", one_speaker=True)
+    got = json.loads(out.read_text())[0]["segments"]
+    assert [g["probabilities"] for g in got] == [
+        pytest.approx(w["probabilities"], abs=1e-5) for w in want
+    ]
+    plain = Recognizer.load(trained_bundle)
+    assert plain.predict_segments(path, vad="energy", one_speaker=True) == plain.predict_segments(
+        path, vad="energy"
+    )
+
+
+def test_a_one_speaker_live_session_adapts_as_it_goes(
+    norm_bundle: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    from emovox.apps.live import LiveSession
+
+    path, _ = _one_recording(sorted(synth_corpus.glob("Actor_04/*.wav")), tmp_path)
+    from emovox.audio import load_audio
+
+    rec = Recognizer.load(norm_bundle, guard=None)
+    audio = load_audio(path, sr=rec.sample_rate)
+
+    def run(one_speaker: bool):
+        session = LiveSession(rec, vad="energy", one_speaker=one_speaker)
+        out = []
+        for i in range(0, len(audio), 1600):
+            out += session.feed(audio[i : i + 1600], arrived=0.0)
+        out += session.close(arrived=0.0)
+        return {r.index: r for r in out if r.final}
+
+    alone, adapted = run(False), run(True)
+    assert sorted(alone) == sorted(adapted) and len(adapted) >= 3
+    first = min(adapted)
+    last = max(adapted)
+    feats = []
+    for k in sorted(adapted):
+        r = adapted[k]
+        (f,) = rec.feature([audio[round(r.start * 16000) : round(r.end * 16000)]])
+        feats.append(f)
+    stats = rec.stats_of_features(feats)  # the whole session, as the last utterance saw it
+    want = rec.predict_features([feats[-1]], ["last"], speaker_stats=stats)[0]
+    assert adapted[last].probabilities == pytest.approx(want.probabilities, abs=1e-4)
+    # the first utterance's session is itself: the same as its own per-utterance statistics
+    assert adapted[first].probabilities == pytest.approx(alone[first].probabilities, abs=1e-5)
+    assert adapted[last].probabilities != pytest.approx(alone[last].probabilities, abs=1e-4)

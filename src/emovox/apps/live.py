@@ -87,6 +87,10 @@ class LiveSession:
         save_dir: write each utterance there as ``utterance_NNN.wav``.
         vad: ``auto`` (silero when installed), ``silero`` or ``energy``.
         config: the segmentation settings.
+        one_speaker: the session is one speaker: a ``speaker_norm`` model standardises each
+            utterance with the statistics of the session's utterances so far (itself included),
+            as far as the recognizer's guard allows (none below its minimum of utterances, then
+            more as they vary); other models predict each utterance alone, as without it.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class LiveSession:
         save_dir: str | Path | None = None,
         vad: str | SegmentationConfig = "auto",
         config: SegmentationConfig | None = None,
+        one_speaker: bool = False,
     ) -> None:
         if (window is None) != (hop is None) and hop is not None:
             raise ValueError("--hop needs --window")
@@ -118,6 +123,8 @@ class LiveSession:
         self._shown: tuple[Segment, int] | None = None  # the held-back segment shown, its index
         self.utterances: dict[int, LiveResult] = {}
         """The latest prediction of every utterance, by index."""
+        self.one_speaker = one_speaker and recognizer.speaker_norm
+        self._session: dict[int, np.ndarray] = {}  # features of the utterances, by index
         self.count = 0
         # the first prediction pays for lazy initialisation: pay it now, not after an utterance
         recognizer.predict_batch([np.zeros(self.sr, dtype=np.float32)], sr=self.sr)
@@ -207,13 +214,34 @@ class LiveSession:
     def _utterance(
         self, seg: Segment, audio: np.ndarray, index: int, arrived: float, revised: bool
     ) -> LiveResult:
-        pred = self.recognizer.predict_batch([audio], sr=self.sr)[0]
+        pred = self._predict_adapted(audio, index) if self.one_speaker else None
+        if pred is None:
+            pred = self.recognizer.predict_batch([audio], sr=self.sr)[0]
         res = LiveResult(
             index, True, seg.start, seg.end, pred.label, pred.probabilities, arrived,
             revised=revised, arousal=pred.arousal, valence=pred.valence,
         )
         self.utterances[index] = res
         return res
+
+
+    def _predict_adapted(self, audio: np.ndarray, index: int):
+        """The utterance standardised with the session's statistics so far (``None``: too short
+        to make features of)."""
+        rec = self.recognizer
+        try:
+            (feat,) = rec.feature([audio])
+        except ValueError:
+            return None
+        self._session[index] = feat  # a revised utterance replaces its earlier piece
+        while len(self._session) > SESSION_UTTERANCES:
+            del self._session[min(self._session)]
+        stats = rec.stats_of_features(list(self._session.values()))
+        return rec.predict_features([feat], [f"utterance {index}"], speaker_stats=stats)[0]
+
+
+SESSION_UTTERANCES = 200
+"""The most recent utterances whose statistics a one-speaker live session adapts to."""
 
 
 # -- sources --------------------------------------------------------------------------------------

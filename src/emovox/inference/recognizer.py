@@ -314,7 +314,19 @@ class Recognizer:
         them); ``speaker_stats`` as in :meth:`predict_batch`."""
         if not waves:
             return []
-        feats = self.feature(list(waves))
+        return self.predict_features(self.feature(list(waves)), names, batch_size, speaker_stats)
+
+    def predict_features(
+        self,
+        feats: Sequence[np.ndarray],
+        names: Sequence[str],
+        batch_size: int = 32,
+        speaker_stats: SpeakerStats | None = None,
+    ) -> list[Prediction]:
+        """Predict features already computed by :attr:`feature` (``[S, F, T]`` each);
+        ``speaker_stats`` as in :meth:`predict_batch` (from :meth:`stats_of_features`)."""
+        if not len(feats):
+            return []
         proba = self._proba(feats, batch_size, speaker_stats)
         return [self._prediction(n, p) for n, p in zip(names, proba, strict=True)]
 
@@ -326,9 +338,12 @@ class Recognizer:
         config=None,
         block_seconds: float = 30.0,
         batch_size: int = 16,
+        one_speaker: bool = False,
     ) -> list[dict]:
         """One prediction per speech segment of a (long) recording, read in blocks
-        (:func:`emovox.segmentation.predict_segments`, the path every command uses).
+        (:func:`emovox.segmentation.predict_segments`, the path every command uses); with
+        ``one_speaker`` a ``speaker_norm`` model standardises the segments with the recording's
+        own statistics, as far as the guard allows (speaker-adapted).
 
         Args:
             audio: a file (streamed block by block, never decoded whole) or a waveform.
@@ -337,6 +352,7 @@ class Recognizer:
             config: :class:`emovox.segmentation.SegmentationConfig` (lengths, padding).
             block_seconds: seconds of audio read at once.
             batch_size: segments predicted together.
+            one_speaker: the recording is one speaker: adapt to its segments' statistics.
 
         Returns:
             ``[{"start", "end", "label", "probabilities"}]`` in time order (seconds).
@@ -354,6 +370,7 @@ class Recognizer:
             config=config,
             block_seconds=block_seconds,
             batch_size=batch_size,
+            one_speaker=one_speaker,
         )
 
     def speaker_stats(self, items: Iterable[AudioInput], sr: int | None = None) -> SpeakerStats:

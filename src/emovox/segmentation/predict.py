@@ -36,14 +36,49 @@ def segment_result(segment: Segment, prediction: Prediction) -> dict:
     return out
 
 
+def _long_enough(recognizer: Recognizer, pieces: Sequence[Piece]) -> list[Piece]:
+    """The pieces not shorter than the model's minimum duration."""
+    return [(s, a) for s, a in pieces if a.size >= MIN_DURATION * recognizer.sample_rate]
+
+
+def _name(segment: Segment) -> str:
+    return f"{segment.start:.3f}-{segment.end:.3f}"
+
+
 def predict_pieces(recognizer: Recognizer, pieces: Sequence[Piece], batch_size: int) -> list[dict]:
     """Predict segments with their samples (at the model's rate); pieces shorter than the
     model's minimum duration are left out."""
-    keep = [(s, a) for s, a in pieces if a.size >= MIN_DURATION * recognizer.sample_rate]
+    keep = _long_enough(recognizer, pieces)
     preds = recognizer.predict_waveforms(
-        [a for _, a in keep], [f"{s.start:.3f}-{s.end:.3f}" for s, _ in keep], batch_size
+        [a for _, a in keep], [_name(s) for s, _ in keep], batch_size
     )
     return [segment_result(s, p) for (s, _), p in zip(keep, preds, strict=True)]
+
+
+class OneSpeakerSegments:
+    """The segments of one recording kept as features, predicted together at the end with the
+    recording's own statistics (a ``speaker_norm`` model; the recognizer's guard decides how far
+    they are used). Features, not audio, are kept: about 26 kB per second of speech."""
+
+    def __init__(self, recognizer: Recognizer, batch_size: int) -> None:
+        self.recognizer, self.batch_size = recognizer, batch_size
+        self.segments: list[Segment] = []
+        self.feats: list[np.ndarray] = []
+
+    def add(self, pieces: Sequence[Piece]) -> None:
+        keep = _long_enough(self.recognizer, pieces)
+        if keep:
+            self.segments += [s for s, _ in keep]
+            self.feats += self.recognizer.feature([a for _, a in keep])
+
+    def results(self) -> list[dict]:
+        if not self.feats:
+            return []
+        rec = self.recognizer
+        stats = rec.stats_of_features(self.feats)
+        names = [_name(s) for s in self.segments]
+        preds = rec.predict_features(self.feats, names, self.batch_size, speaker_stats=stats)
+        return [segment_result(s, p) for s, p in zip(self.segments, preds, strict=True)]
 
 
 def audio_blocks(
@@ -105,6 +140,7 @@ def predict_segments(
     block_seconds: float = 30.0,
     batch_size: int = 16,
     stats: dict | None = None,
+    one_speaker: bool = False,
 ) -> list[dict]:
     """Predict every speech segment of a recording, reading it in blocks.
 
@@ -117,6 +153,10 @@ def predict_segments(
         block_seconds: seconds read at once.
         batch_size: segments predicted together.
         stats: when a dict, filled with ``duration``, ``vad`` and ``max_buffer_seconds``.
+        one_speaker: the recording is one speaker: a ``speaker_norm`` model standardises every
+            segment with the statistics of all of them (speaker-adapted, guarded: see
+            :mod:`emovox.inference.adaptation`), so the segments are predicted at the end; other
+            models predict each segment alone, as without it.
 
     Returns:
         ``[{"start", "end", "label", "probabilities"}]`` in time order (seconds, rounded to ms).
@@ -129,14 +169,26 @@ def predict_segments(
     stream = SegmentStream(fsr, vad, config)
     results: list[dict] = []
     queue: list[Piece] = []
+    adapted = (
+        OneSpeakerSegments(recognizer, batch_size)
+        if one_speaker and recognizer.speaker_norm
+        else None
+    )
     for block in blocks:
         queue += stream.feed(block)
         if len(queue) >= batch_size:
-            results += predict_pieces(recognizer, queue, batch_size)
+            if adapted is not None:
+                adapted.add(queue)
+            else:
+                results += predict_pieces(recognizer, queue, batch_size)
             queue = []
     if stream.samples_seen == 0:
         raise AudioError(None if isinstance(audio, np.ndarray) else str(audio), "no audio")
-    results += predict_pieces(recognizer, queue + stream.finish(), batch_size)
+    if adapted is not None:
+        adapted.add(queue + stream.finish())
+        results = adapted.results()
+    else:
+        results += predict_pieces(recognizer, queue + stream.finish(), batch_size)
     if stats is not None:
         stats.update(
             duration=stream.samples_seen / fsr,

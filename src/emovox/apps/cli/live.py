@@ -26,9 +26,15 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
 @click.option("--device", help="Input device (number or name; default: the system's).")
 @click.option("--labels", help="Restrict to these classes, e.g. angry,happy,neutral,sad.")
 @click.option("--json", "json_out", type=click.Path(), help="Write the results and latency here.")
+@click.option(
+    "--one-speaker",
+    is_flag=True,
+    help="The session is one speaker: a model trained with speaker_norm standardises each "
+    "utterance with the statistics of the session so far (guarded; speaker-adapted).",
+)
 @VAD_OPTION
 def live(
-    model_dir, input_file, speed, window, hop, save_dir, device, labels, json_out, vad
+    model_dir, input_file, speed, window, hop, save_dir, device, labels, json_out, one_speaker, vad
 ) -> None:
     """Listen to the microphone and print the emotion of every utterance as it ends."""
     from emovox.apps.live import (
@@ -45,7 +51,9 @@ def live(
 
     rec = load_recognizer(model_dir, labels)
     try:
-        session = LiveSession(rec, window=window, hop=hop, save_dir=save_dir, vad=vad)
+        session = LiveSession(
+            rec, window=window, hop=hop, save_dir=save_dir, vad=vad, one_speaker=one_speaker
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if input_file is None:

@@ -61,7 +61,8 @@ from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
     "--one-speaker",
     is_flag=True,
     help="All inputs are one speaker: a model trained with speaker_norm (e.g. cnn-egemaps) "
-    "normalises them with that speaker's statistics over these files (speaker-adapted).",
+    "normalises them with that speaker's statistics over these files (speaker-adapted); with "
+    "--segments, each recording's segments are one speaker.",
 )
 @click.option(
     "--by-speaker",
@@ -143,7 +144,11 @@ def predict(
             raise click.UsageError("--full-adaptation goes with --one-speaker or --by-speaker")
         rec.guard = None
     if segments:
-        _predict_segments(rec, files, missing, fmt or "table", output, vad, max_segment, plot_file)
+        if one_speaker and not rec.speaker_norm:
+            click.echo(NO_SPEAKER_NORM, err=True)
+        _predict_segments(
+            rec, files, missing, fmt or "table", output, vad, max_segment, plot_file, one_speaker
+        )
         return
     stats = _adaptation(rec, files, speakers if by_speaker else None, one_speaker, quiet)
     if output and output_format_of(output, fmt) in ("jsonl", "csv"):
@@ -238,16 +243,16 @@ def check_targets(files, output, plot_file, resume: bool, overwrite: bool) -> No
             raise click.UsageError(f"{what} {target} exists; give {how} to replace it")
 
 
+NO_SPEAKER_NORM = "the model was trained without speaker_norm: speaker adaptation does not apply"
+
+
 def _adaptation(rec, files, speakers, one_speaker: bool, quiet: bool) -> dict | None:
     """Each file's speaker statistics for ``--one-speaker`` / ``--by-speaker`` (``None``
     without them)."""
     if not one_speaker and speakers is None:
         return None
     if not rec.speaker_norm:
-        click.echo(
-            "the model was trained without speaker_norm: speaker adaptation does not apply",
-            err=True,
-        )
+        click.echo(NO_SPEAKER_NORM, err=True)
         return None
     from emovox.inference.batch import speaker_statistics
 
@@ -278,8 +283,6 @@ def _check_options(inputs, manifest_file, resume, output, plot_file, segments, o
         raise click.UsageError("--resume needs --output FILE")
     if plot_file and not segments:
         raise click.UsageError("--plot draws the timeline of --segments")
-    if one_speaker and segments:
-        raise click.UsageError("--one-speaker applies to whole files (not --segments)")
 
 
 def _check_ray_options(output, segments, one_speaker, by_speaker, full_adaptation, fmt) -> None:
@@ -377,8 +380,11 @@ def _score_to_file(rec, inputs, output, fmt, resume, workers, batch_size, quiet,
         sys.exit(1)
 
 
-def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_file) -> None:
-    """``predict --segments``: per-segment predictions of each (long) file."""
+def _predict_segments(
+    rec, files, missing, fmt, output, vad, max_segment, plot_file, one_speaker=False
+) -> None:
+    """``predict --segments``: per-segment predictions of each (long) file (with
+    ``one_speaker``: each file's segments adapted to that file's statistics)."""
     from emovox.audio import AudioError
     from emovox.inference.batch import render_segments
     from emovox.segmentation import SegmentationConfig
@@ -391,7 +397,9 @@ def _predict_segments(rec, files, missing, fmt, output, vad, max_segment, plot_f
     errors: dict[str, str] = {m: missing_reason(m) for m in missing}
     for path in files:
         try:
-            results[path] = rec.predict_segments(path, vad=vad, config=cfg)
+            results[path] = rec.predict_segments(
+                path, vad=vad, config=cfg, one_speaker=one_speaker
+            )
         except AudioError as exc:
             errors[path] = exc.reason
         except RuntimeError as exc:  # silero asked for but not installed
