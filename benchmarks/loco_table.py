@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 START, END = "<!-- loco -->", "<!-- /loco -->"
-RECIPES = ("cnn", "cnn-functionals", "tutorial-cnn1d")
+RECIPES = ("cnn-augment-dims", "cnn", "cnn-functionals", "tutorial-cnn1d")
 LEVERS = (
     ("cnn", "the `cnn` of issue 13 (utterance-normalised log-mel)"),
     ("cnn-cmvn", "+ log-mel normalised per bin over the utterance (`normalize=cmvn`)"),
