@@ -100,7 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="JSON to write (default: results/int8_folds_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     args = ap.parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _main(args, argv)
+    finally:
+        torch.set_num_threads(threads)  # the caller's (a test process) put back
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     out = Path(args.out or RESULTS / f"int8_folds_{run.name}.json")
     rows = fold_rows(run)

@@ -65,8 +65,11 @@ def test_int8_folds_scores_every_fold_and_resumes(
             w.writerow(["fold", "corpus", "path", "label", "predicted"])
             for p, pred in zip(part, rec.predict_batch(part), strict=True):
                 w.writerow([fold, "ravdess", str(p), rec.labels[0], pred.label])
+    import torch
+
     module = _module("int8_folds")
     out = tmp_path / "int8.json"
+    threads = torch.get_num_threads()
     assert module.calibration_files(module.fold_rows(run), 1, 4) == [
         str(p) for p in files[1::2][:: len(files[1::2]) // 4][:4]
     ]  # the other fold's files only
@@ -79,3 +82,4 @@ def test_int8_folds_scores_every_fold_and_resumes(
     before = out.read_text()
     assert module.main(["--run", str(run), "--out", str(out)]) == 0  # nothing left to do
     assert json.loads(out.read_text())["folds"] == json.loads(before)["folds"]
+    assert torch.get_num_threads() == threads  # the benchmark put the test process's back
