@@ -305,3 +305,14 @@ def evaluate_and_train_fusion(
     saved = json.loads((out / "config.json").read_text())
     preds = Recognizer.load(out).predict_batch([u.path for u in manifest][:4])
     return metrics, saved, preds
+
+
+def benchmark_module(name: str):
+    """The script ``benchmarks/<name>.py`` loaded as a module (the benchmarks are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"emovox_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

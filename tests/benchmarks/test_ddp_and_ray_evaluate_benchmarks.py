@@ -3,18 +3,10 @@ comparison of benchmarks/ray_evaluate.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"emovox_{name}_benchmark", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import benchmark_module as _module
 
 
 def test_ddp_benchmark_times_the_epochs_of_one_and_two_processes(

@@ -4,23 +4,18 @@ probabilities."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CNN
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dev_sweep.py"
+from conftest import TINY_CNN, benchmark_module
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("emovox_dev_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_module("dev_sweep")
     return module
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import soundfile as sf
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "long_audio.py"
+from conftest import benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("emovox_long_audio_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("long_audio")
 
 
 def test_recording_is_flac_of_the_asked_length(tmp_path: Path) -> None:

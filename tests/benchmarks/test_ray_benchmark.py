@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
 pytest.importorskip("ray")
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ray_scoring.py"
 
 
 def test_ray_benchmark_on_a_synthetic_folder(
     synth_corpus: Path, trained_bundle: Path, tmp_path: Path
 ) -> None:
-    spec = importlib.util.spec_from_file_location("emovox_ray_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_module("ray_scoring")
     out = tmp_path / "ray.json"
     args = ["--data", str(synth_corpus), "--model", str(trained_bundle), "--limit", "4"]
     assert module.main([*args, "--repeat", "2", "--actors", "1", "--out", str(out)]) == 0

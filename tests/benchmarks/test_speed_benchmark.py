@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
+from conftest import benchmark_module
 
 
 def test_speed_benchmark_on_a_synthetic_folder(
     synth_corpus: Path, trained_bundle: Path, tmp_path: Path
 ) -> None:
-    spec = importlib.util.spec_from_file_location("emovox_speed_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_module("speed")
     out = tmp_path / "speed.json"
     args = ["--data", str(synth_corpus), "--model", str(trained_bundle), "--limit", "4"]
     assert module.main([*args, "--threads", "1,2", "--out", str(out)]) == 0

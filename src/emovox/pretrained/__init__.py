@@ -65,14 +65,20 @@ def default_model_path() -> Path:
     Raises:
         DefaultModelMissing: a file of the bundle is missing (a broken or trimmed install).
     """
-    missing = [n for n in (WEIGHTS, CONFIG) if not (DEFAULT_MODEL_DIR / n).is_file()]
+    return _complete(
+        DEFAULT_MODEL_DIR,
+        "the bundled default model is incomplete",
+        "reinstall emovox or give a model folder (--model DIR / Recognizer.load(DIR))",
+    )
+
+
+def _complete(path: Path, what: str, advice: str) -> Path:
+    """``path`` when it holds both bundle files, else :class:`DefaultModelMissing` naming the
+    missing ones."""
+    missing = [n for n in (WEIGHTS, CONFIG) if not (path / n).is_file()]
     if missing:
-        raise DefaultModelMissing(
-            f"{DEFAULT_MODEL_DIR}: the bundled default model is incomplete "
-            f"({', '.join(missing)} missing); reinstall emovox or give a model folder "
-            "(--model DIR / Recognizer.load(DIR))"
-        )
-    return DEFAULT_MODEL_DIR
+        raise DefaultModelMissing(f"{path}: {what} ({', '.join(missing)} missing); {advice}")
+    return path
 
 
 def shipped_model_path(name: str) -> Path:
@@ -88,14 +94,9 @@ def shipped_model_path(name: str) -> Path:
         )
     if name == "default":
         return default_model_path()
-    path = PRETRAINED_DIR / name
-    missing = [n for n in (WEIGHTS, CONFIG) if not (path / n).is_file()]
-    if missing:
-        raise DefaultModelMissing(
-            f"{path}: the shipped model {name!r} is incomplete ({', '.join(missing)} missing); "
-            "reinstall emovox"
-        )
-    return path
+    return _complete(
+        PRETRAINED_DIR / name, f"the shipped model {name!r} is incomplete", "reinstall emovox"
+    )
 
 
 def resolve_model(model: str | os.PathLike | None) -> Path:

@@ -63,15 +63,14 @@ def export(model_arg, model_dir, fmt, out, opset, quantize, calibrate) -> None:
         if missing and not files:
             raise click.UsageError(f"--calibrate: no audio file in {', '.join(missing)}")
     try:
-        from emovox.pretrained import SHIPPED_MODELS, resolve_model
+        from emovox.pretrained import resolve_model
 
-        shipped = not model_dir or (model_dir in SHIPPED_MODELS and not Path(model_dir).exists())
-        if shipped and not out:
+        given, model_dir = model_dir, resolve_model(model_dir or None)
+        if (not given or Path(given) != model_dir) and not out:  # a shipped model, by name
             raise click.UsageError(
                 "exporting a model shipped inside emovox (no MODEL_DIR, or a shipped name) "
                 "needs --out FILE"
             )
-        model_dir = resolve_model(model_dir or None)
         click.echo(f"exporting {model_dir} to ONNX (checked against torch; ~15 s)...", err=True)
         path = export_onnx(model_dir, out, opset=opset, quantize=quantize, calibrate=files)
     except (BundleError, OnnxUnavailable, RuntimeError, ValueError) as exc:
