@@ -3,7 +3,8 @@
 Measured in one run on the same files:
 
 - ``decode+resample``: reading and resampling alone (``emovox.audio.load_audio`` at the model's
-  rate), the ceiling of any pipeline that reads these files;
+  rate), the ceiling of any pipeline that reads these files; it is timed again in turn with
+  every emovox row, whose ``ratio_to_decode`` divides the two (the machine's speed drifts);
 - ``emovox-torch``, ``emovox-onnx`` and ``emovox-onnx-int8``: ``Recognizer.predict_batch`` end
   to end (decode, feature, model) with the torch and the onnxruntime backends (float, and the
   int8 export calibrated on every ``len/64``-th file, at most half), on 1 and on 2 threads; the
@@ -51,12 +52,23 @@ REPEAT = [3]
 
 def timed(fn) -> float:
     """The best wall time (s) of ``REPEAT[0]`` runs of ``fn``."""
-    best = float("inf")
+    return timed_with(fn)[0]
+
+
+def timed_with(fn, reference=None) -> tuple[float, float | None]:
+    """The best wall times (s) of ``REPEAT[0]`` runs of ``fn`` and of ``reference``, run in
+    turn, so that a ratio of the two is not skewed by the machine's speed drifting between
+    measurements (on a shared virtual machine it moves by 20 % over minutes)."""
+    best, best_ref = float("inf"), float("inf")
     for _ in range(max(1, REPEAT[0])):
+        if reference is not None:
+            start = time.perf_counter()
+            reference()
+            best_ref = min(best_ref, time.perf_counter() - start)
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, (best_ref if reference is not None else None)
 
 
 def tutorial_pipeline(files: list[str], tutorial_model: str | None):
@@ -126,17 +138,23 @@ def measure(argv: list[str] | None = None) -> int:
     warm = files[: min(2, len(files))]
     runs: list[dict] = []
 
-    def record(name: str, n: int, wall: float, **extra) -> None:
+    def record(name: str, n: int, walls: tuple[float, float | None], **extra) -> None:
+        wall, decode = walls
+        paired = {}
+        if decode is not None:
+            paired = {"decode_wall_s": round(decode, 4), "ratio_to_decode": round(decode / wall, 3)}
         runs.append(
             {
                 "pipeline": name,
                 "threads": n,
                 "wall_s": round(wall, 4),
                 "rtf": round(seconds / wall, 2),
+                **paired,
                 **extra,
             }
         )
-        print(f"{name:18s} {n} thread(s): {wall:8.3f} s  RTF {seconds / wall:8.1f}")
+        ratio = f"  {decode / wall:.3f} of decoding" if decode is not None else ""
+        print(f"{name:18s} {n} thread(s): {wall:8.3f} s  RTF {seconds / wall:8.1f}{ratio}")
 
     print(f"{len(files)} files, {seconds:.1f} s of audio")
     onnx_dir = Path(tempfile.mkdtemp(prefix="emovox-speed-"))
@@ -158,28 +176,32 @@ def measure(argv: list[str] | None = None) -> int:
     rec = Recognizer.load(args.model)
     torch.set_num_threads(1)
     rec.predict_batch(warm)
-    record(
-        "decode+resample",
-        1,
-        timed(lambda: [load_audio(f, sr=rec.sample_rate) for f in files]),
-    )
+
+    def decode() -> None:
+        for f in files:
+            load_audio(f, sr=rec.sample_rate)
+
+    record("decode+resample", 1, (timed(decode), None))
     for n in threads:
         torch.set_num_threads(n)
         rec.predict_batch(warm)
-        record("emovox-torch", n, timed(lambda: rec.predict_batch(files)))
+        # Each emovox row is timed in turn with decoding (one thread), for its ratio.
+        record("emovox-torch", n, timed_with(lambda: rec.predict_batch(files), decode))
         if onnx_file is not None:
             rec_o = Recognizer.load(args.model, backend="onnx", onnx_path=onnx_file)
             rec_o.predict_batch(warm)
-            record("emovox-onnx", n, timed(lambda r=rec_o: r.predict_batch(files)))
+            record("emovox-onnx", n, timed_with(lambda r=rec_o: r.predict_batch(files), decode))
         if int8_file is not None:
             rec_8 = Recognizer.load(args.model, backend="onnx", onnx_path=int8_file)
             rec_8.predict_batch(warm)
-            record("emovox-onnx-int8", n, timed(lambda r=rec_8: r.predict_batch(files)))
+            record(
+                "emovox-onnx-int8", n, timed_with(lambda r=rec_8: r.predict_batch(files), decode)
+            )
     torch.set_num_threads(1)
     run_tutorial, tutorial_note = tutorial_pipeline(files, args.tutorial_model)
     run_tutorial_warm, _ = tutorial_pipeline(warm, args.tutorial_model)
     run_tutorial_warm()
-    record("tutorial", 1, timed(run_tutorial), model=tutorial_note)
+    record("tutorial", 1, (timed(run_tutorial), None), model=tutorial_note)
 
     by = {(r["pipeline"], r["threads"]): r["rtf"] for r in runs}
     tutorial_rtf = by[("tutorial", 1)]
@@ -215,9 +237,9 @@ def measure(argv: list[str] | None = None) -> int:
             if (name, 1) in by
         },
         "ratio_to_decode_1_thread": {
-            name: round(by[(name, 1)] / by[("decode+resample", 1)], 3)
-            for name in ("emovox-torch", "emovox-onnx", "emovox-onnx-int8")
-            if (name, 1) in by
+            r["pipeline"]: r["ratio_to_decode"]
+            for r in runs
+            if r["threads"] == 1 and "ratio_to_decode" in r
         },
         "int8": int8,
         "notes": [n for n in (onnx_note, f"tutorial: {tutorial_note}") if n],

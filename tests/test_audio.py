@@ -15,6 +15,7 @@ from emovox.audio import (
     MIN_DURATION,
     SAMPLE_RATE,
     AudioError,
+    LongAudio,
     audio_info,
     load_audio,
     prepare_array,
@@ -140,6 +141,20 @@ def test_audio_info(tmp_path):
     assert (info.samplerate, info.channels, info.frames) == (48000, 2, 24000)
     with pytest.raises(AudioError, match=r"nope\.wav"):
         audio_info(tmp_path / "nope.wav")
+
+
+def test_a_file_longer_than_max_duration_raises_long_audio_unread(tmp_path, monkeypatch):
+    path = write_tone(tmp_path / "long.wav", seconds=3.0, sr=8000)
+    assert len(load_audio(path, max_duration=3.0)) == 3 * SAMPLE_RATE  # not longer: read
+    decoded = []
+    original = sf.SoundFile.read
+    monkeypatch.setattr(
+        sf.SoundFile, "read", lambda self, *a, **k: decoded.append(1) or original(self, *a, **k)
+    )
+    with pytest.raises(LongAudio) as err:
+        load_audio(path, max_duration=2.5)
+    assert err.value.seconds == pytest.approx(3.0) and "long.wav" in str(err.value)
+    assert not decoded and not isinstance(err.value, AudioError)  # not a failure of the file
 
 
 # -- offset / duration ---------------------------------------------------------------------------

@@ -35,6 +35,16 @@ class AudioError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class LongAudio(Exception):
+    """Raised by :func:`load_audio` instead of reading a file longer than its ``max_duration``
+    (not an :class:`AudioError`: the file is fine, only too long to read whole)."""
+
+    def __init__(self, path: str | os.PathLike, seconds: float) -> None:
+        self.path = str(path)
+        self.seconds = seconds
+        super().__init__(f"{self.path}: {seconds:.1f} s of audio")
+
+
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Down-mix ``(frames, channels)`` or ``(frames,)`` audio to ``(frames,)`` by averaging."""
     if samples.ndim == 1:
@@ -68,6 +78,7 @@ def load_audio(
     offset: float = 0.0,
     duration: float | None = None,
     min_duration: float = MIN_DURATION,
+    max_duration: float | None = None,
 ) -> np.ndarray:
     """Read an audio file as float32 mono at ``sr`` Hz.
 
@@ -81,6 +92,8 @@ def load_audio(
         offset: seconds to skip at the start.
         duration: seconds to read at most (``None``: to the end).
         min_duration: shorter audio (after offset/duration) raises :class:`AudioError`.
+        max_duration: a longer file (its whole length, from the header) raises
+            :class:`LongAudio` before anything is decoded (``None``: no limit).
 
     Raises:
         AudioError: missing, empty, unreadable, or too-short file; the message names the file.
@@ -90,6 +103,8 @@ def load_audio(
     try:
         with sf.SoundFile(str(path)) as f:
             native_sr = f.samplerate
+            if max_duration is not None and f.frames > max_duration * native_sr:
+                raise LongAudio(path, f.frames / native_sr)
             start = round(offset * native_sr)
             if start:
                 if start >= f.frames > 0:

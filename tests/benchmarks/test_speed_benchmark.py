@@ -27,6 +27,11 @@ def test_speed_benchmark_on_a_synthetic_folder(
     assert all(r["rtf"] > 0 for r in result["runs"])
     assert "cpu" in result["machine"]
     assert "emovox-torch" in result["speedup_over_tutorial_1_thread"]
+    for row in result["runs"]:  # each emovox row is timed in turn with decoding, for its ratio
+        paired = row["pipeline"].startswith("emovox")
+        assert ("decode_wall_s" in row) == paired
+        if paired:
+            assert abs(row["ratio_to_decode"] - row["decode_wall_s"] / row["wall_s"]) < 0.05
     if ("emovox-onnx", 1) in names:  # the onnx extras are installed
         assert ("emovox-onnx-int8", 1) in names
         int8 = result["int8"]

@@ -494,3 +494,26 @@ def test_mel_filterbank_is_librosas_without_importing_it(sr, n_fft, n_mels, fmin
     ours = _mel_filters_np(sr, n_fft, n_mels, fmin, fmax)
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels", "fmin", "fmax"),
+    [(16000, 512, 64, 0.0, None), (16000, 400, 40, 20.0, 7600.0), (8000, 256, 23, 50.0, 3800.0)],
+)
+def test_banded_mel_product_equals_the_dense_one(sr, n_fft, n_mels, fmin, fmax) -> None:
+    from emovox.features.spectral import apply_mel, mel_filters
+
+    power = torch.rand(3, n_fft // 2 + 1, 17) ** 4 * 100.0  # a wide dynamic range
+    dense = mel_filters(sr, n_fft, n_mels, fmin, fmax) @ power
+    banded = apply_mel(power, sr, n_fft, n_mels, fmin, fmax)
+    assert banded.shape == dense.shape
+    torch.testing.assert_close(banded, dense, rtol=1e-5, atol=1e-6)
+
+
+def test_power_spectrogram_is_the_squared_magnitude() -> None:
+    from emovox.features.spectral import power_spectrogram
+
+    audio = torch.randn(2, 4000)
+    window = torch.hann_window(400)
+    spec = torch.stft(audio, 512, 160, 400, window, pad_mode="constant", return_complex=True)
+    torch.testing.assert_close(power_spectrogram(audio, 512, 160, 400), spec.abs() ** 2)

@@ -94,6 +94,14 @@ def test_time_and_batch_axes_are_dynamic(exported: Path) -> None:
         assert np.allclose(proba, ref, atol=1e-4)
 
 
+def test_the_cnn_pools_with_onnx_maxpool_not_slices(exported: Path) -> None:
+    import onnx
+
+    ops = [node.op_type for node in onnx.load(str(exported / ONNX_FILE)).graph.node]
+    assert ops.count("MaxPool") == 3  # one per pooling block of the cnn
+    assert "Slice" not in ops  # torch's eval-time pooling (strided slices) is not exported
+
+
 def test_masked_batches_are_run_in_equal_length_groups(exported: Path) -> None:
     rec = Recognizer.load(exported)
     onnx_model = OnnxModel(exported / ONNX_FILE, bundle=rec.bundle)

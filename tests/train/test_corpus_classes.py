@@ -70,3 +70,62 @@ def test_the_trainer_learns_with_masks() -> None:
     model = tiny_cnn()
     result = Trainer(model, cfg, 0.01, progress=False).fit(xs, ys, class_mask=mask)
     assert len(result.history) == 3 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_corpus_balanced_draw_gives_each_corpus_and_its_classes_equal_shares() -> None:
+    from emovox.train.trainer import corpus_balanced_draw
+
+    # corpus "big": 90 items (60 angry, 30 sad); corpus "small": 10 items (5 angry, 5 happy)
+    y = np.array([0] * 60 + [1] * 30 + [0] * 5 + [2] * 5)
+    corpora = ["big"] * 90 + ["small"] * 10
+    p = corpus_balanced_draw(y, corpora)
+    assert np.isclose(p.sum(), 1.0)
+    big, small = np.arange(90), np.arange(90, 100)
+    assert np.isclose(p[big].sum(), 0.5) and np.isclose(p[small].sum(), 0.5)
+    assert np.isclose(p[:60].sum(), 0.25) and np.isclose(p[60:90].sum(), 0.25)
+    assert np.isclose(p[90:95].sum(), 0.25) and np.isclose(p[95:].sum(), 0.25)
+    alone = corpus_balanced_draw(y, None)  # one corpus: classes balanced
+    assert np.isclose(alone[y == 0].sum(), 1 / 3) and np.isclose(alone[y == 2].sum(), 1 / 3)
+
+
+def test_the_trainer_draws_a_small_corpus_as_often_as_a_large_one(monkeypatch) -> None:
+    xs, ys = toy_data()
+    corpora = np.where(np.arange(len(xs)) < len(xs) // 8, "small", "large")
+    seen: list[int] = []
+    original = Trainer._batch
+
+    def spy(self, xs_, ys_, idx, crop, gen):
+        seen.extend(idx)
+        return original(self, xs_, ys_, idx, crop, gen)
+
+    monkeypatch.setattr(Trainer, "_batch", spy)
+    cfg = TrainConfig(
+        epochs=4, batch_size=8, crop_seconds=None, specaugment=False, corpus_balance=True
+    )
+    result = Trainer(tiny_cnn(), cfg, 0.01, progress=False).fit(xs, ys, corpora=list(corpora))
+    assert np.isfinite(result.history[-1]["train_loss"])
+    drawn_small = np.mean(corpora[np.asarray(seen)] == "small")
+    assert len(seen) == 4 * len(xs) and 0.4 < drawn_small < 0.6  # 1/8 of the items, half the draws
+    seen.clear()
+    cfg.corpus_balance = False
+    Trainer(tiny_cnn(), cfg, 0.01, progress=False).fit(xs, ys, corpora=list(corpora))
+    assert sorted(seen) == sorted(list(range(len(xs))) * 4)  # every item once an epoch
+
+
+def test_val_by_corpus_selects_on_the_mean_of_each_corpus_ua() -> None:
+    from emovox.inference.predict import predict_logits
+    from emovox.metrics import unweighted_accuracy
+
+    xs, ys = toy_data()
+    groups = ["small"] * 4 + ["large"] * (len(xs) - 4)
+    cfg = TrainConfig(
+        epochs=1, batch_size=8, crop_seconds=None, specaugment=False, val_by_corpus=True
+    )
+    trainer = Trainer(tiny_cnn(), cfg, 0.01, progress=False)
+    result = trainer.fit(xs, ys, xs, ys, val_corpora=groups)  # one epoch: its weights are kept
+    pred = predict_logits(trainer.model, xs).argmax(1)
+    small = unweighted_accuracy(ys[:4], pred[:4], 2)
+    large = unweighted_accuracy(ys[4:], pred[4:], 2)
+    assert np.isclose(result.history[0]["val_ua"], 100 * (small + large) / 2)
+    _, pooled = trainer.evaluate(xs, ys, torch.nn.CrossEntropyLoss())
+    assert np.isclose(pooled, unweighted_accuracy(ys, pred, 2))

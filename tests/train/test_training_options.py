@@ -98,7 +98,7 @@ def test_ema_equals_a_hand_computed_average_and_is_what_validation_sees(monkeypa
     validated: list[dict] = []
     script = iter([0.6, 0.4])
 
-    def scripted(self, xs_, ys_, loss_fn):
+    def scripted(self, xs_, ys_, loss_fn, groups=None):
         validated.append(snapshot(self.model))
         return 1.0, next(script)
 

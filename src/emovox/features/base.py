@@ -40,9 +40,10 @@ class Feature:
         return getattr(self, "hop_length", 0) / self.sample_rate
 
     # -- reading and computing -----------------------------------------------------------------
-    def load(self, path: str | os.PathLike) -> np.ndarray:
-        """Read the part of a file this feature looks at, at its sample rate."""
-        return load_audio(path, sr=self.sample_rate)
+    def load(self, path: str | os.PathLike, max_duration: float | None = None) -> np.ndarray:
+        """Read the part of a file this feature looks at, at its sample rate; a file longer
+        than ``max_duration`` seconds raises :class:`~emovox.audio.LongAudio` unread."""
+        return load_audio(path, sr=self.sample_rate, max_duration=max_duration)
 
     def compute(
         self, audio: torch.Tensor, lengths: torch.Tensor

@@ -215,7 +215,7 @@ def utterance_functionals(
     freqs = torch.arange(power.shape[0], dtype=x.dtype) * sr / n_fft
     energy = 10.0 * torch.log10(power.sum(dim=0).clamp_min(DB_FLOOR))
     speech = energy > energy.max() - SPEECH_RANGE_DB
-    mel = spectral.mel_filters(sr, n_fft, N_MELS, 0.0, None, x.device) @ power
+    mel = spectral.apply_mel(power, sr, n_fft, N_MELS)
     log_mel = 10.0 * torch.log10(mel.clamp_min(DB_FLOOR))
     loudness = mel.pow(0.3).sum(dim=0)
     mfcc = spectral.mfcc_from_log_mel(log_mel[None], 5)[0, 1:5]

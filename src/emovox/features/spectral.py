@@ -81,6 +81,40 @@ def mel_filters(
     return torch.from_numpy(_mel_filters_np(sr, n_fft, n_mels, fmin, fmax)).to(device)
 
 
+MEL_BLOCK = 8
+"""Mel filters applied together by :func:`apply_mel`: each group of this many consecutive
+filters multiplies only the FFT bins where one of them is non-zero."""
+
+
+@lru_cache(maxsize=64)
+def _mel_blocks(
+    sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, device: str
+) -> tuple[tuple[int, int, torch.Tensor], ...]:
+    """``(first bin, end bin, weights [filters, bins])`` of each :data:`MEL_BLOCK` filters."""
+    weights = _mel_filters_np(sr, n_fft, n_mels, fmin, fmax)
+    blocks = []
+    for m0 in range(0, n_mels, MEL_BLOCK):
+        part = weights[m0 : m0 + MEL_BLOCK]
+        used = np.flatnonzero(part.any(axis=0))
+        k0, k1 = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        blocks.append((k0, k1, torch.from_numpy(np.ascontiguousarray(part[:, k0:k1])).to(device)))
+    return tuple(blocks)
+
+
+def apply_mel(
+    power: torch.Tensor, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax=None
+) -> torch.Tensor:
+    """``mel_filters(...) @ power`` for ``[..., n_fft // 2 + 1, T]`` power, skipping the zeros.
+
+    The filterbank is banded (each FFT bin feeds at most two filters), so multiplying block by
+    block does about a seventh of the dense product's work, with the same values up to float
+    rounding.
+    """
+    blocks = _mel_blocks(sr, n_fft, n_mels, fmin, fmax, str(power.device))
+    parts = [w.to(power.dtype) @ power[..., k0:k1, :] for k0, k1, w in blocks]
+    return torch.cat(parts, dim=-2)
+
+
 @lru_cache(maxsize=16)
 def _dct_np(n_mfcc: int, n_mels: int) -> np.ndarray:
     # Orthonormal DCT-II, the matrix scipy.fft.dct(..., type=2, norm="ortho") applies.
@@ -111,7 +145,8 @@ def power_spectrogram(
         pad_mode="constant",
         return_complex=True,
     )
-    return spec.real.square() + spec.imag.square()
+    parts = torch.view_as_real(spec).square_()  # contiguous: faster than real and imag views
+    return parts[..., 0] + parts[..., 1]
 
 
 def log_mel_spectrogram(
@@ -130,8 +165,12 @@ def log_mel_spectrogram(
     ``amin`` is the absolute power floor (librosa's default 1e-10, i.e. -100 dB).
     """
     power = power_spectrogram(audio, n_fft, hop_length, win_length or n_fft)
-    mel = mel_filters(sr, n_fft, n_mels, fmin, fmax, audio.device) @ power
-    return 10.0 * torch.log10(torch.clamp(mel, min=amin))
+    return power_to_db(apply_mel(power, sr, n_fft, n_mels, fmin, fmax), amin)
+
+
+def power_to_db(power: torch.Tensor, amin: float = AMIN) -> torch.Tensor:
+    """``10 log10(max(power, amin))``."""
+    return 10.0 * torch.log10(torch.clamp(power, min=amin))
 
 
 def clip_top_db(log_spec: torch.Tensor, top_db: float, n_frames: torch.Tensor | None = None):

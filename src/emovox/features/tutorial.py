@@ -37,9 +37,15 @@ class TutorialMFCC(Feature):
     n_frames: int = TUTORIAL_FRAMES
     hop_length: int = 512
 
-    def load(self, path: str | os.PathLike) -> np.ndarray:
+    def load(self, path: str | os.PathLike, max_duration: float | None = None) -> np.ndarray:
         try:
-            return load_audio(path, sr=self.sample_rate, offset=self.offset, duration=self.duration)
+            return load_audio(
+                path,
+                sr=self.sample_rate,
+                offset=self.offset,
+                duration=self.duration,
+                max_duration=max_duration,
+            )
         except AudioError as exc:
             if "offset" not in exc.reason and "shorter" not in exc.reason:
                 raise

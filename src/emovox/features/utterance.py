@@ -46,9 +46,12 @@ class UtteranceFeature(Feature):
         """0: the single output frame spans the whole utterance."""
         return 0.0
 
-    def load(self, path: str | os.PathLike) -> np.ndarray:
-        """The whole file at :attr:`sample_rate`; ``AudioError`` if shorter than ``min_seconds``."""
-        return load_audio(path, sr=self.sample_rate, min_duration=self.min_seconds)
+    def load(self, path: str | os.PathLike, max_duration: float | None = None) -> np.ndarray:
+        """The whole file at :attr:`sample_rate`; ``AudioError`` if shorter than ``min_seconds``
+        (:class:`~emovox.audio.LongAudio` if longer than ``max_duration``)."""
+        return load_audio(
+            path, sr=self.sample_rate, min_duration=self.min_seconds, max_duration=max_duration
+        )
 
     def vector(self, audio: np.ndarray) -> np.ndarray:
         """The ``[D]`` summary of one float32 waveform at :attr:`sample_rate`."""

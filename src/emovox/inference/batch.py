@@ -361,13 +361,14 @@ def score_files(
 def _reader(recognizer):
     """What the decoding threads of :func:`score_files` run: a file's waveform, a
     :class:`LongRecording` for a long one, or the error (never raised)."""
-    from emovox.audio import AudioError
+    from emovox.audio import AudioError, LongAudio
+    from emovox.inference.recognizer import LONG_RECORDING_SECONDS
 
     def read(path: str):
         try:
-            if recognizer.is_long(path):
-                return LongRecording(path)
-            return recognizer.feature.load(path)
+            return recognizer.feature.load(path, max_duration=LONG_RECORDING_SECONDS)
+        except LongAudio:
+            return LongRecording(path)
         except AudioError as exc:
             return exc
         except Exception as exc:  # a decoder's unexpected failure must not stop the run

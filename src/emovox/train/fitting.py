@@ -41,6 +41,8 @@ def fit_arrays(
     class_mask: np.ndarray | None = None,
     dims_y: np.ndarray | None = None,
     progress: bool = True,
+    corpora: Sequence[str] | None = None,
+    val_corpora: Sequence[str] | None = None,
 ) -> TrainResult:
     """Fit ``model`` on ``[S, F, T]`` arrays (training items may be tuples of variants).
 
@@ -57,6 +59,8 @@ def fit_arrays(
         dims_y: ``[N, 2]`` arousal and valence targets (NaN: unknown) for a model with the
             dimensions head (:func:`emovox.train.aux.dimension_targets`).
         progress: show progress.
+        corpora: each training item's corpus, for ``config.corpus_balance``.
+        val_corpora: each validation item's corpus, for ``config.val_by_corpus``.
 
     Returns:
         The training result: the gradient trainer's, or the closed-form fit's history for a model
@@ -86,6 +90,8 @@ def fit_arrays(
             aux_y,
             class_mask,
             dims_y=dims_y,
+            corpora=corpora,
+            val_corpora=val_corpora,
         )
     model.eval()
     if has_val and model.components() and result.history:

@@ -90,6 +90,8 @@ def fit(
         if model.has_dimensions()
         else None,
         progress=progress,
+        corpora=[data.manifest[i].corpus for i in tr],
+        val_corpora=[data.manifest[i].corpus for i in va],
     )
     return model, result, sorted({data.manifest[i].speaker for i in va})
 

@@ -46,6 +46,8 @@ class _Run:
     total_steps: int
     class_mask: torch.Tensor | None = None
     """``[N, C]``: the classes each training item's corpus labels (``None``: all of them)."""
+    draw: torch.Tensor | None = None
+    """``[N]``: the probability of each training item per draw (``None``: each once an epoch)."""
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: list[int], perm=None):
         """The emotion loss of a batch; with :attr:`class_mask`, over each item's own classes
@@ -57,6 +59,25 @@ class _Run:
             mask = mask[perm]
         fn = self.loss_fn
         return masked_cross_entropy(logits, y, mask, fn.weight, fn.label_smoothing)
+
+
+def corpus_balanced_draw(y: np.ndarray, corpora: Sequence[str] | None) -> np.ndarray:
+    """``[N]`` draw probabilities giving every corpus an equal share and, within a corpus, each
+    of its classes an equal share (``TrainConfig.corpus_balance``)."""
+    y = np.asarray(y, dtype=int)
+    if corpora is None:
+        groups = np.zeros(len(y), dtype=int)
+    else:
+        groups = np.unique(np.asarray(corpora, dtype=str), return_inverse=True)[1].reshape(-1)
+    p = np.zeros(len(y), dtype=float)
+    n_corpora = groups.max() + 1 if len(y) else 0
+    for g in range(n_corpora):
+        in_corpus = groups == g
+        classes = np.unique(y[in_corpus])
+        for c in classes:
+            cell = in_corpus & (y == c)
+            p[cell] = 1.0 / (n_corpora * len(classes) * cell.sum())
+    return p
 
 
 def masked_cross_entropy(
@@ -179,6 +200,7 @@ class Trainer:
         self._aux_loss = 0.0
         self._dims_y: np.ndarray | None = None
         self._dims_loss = 0.0
+        self._val_groups: Sequence[str] | None = None
         if config.aux_targets:
             self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
 
@@ -193,6 +215,8 @@ class Trainer:
         aux_y: dict[str, Sequence[int]] | None = None,
         class_mask: np.ndarray | None = None,
         dims_y: np.ndarray | None = None,
+        corpora: Sequence[str] | None = None,
+        val_corpora: Sequence[str] | None = None,
     ) -> TrainResult:
         """Train, validating after every epoch; the model ends with its best weights.
 
@@ -209,6 +233,9 @@ class Trainer:
             dims_y: ``[N, 2]`` arousal and valence targets in [-1, 1], NaN where unknown; needed
                 (and only taken) when the model has the dimensions head, whose squared error on
                 the known ones joins the loss with weight ``config.dimensions_weight``.
+            corpora: each training item's corpus, for ``config.corpus_balance`` (all one corpus
+                when ``None``).
+            val_corpora: each validation item's corpus, for ``config.val_by_corpus``.
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
@@ -217,12 +244,14 @@ class Trainer:
         """
         train_y = np.asarray(train_y, dtype=int)
         self._dims_y = self._check_dims_y(dims_y, len(train_x))
-        run = self._prepare(len(train_x), train_y, aux_y)
+        draw = corpus_balanced_draw(train_y, corpora) if self.config.corpus_balance else None
+        run = self._prepare(len(train_x), train_y, aux_y, draw)
         if class_mask is not None:
             run.class_mask = torch.as_tensor(np.asarray(class_mask, dtype=bool))
         state = self._load_resume(run.opt) if resume else None
         state = state or _Progress()
         val = (val_x, val_y) if val_x is not None and len(val_x) > 0 else None
+        self._val_groups = val_corpora if self.config.val_by_corpus else None
         t0 = time.time()
         interrupted = False
         try:
@@ -249,9 +278,10 @@ class Trainer:
         return predict_proba(self.model, xs, batch_size, self.config.test_crops, crop)
 
     @torch.no_grad()
-    def evaluate(self, xs, ys, loss_fn) -> tuple[float, float]:
+    def evaluate(self, xs, ys, loss_fn, groups: Sequence[str] | None = None) -> tuple[float, float]:
         """Validation loss and UA (a fraction) on full-length utterances (with
-        ``config.test_crops > 1``: on the mean probabilities over the windows, as at test time)."""
+        ``config.test_crops > 1``: on the mean probabilities over the windows, as at test time);
+        with ``groups`` (each item's corpus), the UA is the mean of each group's UA."""
         if self.config.test_crops > 1:
             proba = torch.from_numpy(self.predict_proba(xs)).double()
             logits = torch.log(proba.clamp_min(1e-12)).float()  # softmax(log p) == p
@@ -259,11 +289,16 @@ class Trainer:
             logits = torch.from_numpy(predict_logits(self.model, xs))
         ys_t = torch.as_tensor(np.asarray(ys), dtype=torch.long)
         loss = float(loss_fn(logits.to(self.device), ys_t.to(self.device)))
-        pred = logits.argmax(1).numpy()
-        return loss, unweighted_accuracy(ys_t.numpy(), pred, self.model.n_classes)
+        pred, y = logits.argmax(1).numpy(), ys_t.numpy()
+        n = self.model.n_classes
+        if groups is None:
+            return loss, unweighted_accuracy(y, pred, n)
+        groups = np.asarray(groups, dtype=str)
+        per_group = [unweighted_accuracy(y[groups == g], pred[groups == g], n) for g in set(groups)]
+        return loss, float(np.mean(per_group))
 
     # -- the steps of fit -----------------------------------------------------------------------
-    def _prepare(self, n_items: int, train_y: np.ndarray, aux_y) -> _Run:
+    def _prepare(self, n_items: int, train_y: np.ndarray, aux_y, draw=None) -> _Run:
         """Device and memory layout, auxiliary targets, weight average, optimiser and loss."""
         cfg, model = self.config, self.model
         self.device = local_device(resolve_device(cfg.device))
@@ -286,19 +321,21 @@ class Trainer:
         return _Run(
             opt=self._optimizer(),
             loss_fn=nn.CrossEntropyLoss(
-                weight=self._class_weights(train_y), label_smoothing=cfg.label_smoothing
+                weight=self._class_weights(train_y, draw), label_smoothing=cfg.label_smoothing
             ),
             crop=crop_frames(cfg.crop_seconds, self.hop_seconds),
             steps_per_epoch=steps,
             total_steps=steps * cfg.epochs,
+            draw=None if draw is None else torch.as_tensor(draw, dtype=torch.float64),
         )
 
-    def _class_weights(self, train_y: np.ndarray) -> torch.Tensor | None:
-        """Inverse class frequencies (``balance``), 0 for classes absent from training."""
+    def _class_weights(self, train_y: np.ndarray, draw=None) -> torch.Tensor | None:
+        """Inverse class frequencies (``balance``) among the items an epoch draws (each once,
+        or by the ``draw`` probabilities), 0 for classes absent from training."""
         if not self.config.balance:
             return None
         n = self.model.n_classes
-        counts = np.bincount(train_y, minlength=n).astype(float)
+        counts = np.bincount(train_y, weights=draw, minlength=n).astype(float)
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
         return torch.tensor(w, dtype=torch.float32, device=self.device)
 
@@ -331,7 +368,7 @@ class Trainer:
         with self._averaged_weights():
             improved = True
             if val is not None:
-                val_loss, val_ua = self.evaluate(*val, run.loss_fn)
+                val_loss, val_ua = self.evaluate(*val, run.loss_fn, self._val_groups)
                 row.update(val_loss=val_loss, val_ua=100.0 * val_ua)
                 improved = val_ua > state.best_ua
                 if improved:
@@ -449,7 +486,10 @@ class Trainer:
         torch.manual_seed(seed)  # dropout
         gen = torch.Generator().manual_seed(seed)  # order, crops, masks, mixup
         model.train()
-        order = torch.randperm(len(xs), generator=gen).tolist()
+        if run.draw is None:
+            order = torch.randperm(len(xs), generator=gen).tolist()
+        else:
+            order = torch.multinomial(run.draw, len(xs), replacement=True, generator=gen).tolist()
         rank, size = world()
         if size > 1:  # the same order everywhere, each process its share and its own draws
             order = shard(order, rank, size)
