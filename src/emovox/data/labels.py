@@ -58,12 +58,14 @@ class LabelScheme:
         return self.target(u.label, u.gender)
 
     def apply(self, manifest: Manifest) -> tuple[Manifest, int]:
-        """Map every row onto the scheme; returns the kept rows and the dropped count."""
+        """Map every row onto the scheme; returns the kept rows and the dropped count. A row
+        whose label the scheme changes (``calm=neutral``) keeps its own label in
+        ``fields[SOURCE_LABEL]``."""
         kept = []
         for u in manifest:
             cls = self.target_of(u)
             if cls is not None:
-                kept.append(replace(u, label=cls))
+                kept.append(relabel(u, cls))
         return Manifest(kept), len(manifest) - len(kept)
 
     def to_dict(self) -> dict:
@@ -74,6 +76,21 @@ class LabelScheme:
             "by_gender": self.by_gender,
             **({"field": self.field} if self.field else {}),
         }
+
+
+NO_CLASS = -1
+"""The class index of a row without a class (kept for the dimensions head only)."""
+
+SOURCE_LABEL = "source_label"
+"""The field holding a row's own label once a label scheme has given it another (or none)."""
+
+
+def relabel(u: Utterance, label: str) -> Utterance:
+    """``u`` with ``label``, its own label kept in ``fields[SOURCE_LABEL]`` when they differ."""
+    if label == u.label:
+        return u
+    source = u.fields.get(SOURCE_LABEL) or u.label
+    return replace(u, label=label, fields={**u.fields, SOURCE_LABEL: source})
 
 
 def resolve_labels(spec: str, available: list[str] | None = None) -> LabelScheme:

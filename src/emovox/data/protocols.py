@@ -57,7 +57,28 @@ def make_folds(
             ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
             utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
         k: number of folds for ``speakers-kfold`` and ``random`` (default 5).
+
+    A row without a label (kept for the dimensions head only) is never tested: it stays on
+    the training side of the folds that do not test its speaker, and is left out of the others
+    (it would bring a test speaker, or a left-out corpus, into training); a fold that would
+    test only such rows is left out (the others are numbered on).
     """
+    return _untested_unlabelled(manifest, _folds(manifest, protocol, k, seed))
+
+
+def _untested_unlabelled(manifest: Manifest, folds: list[Fold]) -> list[Fold]:
+    unlabelled = {i for i, u in enumerate(manifest) if not u.label}
+    if not unlabelled:
+        return folds
+    out = []
+    for fold in folds:
+        test = tuple(i for i in fold.test if i not in unlabelled)
+        if test:
+            out.append(dataclasses.replace(fold, index=len(out) + 1, test=test))
+    return out
+
+
+def _folds(manifest: Manifest, protocol: str, k: int | None, seed: int) -> list[Fold]:
     speakers = np.array([u.speaker for u in manifest])
     if protocol == "emobox":
         corpora = {u.corpus for u in manifest}
@@ -170,12 +191,15 @@ def validation_split(
     """Split ``indices`` into train and validation parts by speaker (never by utterance).
 
     About ``fraction`` of the speakers (at least one, balanced across genders when known) go to
-    validation. With a single speaker there is nothing to split: validation is empty.
+    validation. With a single speaker there is nothing to split: validation is empty. Rows
+    without a label (for the dimensions head only) always train, and the validation speakers
+    are drawn among the labelled rows' speakers, so adding such rows leaves them as they were.
     """
-    speakers = sorted({manifest[i].speaker for i in indices})
+    labelled = [i for i in indices if manifest[i].label]
+    speakers = sorted({manifest[i].speaker for i in labelled})
     if len(speakers) < 2 or fraction <= 0:
         return list(indices), []
-    gender = {manifest[i].speaker: manifest[i].gender for i in indices}
+    gender = {manifest[i].speaker: manifest[i].gender for i in labelled}
     rng = np.random.default_rng(seed)
     n_val = min(len(speakers) - 1, max(1, round(len(speakers) * fraction)))
     by_gender: dict[str, list[str]] = {}
@@ -188,6 +212,6 @@ def validation_split(
             if pool and len(chosen) < n_val:
                 chosen.append(pool.pop(0))
     val_set = set(chosen)
-    train = [i for i in indices if manifest[i].speaker not in val_set]
-    val = [i for i in indices if manifest[i].speaker in val_set]
+    train = [i for i in indices if manifest[i].speaker not in val_set or not manifest[i].label]
+    val = [i for i in indices if manifest[i].speaker in val_set and manifest[i].label]
     return train, val

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emovox.data.labels import SOURCE_LABEL
 from emovox.data.taxonomy import AROUSAL_LEVEL_SCORE, CIRCUMPLEX, DIMENSIONS
 from emovox.models.base import SERModel, embedding_width
 from emovox.train.config import AUX_TARGETS
@@ -68,7 +69,7 @@ def dimension_targets(utterances: Sequence) -> np.ndarray:
     (:data:`AROUSAL_LEVEL_SCORE`) and no valence."""
     out = np.full((len(utterances), len(DIMENSIONS)), np.nan, dtype=np.float32)
     for i, u in enumerate(utterances):
-        place = CIRCUMPLEX.get(str(u.label))
+        place = CIRCUMPLEX.get(str(u.fields.get(SOURCE_LABEL) or u.label))
         if place is not None:
             out[i] = place
             continue
@@ -76,6 +77,11 @@ def dimension_targets(utterances: Sequence) -> np.ndarray:
         if level in AROUSAL_LEVEL_SCORE:
             out[i, 0] = AROUSAL_LEVEL_SCORE[level]
     return out
+
+
+def has_dimension_target(u) -> bool:
+    """Whether :func:`dimension_targets` knows the arousal or valence of a manifest row."""
+    return bool(np.isfinite(dimension_targets([u])).any())
 
 
 def known_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

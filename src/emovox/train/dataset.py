@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.augment import augment_transform
-from emovox.data.labels import LabelScheme
+from emovox.data.labels import NO_CLASS, LabelScheme, relabel
 from emovox.data.manifest import Manifest
 from emovox.features import Feature, FeatureCache, extract_files
 from emovox.features.normalization import normalize_by_speaker
@@ -61,8 +61,15 @@ def load_dataset(
     augment_copies: int = 0,
     augment_seed: int = 0,
     variants_of: Collection[str] | None = None,
+    dimension_rows: bool = False,
 ) -> Dataset:
     """Apply the label scheme and extract features; unreadable files are warned of and skipped.
+
+    With ``dimension_rows`` (a model trained with the dimensions head), a row the scheme drops
+    but whose arousal or valence is known (BAVED's arousal levels, EmoDB's boredom on the
+    circumplex) is kept without a class (``y`` is -1, its label empty, its own label in
+    ``fields["source_label"]``): it teaches the dimensions head only, and the evaluation
+    protocols keep it on the training side (:data:`NO_CLASS`).
 
     Each of ``speeds`` and each of the ``augment_copies`` randomly augmented copies (``augment``
     kinds, :func:`emovox.augment.augment_transform` with ``augment_seed``) adds one variant per
@@ -75,6 +82,9 @@ def load_dataset(
             f"no utterance is left after applying the labels {scheme.name!r} "
             f"(the data's labels: {manifest.labels})"
         )
+    if dimension_rows:
+        extra = dimension_only_rows(manifest, scheme)
+        kept, dropped = Manifest([*kept, *extra]), dropped - len(extra)
     t0 = time.time()
     feats, errors = extract_files(
         feature, kept.paths, cache=cache, progress=progress, workers=workers
@@ -102,7 +112,7 @@ def load_dataset(
     variants = [[m[i] for m in extra if m.get(i) is not None] for i in ok]
     kept = kept.take(ok)
     index = {c: i for i, c in enumerate(scheme.classes)}
-    y = np.array([index[u.label] for u in kept], dtype=int)
+    y = np.array([index.get(u.label, NO_CLASS) for u in kept], dtype=int)
     return Dataset(
         kept,
         [feats[i] for i in ok],
@@ -116,19 +126,32 @@ def load_dataset(
     )
 
 
+def dimension_only_rows(manifest: Manifest, scheme: LabelScheme) -> list:
+    """The rows ``scheme`` drops whose arousal or valence is known, without a label."""
+    from emovox.train.aux import has_dimension_target
+
+    rows = []
+    for u in manifest:
+        if scheme.target_of(u) is None and has_dimension_target(u):
+            rows.append(relabel(u, ""))
+    return rows
+
+
 def _spread(values: list, wanted: list[int]) -> dict[int, np.ndarray | None]:
     """Values computed for the items ``wanted``, by item index."""
     return dict(zip(wanted, values, strict=True))
 
 
 def variant_options(config: TrainConfig) -> dict:
-    """The :func:`load_dataset` arguments that make the training variants ``config`` asks for
-    (speed perturbation and augmented copies)."""
+    """The :func:`load_dataset` arguments that ``config`` asks for: the training variants
+    (speed perturbation and augmented copies), and the rows without a class that teach the
+    dimensions head."""
     return {
         "speeds": config.speed_perturb,
         "augment": config.augment,
         "augment_copies": config.augment_copies,
         "augment_seed": config.seed,
+        "dimension_rows": config.dimensions,
     }
 
 

@@ -74,7 +74,12 @@ def fit_arrays(
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
     items = train_x if model.trains_on_variants else originals(train_x)
-    closed = model.fit_closed_form((items, train_y), val if has_val else None, progress)
+    labelled = np.flatnonzero(train_y >= 0)  # rows for the dimensions head only have no class
+    if len(labelled) < len(train_y):
+        items, closed_y = [items[i] for i in labelled], train_y[labelled]
+    else:
+        closed_y = train_y
+    closed = model.fit_closed_form((items, closed_y), val if has_val else None, progress)
     part = model.gradient_part()
     if part is None:
         closed = closed or _nothing_fitted(model)

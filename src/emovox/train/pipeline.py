@@ -102,7 +102,9 @@ def corpus_class_mask(data: Dataset, indices: Sequence[int]) -> np.ndarray | Non
     all (the plain loss then)."""
     have: dict[str, set[int]] = {}
     for i in indices:
-        have.setdefault(data.manifest[i].corpus, set()).add(int(data.y[i]))
+        classes = have.setdefault(data.manifest[i].corpus, set())
+        if data.y[i] >= 0:  # a row for the dimensions head only labels no class
+            classes.add(int(data.y[i]))
     present = set().union(*have.values()) if have else set()
     if all(s == present for s in have.values()):
         return None

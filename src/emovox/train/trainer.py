@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from emovox._fs import atomic_write_text
+from emovox.data.labels import NO_CLASS
 from emovox.inference.predict import crop_frames, pad_batch, predict_logits, predict_proba
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import SERModel
@@ -52,12 +53,13 @@ class _Run:
     def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: list[int], perm=None):
         """The emotion loss of a batch; with :attr:`class_mask`, over each item's own classes
         (:func:`masked_cross_entropy`)."""
-        if self.class_mask is None:
-            return self.loss_fn(logits, y)
-        mask = self.class_mask[idx].to(logits.device)
-        if perm is not None:
-            mask = mask[perm]
         fn = self.loss_fn
+        if self.class_mask is None:
+            mask = torch.ones_like(logits, dtype=torch.bool)
+        else:
+            mask = self.class_mask[idx].to(logits.device)
+            if perm is not None:
+                mask = mask[perm]
         return masked_cross_entropy(logits, y, mask, fn.weight, fn.label_smoothing)
 
 
@@ -90,17 +92,25 @@ def masked_cross_entropy(
     """Cross-entropy where item ``i`` only knows the classes ``mask[i]`` (its corpus labels):
     the softmax and the label smoothing run over those classes alone, so a corpus never teaches
     anything about a class it does not have. Equal to ``nn.CrossEntropyLoss(weight,
-    label_smoothing)`` when every mask is all true (that loss is then used as it is)."""
+    label_smoothing)`` when every mask is all true (that loss is then used as it is). An item
+    without a class (``y`` is :data:`~emovox.data.labels.NO_CLASS`, a row for the dimensions
+    head only) adds nothing; a batch of such items only gives 0."""
+    known = y >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
     if bool(mask.all()):
         return nn.functional.cross_entropy(
-            logits, y, weight=weight, label_smoothing=label_smoothing
+            logits, y, weight=weight, label_smoothing=label_smoothing, ignore_index=NO_CLASS
         )
+    mask = mask | ~known[:, None]  # a finite softmax for the items that count 0
     logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
     logp = logp.masked_fill(~mask, 0.0)
-    nll = -logp.gather(1, y[:, None])[:, 0]
+    target = y.clamp(min=0)
+    nll = -logp.gather(1, target[:, None])[:, 0]
     smooth = -logp.sum(1) / mask.sum(1).clamp(min=1)
     per_item = (1 - label_smoothing) * nll + label_smoothing * smooth
-    w = weight[y] if weight is not None else torch.ones_like(per_item)
+    w = weight[target] if weight is not None else torch.ones_like(per_item)
+    w = w * known
     return (w * per_item).sum() / w.sum().clamp(min=1e-12)
 
 
@@ -321,7 +331,9 @@ class Trainer:
         return _Run(
             opt=self._optimizer(),
             loss_fn=nn.CrossEntropyLoss(
-                weight=self._class_weights(train_y, draw), label_smoothing=cfg.label_smoothing
+                weight=self._class_weights(train_y, draw),
+                label_smoothing=cfg.label_smoothing,
+                ignore_index=NO_CLASS,
             ),
             crop=crop_frames(cfg.crop_seconds, self.hop_seconds),
             steps_per_epoch=steps,
@@ -335,7 +347,9 @@ class Trainer:
         if not self.config.balance:
             return None
         n = self.model.n_classes
-        counts = np.bincount(train_y, weights=draw, minlength=n).astype(float)
+        known = train_y >= 0  # rows for the dimensions head only have no class
+        draw = None if draw is None else np.asarray(draw)[known]
+        counts = np.bincount(train_y[known], weights=draw, minlength=n).astype(float)
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
         return torch.tensor(w, dtype=torch.float32, device=self.device)
 
