@@ -32,6 +32,10 @@ LEVERS = (
         "cnn-augment-dims",
         "the augmentation + the arousal/valence head (cmvn left out: lower validation UA)",
     ),
+    (
+        "cnn-augment-dims-cb",
+        "+ corpus-balanced draws (`corpus_balance=true`: each corpus 1/5 of an epoch)",
+    ),
 )
 LEVER_START, LEVER_END = "<!-- loco-levers -->", "<!-- /loco-levers -->"
 CORPORA = ("ased", "emodb", "nemo", "ravdess", "tess")
