@@ -156,3 +156,29 @@ def test_evaluate_trains_on_arousal_only_rows_and_never_tests_them(
     assert folds and sum(f["n_test"] for f in folds) == 32  # the 32 labelled clips, each once
     assert all(f["n_train"] > 32 - f["n_test"] for f in folds)  # BAVED's 12 rows trained
     assert metrics["per_test_corpus"].keys() == {"ravdess"}
+
+
+def test_a_cross_corpus_test_side_lends_no_row_to_training(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+    import warnings
+
+    from conftest import run_cli, tiny_cli
+
+    baved = tmp_path / "BAVED"
+    for speaker in range(2):
+        for level in range(3):
+            name = f"{level}/{speaker}-{'mf'[speaker]}-21-{level}-{level}-{speaker}.wav"
+            write_tone(baved / name, seconds=0.8, freq=120.0 + 40 * level + 5 * speaker)
+    other = shutil.copytree(synth_corpus, tmp_path / "other")  # a second labelled test corpus
+    data = ["--train", f"ravdess:{synth_corpus}", "--test", f"baved:{baved}"]
+    data += ["--test", f"ravdess:{other}", "--labels", "angry,happy,neutral,sad"]
+    out = tmp_path / "cross"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the copy shares the training corpus's speaker names
+        run_cli(tiny_cli("evaluate", data, out, "--train-param", "dimensions=true"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    fold = metrics["folds"][0]
+    assert fold["n_test"] == 32 and fold["n_train"] == 32  # BAVED neither tested nor trained

@@ -48,7 +48,7 @@ from emovox.metrics import classification_metrics, dimension_metrics
 from emovox.progress import console
 from emovox.train.aux import dimension_targets
 from emovox.train.checkpoint import check_resumable
-from emovox.train.dataset import Dataset, load_dataset, variant_options
+from emovox.train.dataset import Dataset, dimension_only_rows, load_dataset, variant_options
 from emovox.train.pipeline import fit, predict_subset, run_identity
 from emovox.train.recipe import Recipe, as_recipe
 
@@ -523,7 +523,7 @@ def evaluate(
         The result (a mapping of the content of ``metrics.json``).
     """
     started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
-    dropped = dropped_by_corpus(manifest, scheme)
+    dropped = _dropped(manifest, scheme, recipe.training)
     _log_dropped(dropped, scheme)
     conds = parse_conditions(conditions)  # a typo fails here, before any training
     data = load_dataset(
@@ -609,12 +609,17 @@ def evaluate_cross_corpus(
     """
     started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
     _warn_shared_speakers(train, test)
-    dropped = {"train": dropped_by_corpus(train, scheme), "test": dropped_by_corpus(test, scheme)}
+    dropped = {
+        "train": _dropped(train, scheme, recipe.training),
+        "test": dropped_by_corpus(test, scheme),
+    }
     for side, counts in dropped.items():
         _log_dropped(counts, scheme, f"{side} corpus ")
+    # Only the training side lends rows without a class to the dimensions head.
+    labelled_test = Manifest([u for u in test if scheme.target_of(u) is not None])
     train_paths = {u.path for u in train}
     data = load_dataset(
-        train + test,
+        train + labelled_test,
         scheme,
         recipe.feature,
         cache,
@@ -691,6 +696,23 @@ def _warn_shared_speakers(train: Manifest, test: Manifest) -> None:
             SpeakerLeakWarning,
             stacklevel=3,
         )
+
+
+def _dropped(manifest: Manifest, scheme: LabelScheme, training) -> dict[str, int]:
+    """Per corpus, the rows that ``scheme`` drops and that a training with the dimensions head
+    does not keep for it (:func:`~emovox.train.dataset.dimension_only_rows`, logged)."""
+    counts = dropped_by_corpus(manifest, scheme)
+    if training.dimensions:
+        kept: dict[str, int] = {}
+        for u in dimension_only_rows(manifest, scheme):
+            kept[u.corpus] = kept.get(u.corpus, 0) + 1
+        for corpus, n in kept.items():
+            counts[corpus] -= n
+            console.log(
+                f"{corpus}: {n} utterance(s) without one of the classes kept to teach arousal "
+                "and valence only"
+            )
+    return counts
 
 
 def _log_dropped(counts: dict[str, int], scheme: LabelScheme, prefix: str = "") -> None:
