@@ -135,6 +135,15 @@ def test_the_trainer_learns_the_dimensions_from_rows_without_a_class() -> None:
     assert result.history[-1]["dims_loss"] < result.history[0]["dims_loss"]
 
 
+def fake_baved(root: Path, speakers: int) -> Path:
+    """BAVED-named tones: each speaker says one word at the three arousal levels."""
+    for speaker in range(speakers):
+        for level in range(3):
+            name = f"{level}/{speaker}-{'mf'[speaker % 2]}-21-{level}-{level}-{speaker}.wav"
+            write_tone(root / name, seconds=0.8, freq=120.0 + 40 * level + 5 * speaker)
+    return root
+
+
 def test_evaluate_trains_on_arousal_only_rows_and_never_tests_them(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
@@ -142,11 +151,7 @@ def test_evaluate_trains_on_arousal_only_rows_and_never_tests_them(
 
     from conftest import run_cli, tiny_cli
 
-    baved = tmp_path / "BAVED"
-    for speaker in range(4):
-        for level in range(3):
-            name = f"{level}/{speaker}-{'mf'[speaker % 2]}-21-{level}-{level}-{speaker}.wav"
-            write_tone(baved / name, seconds=0.8, freq=120.0 + 40 * level + 5 * speaker)
+    baved = fake_baved(tmp_path / "BAVED", speakers=4)
     data = ["--train", f"ravdess:{synth_corpus}", "--train", f"baved:{baved}"]
     data += ["--labels", "angry,happy,neutral,sad", "--protocol", "speakers-kfold:2"]
     out = tmp_path / "run"
@@ -167,11 +172,7 @@ def test_a_cross_corpus_test_side_lends_no_row_to_training(
 
     from conftest import run_cli, tiny_cli
 
-    baved = tmp_path / "BAVED"
-    for speaker in range(2):
-        for level in range(3):
-            name = f"{level}/{speaker}-{'mf'[speaker]}-21-{level}-{level}-{speaker}.wav"
-            write_tone(baved / name, seconds=0.8, freq=120.0 + 40 * level + 5 * speaker)
+    baved = fake_baved(tmp_path / "BAVED", speakers=2)
     other = shutil.copytree(synth_corpus, tmp_path / "other")  # a second labelled test corpus
     data = ["--train", f"ravdess:{synth_corpus}", "--test", f"baved:{baved}"]
     data += ["--test", f"ravdess:{other}", "--labels", "angry,happy,neutral,sad"]
