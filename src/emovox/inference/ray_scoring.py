@@ -98,12 +98,13 @@ def engine_format(output: str | os.PathLike, fmt: str | None = None) -> str:
 # -- the stages --------------------------------------------------------------------------------
 
 
-def read_wave(path: str, sr: int) -> np.ndarray:
-    """A local file or a URL as float32 mono at ``sr``."""
+def read_wave(path: str, sr: int, max_duration: float | None = None) -> np.ndarray:
+    """A local file or a URL as float32 mono at ``sr``; a local file longer than
+    ``max_duration`` seconds raises :class:`~emovox.audio.LongAudio` unread."""
     from emovox.audio import AudioError, load_audio, prepare_array
 
     if not is_url(path):
-        return load_audio(path, sr=sr)
+        return load_audio(path, sr=sr, max_duration=max_duration)
     import fsspec
     import soundfile as sf
 
@@ -123,17 +124,14 @@ def read_wave(path: str, sr: int) -> np.ndarray:
 
 def _decode(row: dict, sr: int, long_seconds: float) -> dict:
     """A Ray task: ``{"file", "wave", "long", "error"}`` of one input file."""
-    from emovox.audio import AudioError, audio_info
+    from emovox.audio import AudioError, LongAudio
 
     path = row["file"]
     out = {"file": path, "wave": np.zeros(0, np.float32), "long": False, "error": ""}
     try:
-        if not is_url(path):
-            info = audio_info(path)
-            if info.frames > long_seconds * info.samplerate:
-                out["long"] = True
-                return out
-        out["wave"] = read_wave(path, sr)
+        out["wave"] = read_wave(path, sr, max_duration=long_seconds)
+    except LongAudio:
+        out["long"] = True
     except AudioError as exc:
         out["error"] = exc.reason
     except Exception as exc:  # a decoder's failure must not stop the run
