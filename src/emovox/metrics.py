@@ -78,8 +78,8 @@ def dimension_metrics(pred: Sequence[float], target: Sequence[float]) -> dict:
     y = np.asarray(target, dtype=np.float64)
     known = ~np.isnan(y)
     x, y = x[known], y[known]
-    out = {"n": len(y), "ccc": concordance(x, y), "mae": float(np.mean(np.abs(x - y)))}
-    out["mae"] = out["mae"] if len(y) else 0.0
+    mae = float(np.mean(np.abs(x - y))) if len(y) else 0.0
+    out = {"n": len(y), "ccc": concordance(x, y), "mae": mae}
     sided = np.abs(y) > SIGN_MARGIN
     truth, guess = (y[sided] > 0).astype(int), (x[sided] > 0).astype(int)
     out["n_sign"] = int(sided.sum())

@@ -283,13 +283,28 @@ def _loco_metrics(command: list[str]) -> dict:
             "four_classes": {"ua": four, "classes": ["angry", "happy", "neutral", "sad"]},
             "own_classes": {"ua": own, "classes": ["c"] * classes},
             "speaker_adapted_guarded": {"four_classes": {"ua": four + 5}},
-            "dimensions": {"arousal": {"ua_sign": 70.0}, "valence": {"ua_sign": 55.5}},
+            "dimensions": {
+                "arousal": {"ua_sign": 70.0, "n_sign": 9},
+                "valence": {"ua_sign": 55.5, "n_sign": 9},
+            },
         }
 
+    baved = {  # a corpus without classes: scored on arousal alone
+        "n": 12,
+        "dimensions_only": True,
+        "dimensions": {
+            "arousal": {"ua_sign": 81.0, "n_sign": 8},
+            "valence": {"ua_sign": 0.0, "n_sign": 0},
+        },
+    }
     return {
         "protocol": "loco",
         "command": command,
-        "per_test_corpus": {"emodb": corpus(60.0, 50.0, 7), "ravdess": corpus(45.0, 40.0, 8)},
+        "per_test_corpus": {
+            "baved": baved,
+            "emodb": corpus(60.0, 50.0, 7),
+            "ravdess": corpus(45.0, 40.0, 8),
+        },
         "conditions": {
             "clean": {"ua_delta": 0.0, "clipped_files": 0},
             "white:10": {"ua_delta": -12.25, "agreement": 71.5, "clipped_files": 0},
@@ -326,7 +341,9 @@ def test_a_multi_corpus_model_card_has_data_loco_and_robustness_tables(
     assert "| emodb | German | 454 | 10 | free for research use |" in card
     assert "| ravdess | English (North American) | 1440 | 24 | CC BY-NC-SA 4.0 |" in card
     assert "| emodb | 60.0 | 50.0 (7) | 65.0 | 70.0 | 55.5 |" in card
+    assert "| baved | – | – (0) | – | 81.0 | – |" in card  # no valence target: no score
     assert "Mean 4-class UA over the left-out corpora: 52.5 %" in card
+    assert "arousal low/high UA 73.7 % (chance 50 %)" in card  # BAVED's fold included
     assert "| white:10 | -12.2 | 71.5 | 0 |" in card and "| gain:20 | -3.0 | 93.0 | 40 |" in card
     assert f"loco={loco.relative_to(root).as_posix()}" in card
     problems = check_model_card(root, folder)

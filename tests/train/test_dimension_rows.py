@@ -84,8 +84,14 @@ def test_rows_without_a_class_are_never_tested_nor_validated() -> None:
     manifest = labelled_manifest()
     unlabelled = {i for i, u in enumerate(manifest) if not u.label}
     folds = make_folds(manifest, "loco")
-    assert [f.test_corpora for f in folds] == [("a",), ("b",)]  # no fold for corpus z
-    assert [f.index for f in folds] == [1, 2]
+    # corpus z, with no class, is left out last and scored on its arousal alone
+    assert [f.test_corpora for f in folds] == [("a",), ("b",), ("z",)]
+    assert [f.index for f in folds] == [1, 2, 3]
+    assert [f.dimensions_only for f in folds] == [False, False, True]
+    z = {i for i, u in enumerate(manifest) if u.corpus == "z"}
+    assert set(folds[2].test) == z and not z & set(folds[2].train)
+    assert set(folds[2].train) == set(range(len(manifest))) - z
+    folds = folds[:2]
     for fold in folds:
         assert not unlabelled & set(fold.test)
         assert {i for i in unlabelled if manifest[i].corpus not in fold.test_corpora} <= set(
@@ -183,3 +189,50 @@ def test_a_cross_corpus_test_side_lends_no_row_to_training(
     metrics = json.loads((out / "metrics.json").read_text())
     fold = metrics["folds"][0]
     assert fold["n_test"] == 32 and fold["n_train"] == 32  # BAVED neither tested nor trained
+
+
+def test_loco_scores_a_corpus_without_classes_on_arousal_alone(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from conftest import run_cli, tiny_cli
+
+    savee = tmp_path / "SAVEE"
+    for s, speaker in enumerate(("DC", "JE")):
+        for k, code in enumerate(("a", "h", "n", "sa")):
+            write_tone(savee / f"{speaker}_{code}01.wav", seconds=0.7, freq=140.0 + 30 * k + s)
+    baved = fake_baved(tmp_path / "BAVED", speakers=4)
+    data = [f"ravdess:{synth_corpus}", f"savee:{savee}", f"baved:{baved}"]
+    args = [a for c in data for a in ("--train", c)]
+    args += ["--labels", "angry,happy,neutral,sad", "--protocol", "loco"]
+    out = tmp_path / "loco"
+    cli = tiny_cli("evaluate", args, out, "--train-param", "dimensions=true", epochs=1)
+    result = run_cli(cli)
+    assert "baved: no class, arousal only: low/high UA" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    folds = metrics["folds"]
+    assert [f["test_corpora"] for f in folds] == [["ravdess"], ["savee"], ["baved"]]
+    baved_fold = folds[2]
+    assert baved_fold["ua"] is None and baved_fold["n_test"] == 12
+    assert baved_fold["n_train"] == 32 + 8  # both categorical corpora, none of BAVED
+    assert baved_fold["dimensions"]["arousal"]["n_sign"] == 8  # low and high; neutral is 0
+    assert metrics["ua"] == pytest.approx((folds[0]["ua"] + folds[1]["ua"]) / 2)
+    assert sum(sum(r) for r in metrics["confusion"]["matrix"]) == 32 + 8  # labelled rows only
+    per = metrics["per_test_corpus"]
+    assert per["baved"]["dimensions_only"] and per["baved"]["n"] == 12
+    assert sum(per["baved"]["predicted"].values()) == pytest.approx(100.0)
+    assert per["baved"]["dimensions"]["arousal"]["n"] == 12
+    assert per["baved"]["dimensions"]["valence"]["n"] == 0  # BAVED's levels say no valence
+    assert "four_classes" in per["savee"] and "four_classes" not in per["baved"]
+    # pooled arousal counts BAVED's rows with the labelled corpora's
+    assert metrics["dimensions"]["arousal"]["n"] == 32 + 8 + 12
+    with (out / "fold_3" / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and all(r["label"] == "" and r["arousal_target"] for r in rows)
+    report = (out / "report.md").read_text()
+    assert "| baved* |" in report and "| 3 | baved | — | — | — |" in report
+    run_cli([*cli, "--resume"])  # the finished dimensions-only fold is reused as it is
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["folds"] == folds and again["per_test_corpus"] == per

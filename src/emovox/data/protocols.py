@@ -34,13 +34,18 @@ class SpeakerLeakWarning(UserWarning):
 @dataclasses.dataclass(frozen=True)
 class Fold:
     """One train/test split: indices into the manifest, the test speakers and, when the test
-    side is whole corpora (cross-corpus), their names."""
+    side is whole corpora (cross-corpus), their names.
+
+    A ``dimensions_only`` fold tests a corpus that has no class of the label scheme, only
+    arousal or valence (BAVED's levels under 7 emotions): it is scored on the dimensions head
+    alone, never on classes."""
 
     index: int
     train: tuple[int, ...]
     test: tuple[int, ...]
     test_speakers: tuple[str, ...]
     test_corpora: tuple[str, ...] = ()
+    dimensions_only: bool = False
 
 
 def make_folds(
@@ -58,10 +63,12 @@ def make_folds(
             utterance-level folds; speakers leak, a :class:`SpeakerLeakWarning` says so).
         k: number of folds for ``speakers-kfold`` and ``random`` (default 5).
 
-    A row without a label (kept for the dimensions head only) is never tested: it stays on
-    the training side of the folds that do not test its speaker, and is left out of the others
-    (it would bring a test speaker, or a left-out corpus, into training); a fold that would
-    test only such rows is left out (the others are numbered on).
+    A row without a label (kept for the dimensions head only) is never tested on classes: it
+    stays on the training side of the folds that do not test its speaker, and is left out of
+    the others (it would bring a test speaker, or a left-out corpus, into training). A
+    speaker fold that would test only such rows is left out (the others are numbered on); a
+    corpus fold of ``loco`` that would (a corpus with arousal levels and no class) becomes a
+    ``dimensions_only`` fold, numbered after the folds scored on classes.
     """
     return _untested_unlabelled(manifest, _folds(manifest, protocol, k, seed))
 
@@ -70,12 +77,17 @@ def _untested_unlabelled(manifest: Manifest, folds: list[Fold]) -> list[Fold]:
     unlabelled = {i for i, u in enumerate(manifest) if not u.label}
     if not unlabelled:
         return folds
-    out = []
+    scored: list[Fold] = []
+    dimensional: list[Fold] = []
     for fold in folds:
         test = tuple(i for i in fold.test if i not in unlabelled)
         if test:
-            out.append(dataclasses.replace(fold, index=len(out) + 1, test=test))
-    return out
+            scored.append(dataclasses.replace(fold, index=len(scored) + 1, test=test))
+        elif fold.test_corpora:
+            dimensional.append(dataclasses.replace(fold, dimensions_only=True))
+    return scored + [
+        dataclasses.replace(f, index=len(scored) + n) for n, f in enumerate(dimensional, 1)
+    ]
 
 
 def _folds(manifest: Manifest, protocol: str, k: int | None, seed: int) -> list[Fold]:

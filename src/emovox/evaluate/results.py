@@ -30,9 +30,11 @@ class FoldResult:
     fold: int
     test_speakers: list[str]
     validation_speakers: list[str]
-    ua: float
-    wa: float
-    macro_f1: float
+    ua: float | None
+    """UA of the fold (``None`` for a ``dimensions_only`` fold, scored on arousal and valence
+    alone: see ``dimensions``); likewise ``wa`` and ``macro_f1``."""
+    wa: float | None
+    macro_f1: float | None
     n_test: int
     n_train: int
     best_epoch: int
@@ -56,7 +58,8 @@ class FoldResult:
 
     def to_dict(self) -> dict:
         row = dataclasses.asdict(self)
-        return {k: v for k, v in row.items() if v is not None or k == "best_val_ua"}
+        kept = {"best_val_ua", *SCORES}
+        return {k: v for k, v in row.items() if v is not None or k in kept}
 
     @classmethod
     def from_dict(cls, row: dict) -> FoldResult:
@@ -109,8 +112,10 @@ class EvaluationResult(Mapping):
 
 
 def mean_scores(folds: list[FoldResult]) -> dict[str, float]:
-    """Mean and standard deviation over the folds of UA, WA and macro-F1."""
+    """Mean and standard deviation over the folds of UA, WA and macro-F1 (folds scored on
+    classes; a ``dimensions_only`` fold has none)."""
     out: dict[str, float] = {}
+    folds = [f for f in folds if f.ua is not None]
     for k in SCORES:
         v = np.array([getattr(f, k) for f in folds])
         out[k], out[f"{k}_std"] = float(v.mean()), float(v.std())
@@ -217,10 +222,12 @@ def render_report(m: Mapping) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for f in m["folds"]:
+        scores = " | ".join(_cell(f.get(k)) for k in SCORES)
         lines.append(
-            f"| {f['fold']} | {_fold_test_set(f)} | {f['ua']:.2f} | "
-            f"{f['wa']:.2f} | {f['macro_f1']:.2f} | {f['best_epoch']} | {f['train_seconds']:.0f} |"
+            f"| {f['fold']} | {_fold_test_set(f)} | {scores} | {f['best_epoch']} | "
+            f"{f['train_seconds']:.0f} |"
         )
+    lines += _dimension_lines(m)
     lines += condition_report_lines(dict(m))
     lines += ["", "## Per class (pooled over folds)", ""]
     lines += ["| class | precision | recall | F1 | n |", "|---|---|---|---|---|"]
@@ -229,6 +236,33 @@ def render_report(m: Mapping) -> str:
             f"| {c} | {v['precision']:.1f} | {v['recall']:.1f} | {v['f1']:.1f} | {v['support']} |"
         )
     return "\n".join(lines + _timing_lines(m))
+
+
+def _dimension_lines(m: Mapping) -> list[str]:
+    """The arousal/valence head's scores per test corpus and pooled (models with the head)."""
+    if "dimensions" not in m:
+        return []
+    per = m.get("per_test_corpus") or {}
+    rows = {f"{c}*" if v.get("dimensions_only") else c: v.get("dimensions") for c, v in per.items()}
+    rows = {c: d for c, d in rows.items() if d} | {"all (pooled)": m["dimensions"]}
+    note = " Corpora marked * have no class: their fold is scored on the dimensions alone."
+    lines = [
+        "",
+        "## Arousal and valence (the dimensions head, against the circumplex targets)",
+        "",
+        "Low/high UA: the sign of the score against the sign of the target (targets of 0 left "
+        "out); CCC: concordance with the targets." + (note if any("*" in c for c in rows) else ""),
+        "",
+        "| test corpus | arousal low/high UA | arousal CCC | valence low/high UA | valence CCC |",
+        "|---|---|---|---|---|",
+    ]
+    for corpus, d in rows.items():
+        cells = []
+        for k in ("arousal", "valence"):
+            sign, ccc = d[k]["ua_sign"], d[k]["ccc"]
+            cells += [sign if d[k]["n_sign"] else None, ccc if d[k]["n"] else None]
+        lines.append(f"| {corpus} | " + " | ".join(_cell(x) for x in cells) + " |")
+    return lines
 
 
 def _headline(m: Mapping) -> str:
@@ -315,6 +349,8 @@ def _corpora_lines(m: Mapping) -> list[str]:
             head += " speaker-adapted: UA own classes | UA 4 classes |"
         lines += [intro + ".", "", head, _rule(head)]
         for c, v in per.items():
+            if v.get("dimensions_only"):
+                continue  # scored on arousal and valence alone (their table)
             cells = [v.get(k, {}).get("ua") for k in ("own_classes", "four_classes")]
             if adapted:
                 a = v.get("speaker_adapted", {})

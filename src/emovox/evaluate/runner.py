@@ -24,7 +24,7 @@ import numpy as np
 from emovox._fs import atomic_write_text
 from emovox._version import __version__
 from emovox.augment import stable_hash
-from emovox.data.labels import LabelScheme
+from emovox.data.labels import NO_CLASS, LabelScheme
 from emovox.data.manifest import Manifest
 from emovox.data.protocols import Fold, SpeakerLeakWarning
 from emovox.data.taxonomy import DIMENSIONS, dropped_by_corpus
@@ -88,9 +88,12 @@ def run(
         if resume and done.is_file():
             result = FoldResult.from_dict(json.loads(done.read_text()))
             rows = read_predictions(fold_dir / "predictions.csv")
-            console.log(f"fold {fold.index}: reusing finished result (UA {result.ua:.1f})")
-            if scorer is not None and _score_missing_conditions(
-                data, fold, recipe, fold_dir, result, rows, scorer
+            what = "arousal and valence only" if result.ua is None else f"UA {result.ua:.1f}"
+            console.log(f"fold {fold.index}: reusing finished result ({what})")
+            if (
+                scorer is not None
+                and result.ua is not None
+                and _score_missing_conditions(data, fold, recipe, fold_dir, result, rows, scorer)
             ):
                 atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
             finished[fold.index] = (result, rows)
@@ -167,6 +170,9 @@ def run_fold(
     )
     dt = time.time() - t0
     proba, dims = scores[:, : len(data.classes)], scores[:, len(data.classes) :]
+    if fold.dimensions_only:
+        result = _dimensions_fold(data, fold, net, trained, val_speakers, dims, dt)
+        return result, prediction_rows(data, fold, proba, plan.by_corpus, dims=dims)
     m = classification_metrics(ty, proba.argmax(1), data.classes)
     adapted = pa = pg = None
     if recipe.training.speaker_norm:
@@ -212,6 +218,43 @@ def run_fold(
     )
     rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg, dims=dims)
     return result, rows
+
+
+def _dimensions_fold(
+    data: Dataset, fold: Fold, net, trained, val_speakers: list[str], dims: np.ndarray, dt: float
+) -> FoldResult:
+    """The result of a ``dimensions_only`` fold: its test corpus has no class, so it is scored
+    on the dimensions head alone (no UA, WA or F1; no test conditions)."""
+    if not dims.shape[1]:
+        raise ValueError(
+            f"fold {fold.index} tests {', '.join(fold.test_corpora)}, which has no class of the "
+            "labels, only arousal: it needs the dimensions head (--train-param dimensions=true)"
+        )
+    result = FoldResult(
+        fold=fold.index,
+        test_speakers=list(fold.test_speakers),
+        validation_speakers=val_speakers,
+        ua=None,
+        wa=None,
+        macro_f1=None,
+        n_test=len(fold.test),
+        n_train=len(fold.train),
+        best_epoch=trained.best_epoch,
+        best_val_ua=trained.best_val_ua,
+        epochs_run=len(trained.history),
+        train_seconds=round(trained.seconds, 2),
+        inference_seconds=round(dt, 4),
+        n_parameters=net.n_parameters,
+        test_corpora=list(fold.test_corpora),
+        dimensions=_dimension_scores(data, fold.test, dims),
+    )
+    a = result.dimensions["arousal"]
+    console.log(
+        f"fold {fold.index}: scored on arousal and valence only: arousal CCC {a['ccc']:.2f}, "
+        f"low/high UA {a['ua_sign']:.1f} (best epoch {result.best_epoch}, "
+        f"{trained.seconds:.0f} s)"
+    )
+    return result
 
 
 def _dimension_scores(data: Dataset, indices, dims: np.ndarray) -> dict[str, dict]:
@@ -311,7 +354,8 @@ def prediction_rows(
     for n, (i, p) in enumerate(zip(fold.test, proba, strict=True)):
         u = data.manifest[i]
         row = {"fold": fold.index, **({"corpus": u.corpus} if by_corpus else {})}
-        row.update(path=u.path, speaker=u.speaker, label=data.classes[data.y[i]])
+        label = data.classes[data.y[i]] if data.y[i] != NO_CLASS else ""
+        row.update(path=u.path, speaker=u.speaker, label=label)
         row.update(_prediction_columns(data.classes, p))
         if adapted is not None:
             row.update(_prediction_columns(data.classes, adapted[n], ADAPTED))
@@ -359,15 +403,19 @@ def summarize(
 ) -> EvaluationResult:
     """The content of ``metrics.json`` for a finished plan."""
     index = {c: i for i, c in enumerate(data.classes)}
+    labelled = [r for r in preds if r["label"]]  # not the rows of dimensions-only folds
     pooled = classification_metrics(
-        [index[r["label"]] for r in preds], [index[r["predicted"]] for r in preds], data.classes
+        [index[r["label"]] for r in labelled],
+        [index[r["predicted"]] for r in labelled],
+        data.classes,
     )
+    classified = [f for f in folds if f.ua is not None]
     content = {
         "protocol": plan.protocol,
         "model": recipe.model,
         "labels": data.classes,
         **(extra or {}).get("head", {}),
-        **mean_scores(folds),
+        **mean_scores(classified),
         "pooled": {k: pooled[k] for k in ("ua", "wa", "macro_f1")},
         "folds": [f.to_dict() for f in folds],
         "per_class": pooled["per_class"],
@@ -392,14 +440,14 @@ def summarize(
         emovox_version=__version__,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    rows = [f.to_dict() for f in folds]
+    rows = [f.to_dict() for f in classified]
     if conditions:
         content["conditions"] = summarize_conditions(rows, conditions)
     if any(f.components for f in folds):
-        content["components"] = summarize_components(folds)
+        content["components"] = summarize_components(classified)
     content["scoring"] = SCORING
     if any(f.speaker_adapted for f in folds):
-        content["speaker_adapted"] = summarize_adapted(folds)
+        content["speaker_adapted"] = summarize_adapted(classified)
     if preds and all(f"{DIMENSIONS[0]}_target" in r for r in preds):
         content["dimensions"] = row_dimension_scores(preds)  # pooled over the folds' tests
     return EvaluationResult(folds, content)
@@ -428,6 +476,9 @@ def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
     out = {}
     for corpus in sorted({r["corpus"] for r in preds}):
         rows = [r for r in preds if r["corpus"] == corpus]
+        if not any(r["label"] for r in rows):  # a dimensions-only fold's corpus
+            out[corpus] = dimensions_only_scores(rows, classes)
+            continue
         m = restricted_metrics(rows, classes)
         out[corpus] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n", "per_class", "confusion")}
         out[corpus].update(_subsets(rows, classes))
@@ -438,6 +489,17 @@ def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
                 ma = restricted_metrics(rows, classes, prefix)
                 adapted = {k: ma[k] for k in ("ua", "wa", "macro_f1", "n")}
                 out[corpus][key] = adapted | _subsets(rows, classes, prefix)
+    return out
+
+
+def dimensions_only_scores(rows: list[dict], classes: list[str]) -> dict:
+    """A test corpus without classes: its count, the dimensions head's scores and how often
+    each class was predicted (``predicted``, in %: what the model calls such clips)."""
+    counts = {c: sum(r["predicted"] == c for r in rows) for c in classes}
+    out = {"n": len(rows), "dimensions_only": True}
+    out["predicted"] = {c: round(100.0 * n / len(rows), 2) for c, n in counts.items()}
+    if all(f"{DIMENSIONS[0]}_target" in r for r in rows):
+        out["dimensions"] = row_dimension_scores(rows)
     return out
 
 

@@ -181,7 +181,7 @@ def render_card_block(
     command = " ".join(config.get("command") or ["(not recorded)"])
     val = res.get("validation_speakers") or []
     folds = m.get("folds", [])
-    per_fold = ", ".join(f"{f['ua']:.1f}" for f in folds)
+    per_fold = ", ".join(f"{f['ua']:.1f}" for f in folds if f.get("ua") is not None)
     sources = f"metrics={metrics_rel} gain={gain_rel}" + (f" loco={loco_rel}" if loco_rel else "")
     lines = [
         _BEGIN,
@@ -284,7 +284,8 @@ def _loco_table(loco: dict, loco_rel: str) -> list[str]:
         head += " arousal low/high UA % | valence neg/pos UA % |"
         rule += "---|---|"
     lines = ["", "### Leave one corpus out", "", head, rule]
-    fours = []
+    fours: list[float | None] = []
+    arousal: list[float | None] = []
     for corpus, v in per.items():
         four = v.get("four_classes", {}).get("ua")
         fours.append(four)
@@ -295,19 +296,31 @@ def _loco_table(loco: dict, loco_rel: str) -> list[str]:
             a = v.get("speaker_adapted_guarded", {}).get("four_classes", {}).get("ua")
             row += f" {_cell(a)} |"
         if dims:
-            d = v.get("dimensions", {})
-            row += f" {_cell(d.get('arousal', {}).get('ua_sign'))} |"
-            row += f" {_cell(d.get('valence', {}).get('ua_sign'))} |"
+            signs = [_sign_ua(v, d) for d in ("arousal", "valence")]
+            arousal.append(signs[0])
+            row += "".join(f" {_cell(x)} |" for x in signs)
         lines.append(row)
-    known = [x for x in fours if x is not None]
-    mean = f"{sum(known) / len(known):.1f}" if known else "–"
     lines += [
         "",
-        f"Mean 4-class UA over the left-out corpora: {mean} % (chance 25 %). Each row: a model "
-        "trained on the other corpora, every test clip classified alone unless the column says "
-        f"speaker-adapted. Source: `{loco_rel}`, made by `{' '.join(loco.get('command', []))}`.",
+        f"Mean 4-class UA over the left-out corpora: {_mean(fours)} % (chance 25 %)"
+        + (f"; arousal low/high UA {_mean(arousal)} % (chance 50 %)" if dims else "")
+        + ". Each row: a model trained on the other corpora, every test clip classified alone "
+        "unless the column says speaker-adapted; a corpus without classes (BAVED's arousal "
+        "levels) is scored on arousal alone. "
+        f"Source: `{loco_rel}`, made by `{' '.join(loco.get('command', []))}`.",
     ]
     return lines
+
+
+def _sign_ua(scores: dict, dimension: str) -> float | None:
+    """A corpus's low/high UA of one dimension (``None`` where no target has a side)."""
+    d = scores.get("dimensions", {}).get(dimension, {})
+    return d.get("ua_sign") if d.get("n_sign") else None
+
+
+def _mean(values: list) -> str:
+    known = [x for x in values if x is not None]
+    return f"{sum(known) / len(known):.1f}" if known else "–"
 
 
 def _cell(value) -> str:

@@ -196,6 +196,13 @@ def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, 
 def echo_per_corpus(m) -> None:
     """A line per test corpus: UA on all classes, on its own classes and on the common four."""
     for c, v in m.get("per_test_corpus", {}).items():
+        if v.get("dimensions_only"):
+            a = v["dimensions"]["arousal"]
+            click.echo(
+                f"  {c}: no class, arousal only: low/high UA {a['ua_sign']:.2f}  "
+                f"CCC {a['ccc']:.2f}"
+            )
+            continue
         line = f"  {c}: UA {v['ua']:.2f}  WA {v['wa']:.2f}  macro-F1 {v['macro_f1']:.2f}"
         own = v.get("own_classes")
         if own and len(own["classes"]) != len(m["labels"]):
