@@ -236,3 +236,16 @@ def test_loco_scores_a_corpus_without_classes_on_arousal_alone(
     run_cli([*cli, "--resume"])  # the finished dimensions-only fold is reused as it is
     again = json.loads((out / "metrics.json").read_text())
     assert again["folds"] == folds and again["per_test_corpus"] == per
+
+
+def test_a_dimensions_only_fold_needs_the_dimensions_head_before_any_training() -> None:
+    from conftest import tiny_recipe
+
+    from emovox.data.protocols import Fold
+    from emovox.evaluate.plans import Plan
+    from emovox.evaluate.runner import run_fold
+
+    fold = Fold(3, (0, 1), (2, 3), ("z_0",), ("z",), dimensions_only=True)
+    recipe = tiny_recipe(dimensions=False)
+    with pytest.raises(ValueError, match="dimensions=true"):
+        run_fold(None, fold, recipe, Plan("loco", (fold,)), progress=False)  # never reads data

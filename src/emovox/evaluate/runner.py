@@ -160,6 +160,11 @@ def run_fold(
     position = [f.index for f in plan.folds].index(fold.index) + 1
     counter = f"fold {fold.index} ({position} of {len(plan.folds)})"
     console.log(counter + (f": testing on {what}" if what else ""))
+    if fold.dimensions_only and not recipe.training.dimensions:
+        raise ValueError(
+            f"fold {fold.index} tests {what}, which has no class of the labels, only arousal: "
+            "it needs the dimensions head (--train-param dimensions=true)"
+        )
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
     if model_dir is not None:
         _save_fold_model(model_dir, net, data, recipe, trained)
@@ -171,7 +176,20 @@ def run_fold(
     dt = time.time() - t0
     proba, dims = scores[:, : len(data.classes)], scores[:, len(data.classes) :]
     if fold.dimensions_only:
-        result = _dimensions_fold(data, fold, net, trained, val_speakers, dims, dt)
+        result = FoldResult(
+            **_training_facts(fold, net, trained, val_speakers, dt),
+            ua=None,
+            wa=None,
+            macro_f1=None,
+            n_test=len(fold.test),
+            dimensions=_dimension_scores(data, fold.test, dims),
+        )
+        a = result.dimensions["arousal"]
+        console.log(
+            f"fold {fold.index}: scored on arousal and valence only: arousal CCC "
+            f"{a['ccc']:.2f}, low/high UA {a['ua_sign']:.1f} (best epoch {result.best_epoch}, "
+            f"{trained.seconds:.0f} s)"
+        )
         return result, prediction_rows(data, fold, proba, plan.by_corpus, dims=dims)
     m = classification_metrics(ty, proba.argmax(1), data.classes)
     adapted = pa = pg = None
@@ -182,21 +200,11 @@ def run_fold(
         adapted["guarded"] = _scores(ty, pg, data.classes)
         adapted["one_emotion_per_speaker"] = one_emotion_scores(net, data, fold.test, recipe, proba)
     result = FoldResult(
-        fold=fold.index,
-        test_speakers=list(fold.test_speakers),
-        validation_speakers=val_speakers,
+        **_training_facts(fold, net, trained, val_speakers, dt),
         ua=m["ua"],
         wa=m["wa"],
         macro_f1=m["macro_f1"],
         n_test=m["n"],
-        n_train=len(fold.train),
-        best_epoch=trained.best_epoch,
-        best_val_ua=trained.best_val_ua,
-        epochs_run=len(trained.history),
-        train_seconds=round(trained.seconds, 2),
-        inference_seconds=round(dt, 4),
-        n_parameters=net.n_parameters,
-        test_corpora=list(fold.test_corpora) or None,
         components=component_scores(net, data, fold.test, recipe) or None,
         conditions=scorer.score(net, fold.test, recipe.training, True, proba.argmax(1))
         if scorer
@@ -220,41 +228,21 @@ def run_fold(
     return result, rows
 
 
-def _dimensions_fold(
-    data: Dataset, fold: Fold, net, trained, val_speakers: list[str], dims: np.ndarray, dt: float
-) -> FoldResult:
-    """The result of a ``dimensions_only`` fold: its test corpus has no class, so it is scored
-    on the dimensions head alone (no UA, WA or F1; no test conditions)."""
-    if not dims.shape[1]:
-        raise ValueError(
-            f"fold {fold.index} tests {', '.join(fold.test_corpora)}, which has no class of the "
-            "labels, only arousal: it needs the dimensions head (--train-param dimensions=true)"
-        )
-    result = FoldResult(
-        fold=fold.index,
-        test_speakers=list(fold.test_speakers),
-        validation_speakers=val_speakers,
-        ua=None,
-        wa=None,
-        macro_f1=None,
-        n_test=len(fold.test),
-        n_train=len(fold.train),
-        best_epoch=trained.best_epoch,
-        best_val_ua=trained.best_val_ua,
-        epochs_run=len(trained.history),
-        train_seconds=round(trained.seconds, 2),
-        inference_seconds=round(dt, 4),
-        n_parameters=net.n_parameters,
-        test_corpora=list(fold.test_corpora),
-        dimensions=_dimension_scores(data, fold.test, dims),
-    )
-    a = result.dimensions["arousal"]
-    console.log(
-        f"fold {fold.index}: scored on arousal and valence only: arousal CCC {a['ccc']:.2f}, "
-        f"low/high UA {a['ua_sign']:.1f} (best epoch {result.best_epoch}, "
-        f"{trained.seconds:.0f} s)"
-    )
-    return result
+def _training_facts(fold: Fold, net, trained, val_speakers: list[str], dt: float) -> dict:
+    """The fields of a :class:`FoldResult` that say how its model was trained and timed."""
+    return {
+        "fold": fold.index,
+        "test_speakers": list(fold.test_speakers),
+        "validation_speakers": val_speakers,
+        "n_train": len(fold.train),
+        "best_epoch": trained.best_epoch,
+        "best_val_ua": trained.best_val_ua,
+        "epochs_run": len(trained.history),
+        "train_seconds": round(trained.seconds, 2),
+        "inference_seconds": round(dt, 4),
+        "n_parameters": net.n_parameters,
+        "test_corpora": list(fold.test_corpora) or None,
+    }
 
 
 def _dimension_scores(data: Dataset, indices, dims: np.ndarray) -> dict[str, dict]:
