@@ -58,7 +58,9 @@ def test_default_path_resolves_and_loads() -> None:
     bundle = load_bundle(path)
     assert bundle.labels == DEFAULT_EMOTIONS
     assert bundle.config["model"]["name"] == "cnn"
-    assert set(bundle.config["data"]["corpora"]) == {"ased", "emodb", "nemo", "ravdess", "tess"}
+    corpora = {"ased", "baved", "emodb", "nemo", "ravdess", "tess"}  # BAVED: arousal only
+    assert set(bundle.config["data"]["corpora"]) == corpora
+    assert bundle.config["training"]["corpus_balance"] and bundle.config["training"]["dimensions"]
 
 
 def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
