@@ -125,8 +125,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="emovox-int8-") as tmp:
         for fold in sorted(rows):
-            if fold in have:
-                continue
+            if fold in have or not any(r["label"] for r in rows[fold]):
+                continue  # done, or a dimensions-only fold (no class to score; calibrates others)
             row = measure_fold(run, fold, rows, args.calibration, Path(tmp))
             result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
             summarise(result)

@@ -65,6 +65,15 @@ def test_int8_folds_scores_every_fold_and_resumes(
     assert module.calibration_files(module.fold_rows(run), 1, 4) == [
         str(p) for p in files[1::2][:: len(files[1::2]) // 4][:4]
     ]  # the other fold's files only
+    # a dimensions-only fold (a corpus without classes): never scored, its files calibrate
+    folder = run / "fold_3"
+    shutil.copytree(trained_bundle, folder / "model")
+    with (folder / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["fold", "corpus", "path", "label", "predicted"])
+        w.writerows([3, "baved", str(p), "", rec.labels[0]] for p in files[:3])
+    pool = module.calibration_files(module.fold_rows(run), 1, 100)
+    assert set(pool) == {str(p) for p in files[1::2]} | {str(p) for p in files[:3]}
     assert module.main(["--run", str(run), "--calibration", "4", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert [f["fold"] for f in result["folds"]] == [1, 2] and result["mean"]["folds"] == 2
