@@ -12,7 +12,9 @@ The levers of issue 14 (``LEVERS``: each a ``results/loco-<name>`` run) get a se
 between ``<!-- loco-levers -->`` and ``<!-- /loco-levers -->``: the mean over the folds of the
 best validation UA (7 classes, on validation speakers drawn from the training corpora: the
 number a lever is chosen by), then the 4-class UA of each left-out corpus and their mean (the
-numbers it is reported by), and the wall time. The rest of the README is left as written.
+numbers it is reported by), and the training time summed over the folds (a run resumed in
+several sessions or with folds in parallel has no one wall time). The rest of the README is
+left as written.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def lever_table() -> str:
     lines = [
         "| run | what it changes | folds | mean validation UA (7 classes) | "
         + " | ".join(f"{c} 4 cl." for c in CORPORA)
-        + " | mean 4 classes | arousal low/high UA, mean (corpora) | wall |",
+        + " | mean 4 classes | arousal low/high UA, mean (corpora) | training, all folds |",
         "|---|---|---|---|" + "---|" * len(CORPORA) + "---|---|---|",
     ]
     for name, what in LEVERS:
@@ -140,7 +142,8 @@ def lever_table() -> str:
         fours = [scores.get(c, {}).get("four") for c in CORPORA]
         known = [x for x in fours if x is not None]
         mean = _cell(sum(known) / len(known)) if len(known) == len(CORPORA) else "—"
-        wall = f"{m['timing']['wall_seconds'] / 60:.0f} min" if m else "running"
+        train = sum(f["train_seconds"] for f in folds)
+        wall = f"{train / 60:.0f} min" + ("" if m else " (running)")
         lines.append(
             f"| `loco-{name}` | {what} | {len(folds)} | {_cell(sum(val) / len(val))} | "
             + " | ".join(_cell(x) for x in fours)
