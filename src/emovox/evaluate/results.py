@@ -251,7 +251,8 @@ def _dimension_lines(m: Mapping) -> list[str]:
         "## Arousal and valence (the dimensions head, against the circumplex targets)",
         "",
         "Low/high UA: the sign of the score against the sign of the target (targets of 0 left "
-        "out); CCC: concordance with the targets." + (note if any("*" in c for c in rows) else ""),
+        "out); CCC: concordance with the targets."
+        + (note if any(v.get("dimensions_only") for v in per.values()) else ""),
         "",
         "| test corpus | arousal low/high UA | arousal CCC | valence low/high UA | valence CCC |",
         "|---|---|---|---|---|",
