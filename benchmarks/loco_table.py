@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emovox.metrics import sign_ua
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 START, END = "<!-- loco -->", "<!-- /loco -->"
@@ -155,11 +157,8 @@ def lever_table() -> str:
 def arousal_cell(per: dict) -> str:
     """The mean over the left-out corpora of the arousal head's low/high UA, and how many
     corpora it covers (BAVED only where its arousal-only fold ran)."""
-    signs = [
-        v["dimensions"]["arousal"]["ua_sign"]
-        for v in per.values()
-        if v.get("dimensions", {}).get("arousal", {}).get("n_sign")
-    ]
+    signs = [sign_ua(v.get("dimensions", {}).get("arousal", {})) for v in per.values()]
+    signs = [x for x in signs if x is not None]
     if not signs:
         return "—"
     baved = ", with BAVED" if per.get("baved", {}).get("dimensions") else ""

@@ -69,6 +69,12 @@ def concordance(pred: Sequence[float], target: Sequence[float]) -> float:
     return float(2 * np.mean((x - x.mean()) * (y - y.mean())) / denom) if denom > 0 else 0.0
 
 
+def sign_ua(scores: dict) -> float | None:
+    """The low/high UA of a :func:`dimension_metrics` result, or ``None`` where no target had a
+    side (a corpus with no valence, say), so that no 0 is read as a score."""
+    return scores.get("ua_sign") if scores.get("n_sign") else None
+
+
 def dimension_metrics(pred: Sequence[float], target: Sequence[float]) -> dict:
     """How well predicted scores in [-1, 1] follow their targets (NaN targets left out):
     ``ccc`` (concordance), ``mae``, ``n``, and ``ua_sign``: the unweighted accuracy (in %) of the

@@ -19,6 +19,7 @@ import numpy as np
 
 from emovox._fs import atomic_write_text
 from emovox.evaluate.conditions import condition_report_lines
+from emovox.metrics import sign_ua
 
 SCORES = ("ua", "wa", "macro_f1")
 
@@ -112,10 +113,9 @@ class EvaluationResult(Mapping):
 
 
 def mean_scores(folds: list[FoldResult]) -> dict[str, float]:
-    """Mean and standard deviation over the folds of UA, WA and macro-F1 (folds scored on
-    classes; a ``dimensions_only`` fold has none)."""
+    """Mean and standard deviation over the folds of UA, WA and macro-F1 (give the folds scored
+    on classes: a ``dimensions_only`` fold has none)."""
     out: dict[str, float] = {}
-    folds = [f for f in folds if f.ua is not None]
     for k in SCORES:
         v = np.array([getattr(f, k) for f in folds])
         out[k], out[f"{k}_std"] = float(v.mean()), float(v.std())
@@ -260,8 +260,7 @@ def _dimension_lines(m: Mapping) -> list[str]:
     for corpus, d in rows.items():
         cells = []
         for k in ("arousal", "valence"):
-            sign, ccc = d[k]["ua_sign"], d[k]["ccc"]
-            cells += [sign if d[k]["n_sign"] else None, ccc if d[k]["n"] else None]
+            cells += [sign_ua(d[k]), d[k]["ccc"] if d[k]["n"] else None]
         lines.append(f"| {corpus} | " + " | ".join(_cell(x) for x in cells) + " |")
     return lines
 

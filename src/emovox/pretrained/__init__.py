@@ -28,6 +28,7 @@ from pathlib import Path
 
 from emovox._fs import atomic_write_text
 from emovox.inference.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
+from emovox.metrics import sign_ua
 
 INT8_FILE = "model.int8.onnx"
 """A shipped model's int8 ONNX export, calibrated on its training speech (optional)."""
@@ -296,7 +297,7 @@ def _loco_table(loco: dict, loco_rel: str) -> list[str]:
             a = v.get("speaker_adapted_guarded", {}).get("four_classes", {}).get("ua")
             row += f" {_cell(a)} |"
         if dims:
-            signs = [_sign_ua(v, d) for d in ("arousal", "valence")]
+            signs = [sign_ua(v.get("dimensions", {}).get(d, {})) for d in ("arousal", "valence")]
             arousal.append(signs[0])
             row += "".join(f" {_cell(x)} |" for x in signs)
         lines.append(row)
@@ -310,12 +311,6 @@ def _loco_table(loco: dict, loco_rel: str) -> list[str]:
         f"Source: `{loco_rel}`, made by `{' '.join(loco.get('command', []))}`.",
     ]
     return lines
-
-
-def _sign_ua(scores: dict, dimension: str) -> float | None:
-    """A corpus's low/high UA of one dimension (``None`` where no target has a side)."""
-    d = scores.get("dimensions", {}).get(dimension, {})
-    return d.get("ua_sign") if d.get("n_sign") else None
 
 
 def _mean(values: list) -> str:
