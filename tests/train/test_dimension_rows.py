@@ -249,3 +249,29 @@ def test_a_dimensions_only_fold_needs_the_dimensions_head_before_any_training() 
     recipe = tiny_recipe(dimensions=False)
     with pytest.raises(ValueError, match="dimensions=true"):
         run_fold(None, fold, recipe, Plan("loco", (fold,)), progress=False)  # never reads data
+
+
+def test_dimension_rows_false_trains_the_head_on_classified_rows_alone(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from conftest import run_cli, tiny_cli
+
+    from emovox.train.dataset import variant_options
+
+    assert variant_options(TrainConfig(dimensions=True))["dimension_rows"]
+    assert not variant_options(TrainConfig(dimensions=True, dimension_rows=False))["dimension_rows"]
+    assert not variant_options(TrainConfig(dimension_rows=True))["dimension_rows"]  # no head
+    with pytest.raises(ValueError, match="dimension_rows"):
+        TrainConfig(dimensions=True, dimension_rows="maybe")
+    baved = fake_baved(tmp_path / "BAVED", speakers=4)
+    data = ["--train", f"ravdess:{synth_corpus}", "--train", f"baved:{baved}"]
+    data += ["--labels", "angry,happy,neutral,sad", "--protocol", "speakers-kfold:2"]
+    out = tmp_path / "run"
+    extra = ("--train-param", "dimensions=true", "--train-param", "dimension_rows=false")
+    run_cli(tiny_cli("evaluate", data, out, *extra, epochs=1))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(f["n_train"] == 32 - f["n_test"] for f in metrics["folds"])  # no BAVED row
+    assert metrics["dropped_utterances"]["baved"] == 12
+    assert metrics["training"]["dimension_rows"] is False

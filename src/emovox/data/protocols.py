@@ -8,6 +8,7 @@ Validation speakers for early stopping are drawn from each fold's training side
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import warnings
 
 import numpy as np
@@ -24,7 +25,10 @@ EMOBOX_RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
 )
 """Test actors of the EmoBox 6-fold speaker-independent split of RAVDESS (Ma et al., 2024)."""
 
-PROTOCOLS = ("emobox", "loso", "loco", "sessions", "speakers-kfold", "random")
+PROTOCOLS = ("emobox", "loso", "loco", "loco-pairs", "sessions", "speakers-kfold", "random")
+
+LOCO_PAIRS = "loco-pairs"
+"""Leave two corpora out: the nested validation of a ``loco`` run (:func:`corpus_pair_folds`)."""
 
 
 class SpeakerLeakWarning(UserWarning):
@@ -57,6 +61,7 @@ def make_folds(
         protocol: ``emobox`` (RAVDESS's six folds of actors; other corpora in the manifest
             are on the training side of every fold), ``loso`` (leave one speaker out),
             ``loco`` (leave one corpus out: one fold per corpus, trained on the others),
+            ``loco-pairs`` (leave two corpora out: :func:`corpus_pair_folds`),
             ``sessions``
             (leave one session out: IEMOCAP, whose sessions group its speakers),
             ``speakers-kfold`` (``k`` speaker-disjoint folds) or ``random`` (``k`` stratified
@@ -116,6 +121,8 @@ def _folds(manifest: Manifest, protocol: str, k: int | None, seed: int) -> list[
         ]
     elif protocol == "loco":
         return corpus_folds(manifest)
+    elif protocol == LOCO_PAIRS:
+        return corpus_pair_folds(manifest)
     elif protocol == "speakers-kfold":
         groups = _speaker_groups(manifest, k or 5, seed)
     elif protocol == "random":
@@ -163,6 +170,35 @@ def corpus_folds(manifest: Manifest) -> list[Fold]:
         speakers = sorted({manifest[int(j)].speaker for j in test})
         train = tuple(np.flatnonzero(corpora != name).tolist())
         folds.append(Fold(i, train, tuple(test.tolist()), tuple(speakers), (name,)))
+    return folds
+
+
+def corpus_pair_folds(manifest: Manifest) -> list[Fold]:
+    """Leave two corpora out: one fold per pair of corpora with classes (pairs in name order),
+    trained on all the others, corpora without a class included, and tested on both.
+
+    This is the nested validation of ``loco``: a choice made for the fold that leaves corpus
+    ``k`` out may be judged by the folds that leave ``k`` and a partner ``j`` out, scored on
+    ``j``, since neither ``k``'s clips nor its labels take part in them; each training corpus
+    thus stands in, in turn, for a corpus never heard. ``--folds`` runs a subset (a cycle
+    of pairs gives every corpus two partners for as many trainings as there are corpora).
+
+    Raises:
+        ValueError: fewer than three corpora with classes.
+    """
+    corpora = np.array([u.corpus for u in manifest])
+    names = sorted({u.corpus for u in manifest if u.label})
+    if len(names) < 3:
+        raise ValueError(
+            f"the {LOCO_PAIRS} protocol needs at least three corpora with classes, got {names}"
+        )
+    folds = []
+    for i, pair in enumerate(itertools.combinations(names, 2), 1):
+        held = np.isin(corpora, pair)
+        test = np.flatnonzero(held)
+        speakers = sorted({manifest[int(j)].speaker for j in test})
+        train = tuple(np.flatnonzero(~held).tolist())
+        folds.append(Fold(i, train, tuple(test.tolist()), tuple(speakers), pair))
     return folds
 
 

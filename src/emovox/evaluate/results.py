@@ -228,6 +228,7 @@ def render_report(m: Mapping) -> str:
             f"{f['train_seconds']:.0f} |"
         )
     lines += _dimension_lines(m)
+    lines += _nested_lines(m)
     lines += condition_report_lines(dict(m))
     lines += ["", "## Per class (pooled over folds)", ""]
     lines += ["| class | precision | recall | F1 | n |", "|---|---|---|---|---|"]
@@ -262,6 +263,39 @@ def _dimension_lines(m: Mapping) -> list[str]:
         for k in ("arousal", "valence"):
             cells += [sign_ua(d[k]), d[k]["ccc"] if d[k]["n"] else None]
         lines.append(f"| {corpus} | " + " | ".join(_cell(x) for x in cells) + " |")
+    return lines
+
+
+def _nested_lines(m: Mapping) -> list[str]:
+    """The nested validation of a ``loco-pairs`` run: per corpus a ``loco`` fold leaves out,
+    the 4-class UA on each partner of its pair folds and their mean."""
+    nested = m.get("nested_validation")
+    if not nested:
+        return []
+    lines = [
+        "",
+        "## Nested validation (leave two corpora out)",
+        "",
+        "For the corpus a leave-one-corpus-out fold leaves out: the UA of the pair folds that "
+        "leave it out with a partner, scored on the partner alone (4 classes: angry, happy, "
+        "neutral, sad). Neither the corpus's clips nor its labels take part in them. The "
+        "per-corpus table above pools each corpus over every pair fold that tests it.",
+        "",
+        "| left-out corpus | UA 4 classes on each partner | mean 4 classes | mean own classes |",
+        "|---|---|---|---|",
+    ]
+    for corpus, e in nested["by_left_out"].items():
+        partners = ", ".join(
+            f"{j} {_cell(v.get('four_classes'))}" for j, v in e["partners"].items()
+        )
+        lines.append(
+            f"| {corpus} | {partners} | {_cell(e.get('four_classes'))} | "
+            f"{_cell(e.get('own_classes'))} |"
+        )
+    mean = nested.get("mean", {})
+    lines.append(
+        f"| **mean** | | {_cell(mean.get('four_classes'))} | {_cell(mean.get('own_classes'))} |"
+    )
     return lines
 
 

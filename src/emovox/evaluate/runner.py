@@ -26,7 +26,7 @@ from emovox._version import __version__
 from emovox.augment import stable_hash
 from emovox.data.labels import NO_CLASS, LabelScheme
 from emovox.data.manifest import Manifest
-from emovox.data.protocols import Fold, SpeakerLeakWarning
+from emovox.data.protocols import LOCO_PAIRS, Fold, SpeakerLeakWarning
 from emovox.data.taxonomy import DIMENSIONS, dropped_by_corpus
 from emovox.evaluate.conditions import ConditionScorer, parse_conditions, summarize_conditions
 from emovox.evaluate.engines import FoldJob, LocalFolds
@@ -411,6 +411,8 @@ def summarize(
     }
     if plan.by_corpus:
         content["per_test_corpus"] = per_corpus_scores(preds, data.classes)
+    if plan.protocol == LOCO_PAIRS:
+        content["nested_validation"] = nested_validation(plan, preds, data.classes)
     content.update(
         n_utterances=len(data.manifest),
         **(extra or {}).get("counts", {}),
@@ -453,6 +455,44 @@ SCORING = (
 
 COMMON_FOUR = ("angry", "happy", "neutral", "sad")
 """The four classes every categorical corpus has: each test corpus is scored on them too."""
+
+
+def nested_validation(plan: Plan, preds: list[dict], classes: list[str]) -> dict:
+    """The nested validation of a ``loco`` run from the folds of a ``loco-pairs`` plan.
+
+    Each pair fold (corpora ``j`` and ``k`` left out) is scored on each of its two corpora
+    alone (``pairs``). For the corpus ``k`` a ``loco`` fold leaves out, ``by_left_out[k]``
+    holds the scores on every partner ``j`` of the pair folds run with ``k`` and their mean:
+    how well the recipe reaches corpora it has not heard when neither ``k``'s clips nor its
+    labels took part, so a choice judged by it never looks at ``k``. ``mean`` is the mean of
+    those means over the left-out corpora."""
+    by_fold: dict[int, list[dict]] = {}
+    for r in preds:
+        by_fold.setdefault(int(r["fold"]), []).append(r)
+    pairs, by_left_out = [], {}
+    for fold in plan.folds:
+        scores = per_corpus_scores(by_fold.get(fold.index, []), classes)
+        cells = {
+            c: {k: scores[c][k]["ua"] for k in ("own_classes", "four_classes") if k in scores[c]}
+            for c in fold.test_corpora
+            if c in scores
+        }
+        pairs.append({"fold": fold.index, "corpora": list(fold.test_corpora), "ua": cells})
+        for k in fold.test_corpora:
+            for j in fold.test_corpora:
+                if j != k and j in cells:
+                    by_left_out.setdefault(k, {"partners": {}})["partners"][j] = cells[j]
+    for entry in by_left_out.values():
+        for key in ("own_classes", "four_classes"):
+            values = [v[key] for v in entry["partners"].values() if key in v]
+            if values:
+                entry[key] = float(np.mean(values))
+    means = {
+        key: float(np.mean([e[key] for e in by_left_out.values()]))
+        for key in ("own_classes", "four_classes")
+        if by_left_out and all(key in e for e in by_left_out.values())
+    }
+    return {"pairs": pairs, "by_left_out": dict(sorted(by_left_out.items())), "mean": means}
 
 
 def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:
@@ -752,7 +792,7 @@ def _dropped(manifest: Manifest, scheme: LabelScheme, training) -> dict[str, int
     """Per corpus, the rows that ``scheme`` drops and that a training with the dimensions head
     does not keep for it (:func:`~emovox.train.dataset.dimension_only_rows`, logged)."""
     counts = dropped_by_corpus(manifest, scheme)
-    if training.dimensions:
+    if training.keeps_dimension_rows:
         kept: dict[str, int] = {}
         for u in dimension_only_rows(manifest, scheme):
             kept[u.corpus] = kept.get(u.corpus, 0) + 1

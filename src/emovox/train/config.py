@@ -73,6 +73,10 @@ class TrainConfig:
     then carries both scores."""
     dimensions_weight: float = 0.5
     """Weight of the dimensions head's squared error, added to the emotion loss."""
+    dimension_rows: bool = True
+    """With ``dimensions``: also train the head on the rows the labels drop whose arousal or
+    valence is known (BAVED's levels, EmoDB's boredom), as rows without a class. ``false``
+    trains the head on the classified rows alone (an ablation of that lever)."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -103,6 +107,11 @@ class TrainConfig:
         self._check_augment()
         self._check_options()
 
+    @property
+    def keeps_dimension_rows(self) -> bool:
+        """Whether training keeps the rows without a class for the dimensions head."""
+        return self.dimensions and self.dimension_rows
+
     def _check_options(self) -> None:
         """Validate (and normalise) ``ema``, ``aux_targets``, ``aux_weight``, ``test_crops`` and
         ``speaker_norm``."""
@@ -119,6 +128,7 @@ class TrainConfig:
             raise ValueError("aux_weight must be >= 0")
         self.dimensions = _flag("dimensions", self.dimensions)
         self.dimensions_weight = float(self.dimensions_weight)
+        self.dimension_rows = _flag("dimension_rows", self.dimension_rows)
         if not self.dimensions_weight >= 0:
             raise ValueError("dimensions_weight must be >= 0")
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:

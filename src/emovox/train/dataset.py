@@ -151,7 +151,7 @@ def variant_options(config: TrainConfig) -> dict:
         "augment": config.augment,
         "augment_copies": config.augment_copies,
         "augment_seed": config.seed,
-        "dimension_rows": config.dimensions,
+        "dimension_rows": config.keeps_dimension_rows,
     }
 
 

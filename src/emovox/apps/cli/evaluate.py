@@ -27,7 +27,8 @@ from emovox.apps.cli.options import (
     "--protocol",
     default="emobox",
     show_default=True,
-    help="emobox, loso, sessions (IEMOCAP), speakers-kfold[:K], or random[:K] (speakers leak!).",
+    help="emobox, loso, loco (leave one corpus out), loco-pairs (two out: the nested "
+    "validation of loco), sessions (IEMOCAP), speakers-kfold[:K], or random[:K] (speakers leak!).",
 )
 @click.option("--k", type=int, help="Folds for speakers-kfold / random.")
 @click.option("--folds", help="Run only these folds, e.g. 1,2.")
@@ -128,6 +129,7 @@ def evaluate(
             f"{a['ua_std']:.2f}  WA {a['wa']:.2f}  macro-F1 {a['macro_f1']:.2f}"
         )
     echo_per_corpus(m)
+    echo_nested(m)
     for name, c in m.get("conditions", {}).items():
         if name != "clean":
             click.echo(
@@ -216,6 +218,23 @@ def echo_per_corpus(m) -> None:
                 f" (4 classes {four['ua']:.2f})" if four else ""
             )
         click.echo(line)
+
+
+def echo_nested(m) -> None:
+    """The nested validation of a loco-pairs run: a line per corpus a loco fold leaves out."""
+    nested = m.get("nested_validation")
+    if not nested:
+        return
+    click.echo("  nested validation (4-class UA on the partners of each left-out corpus):")
+    for corpus, e in nested["by_left_out"].items():
+        partners = ", ".join(
+            f"{j} {v['four_classes']:.2f}" for j, v in e["partners"].items() if "four_classes" in v
+        )
+        mean = e.get("four_classes")
+        tail = f"  -> mean {mean:.2f}" if mean is not None else ""
+        click.echo(f"    {corpus}: {partners}{tail}")
+    if "four_classes" in nested.get("mean", {}):
+        click.echo(f"    mean over left-out corpora: {nested['mean']['four_classes']:.2f}")
 
 
 COMMAND = evaluate
