@@ -128,7 +128,7 @@ def lever_table() -> str:
     """The levers, side by side (folds not yet run are left out of the means, and said)."""
     lines = [
         "| run | what it changes | folds | mean validation UA (7 classes) | "
-        "nested validation UA (4 classes, pair folds) | "
+        "nested validation: UA 4 classes (arousal low/high UA) | "
         + " | ".join(f"{c} 4 cl." for c in CORPORA)
         + " | mean 4 classes | arousal low/high UA, mean (corpora) | training, all folds |",
         "|---|---|---|---|---|" + "---|" * len(CORPORA) + "---|---|---|",
@@ -160,8 +160,8 @@ def lever_table() -> str:
 
 def nested_cell(name: str) -> str:
     """The nested validation of ``results/loco-pairs-<name>`` (its finished pair folds): the
-    mean over the left-out corpora of the 4-class UA on their partners, and how many pair
-    folds it rests on."""
+    mean over the left-out corpora of the 4-class UA on their partners (and of the arousal
+    head's low/high UA, where the model has one), and how many pair folds it rests on."""
     from emovox.data.protocols import Fold
     from emovox.evaluate.plans import Plan
     from emovox.evaluate.results import read_predictions
@@ -177,8 +177,9 @@ def nested_cell(name: str) -> str:
         return "—"
     classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")})
     nested = nested_validation(Plan("loco-pairs", tuple(folds), by_corpus=True), rows, classes)
-    mean = nested["mean"].get("four_classes")
-    return f"{_cell(mean)} ({len(folds)} pairs)"
+    mean = nested["mean"]
+    arousal = f"; arousal {_cell(mean['arousal'])}" if "arousal" in mean else ""
+    return f"{_cell(mean.get('four_classes'))}{arousal} ({len(folds)} pairs)"
 
 
 def arousal_cell(per: dict) -> str:

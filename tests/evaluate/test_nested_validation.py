@@ -124,3 +124,28 @@ def test_loco_pairs_through_the_cli_writes_and_reports_the_nested_validation(
     report = render_report(metrics)
     assert "## Nested validation (leave two corpora out)" in report
     assert "| savee | ravdess " in report and "| **mean** |" in report
+
+
+def test_nested_validation_averages_the_arousal_head_where_the_model_has_one() -> None:
+    folds = (Fold(1, (), (), (), ("a", "b")), Fold(2, (), (), (), ("a", "c")))
+    preds = []
+    for fold, corpora in ((1, ("a", "b")), (2, ("a", "c"))):
+        for corpus in corpora:
+            for label, target in (("angry", 0.8), ("sad", -0.6), ("neutral", 0.0)):
+                # corpus c's head gets the side of its high clips wrong
+                said = -0.5 if corpus == "c" and target > 0 else target
+                row = prediction(fold, corpus, label, label)
+                row.update(arousal=said, arousal_target=target, valence=0.0, valence_target=0.0)
+                preds.append(row)
+    nested = nested_validation(Plan("loco-pairs", folds, by_corpus=True), preds, CLASSES)
+    a = nested["by_left_out"]["a"]
+    assert a["partners"]["b"]["arousal"] == 100.0 and a["partners"]["c"]["arousal"] == 50.0
+    assert a["arousal"] == 75.0 and nested["pairs"][0]["ua"]["a"]["arousal"] == 100.0
+    assert nested["mean"]["arousal"] == pytest.approx((75.0 + 100.0 + 100.0) / 3)
+    assert "| mean arousal low/high UA |" in render_report_lines(nested)
+
+
+def render_report_lines(nested: dict) -> str:
+    from emovox.evaluate.results import _nested_lines
+
+    return "\n".join(_nested_lines({"nested_validation": nested}))

@@ -281,21 +281,19 @@ def _nested_lines(m: Mapping) -> list[str]:
         "neutral, sad). Neither the corpus's clips nor its labels take part in them. The "
         "per-corpus table above pools each corpus over every pair fold that tests it.",
         "",
-        "| left-out corpus | UA 4 classes on each partner | mean 4 classes | mean own classes |",
-        "|---|---|---|---|",
+        "| left-out corpus | UA 4 classes on each partner | mean 4 classes | mean own classes "
+        "| mean arousal low/high UA |",
+        "|---|---|---|---|---|",
     ]
     for corpus, e in nested["by_left_out"].items():
         partners = ", ".join(
             f"{j} {_cell(v.get('four_classes'))}" for j, v in e["partners"].items()
         )
-        lines.append(
-            f"| {corpus} | {partners} | {_cell(e.get('four_classes'))} | "
-            f"{_cell(e.get('own_classes'))} |"
-        )
+        cells = " | ".join(_cell(e.get(k)) for k in ("four_classes", "own_classes", "arousal"))
+        lines.append(f"| {corpus} | {partners} | {cells} |")
     mean = nested.get("mean", {})
-    lines.append(
-        f"| **mean** | | {_cell(mean.get('four_classes'))} | {_cell(mean.get('own_classes'))} |"
-    )
+    cells = " | ".join(_cell(mean.get(k)) for k in ("four_classes", "own_classes", "arousal"))
+    lines.append(f"| **mean** | | {cells} |")
     return lines
 
 

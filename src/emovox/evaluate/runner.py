@@ -44,7 +44,7 @@ from emovox.evaluate.results import (
 )
 from emovox.features import FeatureCache
 from emovox.inference.adaptation import guard_speakers
-from emovox.metrics import classification_metrics, dimension_metrics
+from emovox.metrics import classification_metrics, dimension_metrics, sign_ua
 from emovox.progress import console
 from emovox.train.aux import dimension_targets
 from emovox.train.checkpoint import check_resumable
@@ -462,7 +462,8 @@ def nested_validation(plan: Plan, preds: list[dict], classes: list[str]) -> dict
 
     Each pair fold (corpora ``j`` and ``k`` left out) is scored on each of its two corpora
     alone (``pairs``). For the corpus ``k`` a ``loco`` fold leaves out, ``by_left_out[k]``
-    holds the scores on every partner ``j`` of the pair folds run with ``k`` and their mean:
+    holds the scores on every partner ``j`` of the pair folds run with ``k`` (4-class and own-
+    class UA, and the arousal head's low/high UA where the model has it) and their means:
     how well the recipe reaches corpora it has not heard when neither ``k``'s clips nor its
     labels took part, so a choice judged by it never looks at ``k``. ``mean`` is the mean of
     those means over the left-out corpora."""
@@ -472,27 +473,37 @@ def nested_validation(plan: Plan, preds: list[dict], classes: list[str]) -> dict
     pairs, by_left_out = [], {}
     for fold in plan.folds:
         scores = per_corpus_scores(by_fold.get(fold.index, []), classes)
-        cells = {
-            c: {k: scores[c][k]["ua"] for k in ("own_classes", "four_classes") if k in scores[c]}
-            for c in fold.test_corpora
-            if c in scores
-        }
+        cells = {c: _nested_cell(scores[c]) for c in fold.test_corpora if c in scores}
         pairs.append({"fold": fold.index, "corpora": list(fold.test_corpora), "ua": cells})
         for k in fold.test_corpora:
             for j in fold.test_corpora:
                 if j != k and j in cells:
                     by_left_out.setdefault(k, {"partners": {}})["partners"][j] = cells[j]
     for entry in by_left_out.values():
-        for key in ("own_classes", "four_classes"):
+        for key in NESTED_SCORES:
             values = [v[key] for v in entry["partners"].values() if key in v]
             if values:
                 entry[key] = float(np.mean(values))
     means = {
         key: float(np.mean([e[key] for e in by_left_out.values()]))
-        for key in ("own_classes", "four_classes")
+        for key in NESTED_SCORES
         if by_left_out and all(key in e for e in by_left_out.values())
     }
     return {"pairs": pairs, "by_left_out": dict(sorted(by_left_out.items())), "mean": means}
+
+
+NESTED_SCORES = ("own_classes", "four_classes", "arousal")
+"""What the nested validation averages: UA on a corpus's own classes, on the common four, and
+the dimensions head's arousal low/high UA (models with the head)."""
+
+
+def _nested_cell(scores: dict) -> dict[str, float]:
+    """One test corpus of a pair fold: its :data:`NESTED_SCORES` that it has."""
+    cell = {k: scores[k]["ua"] for k in ("own_classes", "four_classes") if k in scores}
+    arousal = sign_ua(scores.get("dimensions", {}).get("arousal", {}))
+    if arousal is not None:
+        cell["arousal"] = arousal
+    return cell
 
 
 def per_corpus_scores(preds: list[dict], classes: list[str]) -> dict[str, dict]:

@@ -233,8 +233,10 @@ def echo_nested(m) -> None:
         mean = e.get("four_classes")
         tail = f"  -> mean {mean:.2f}" if mean is not None else ""
         click.echo(f"    {corpus}: {partners}{tail}")
-    if "four_classes" in nested.get("mean", {}):
-        click.echo(f"    mean over left-out corpora: {nested['mean']['four_classes']:.2f}")
+    mean = nested.get("mean", {})
+    if "four_classes" in mean:
+        arousal = f"; arousal low/high UA {mean['arousal']:.2f}" if "arousal" in mean else ""
+        click.echo(f"    mean over left-out corpora: {mean['four_classes']:.2f}{arousal}")
 
 
 COMMAND = evaluate
