@@ -23,6 +23,7 @@ from emovox.features import (
     feature_from_dict,
     make_feature,
 )
+from emovox.features.logmel import CMVN_STD_FLOOR_DB
 
 SR = 16000
 
@@ -177,6 +178,27 @@ def test_cmvn_per_bin():
     np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-2)
     mfcc = MFCC().extract(y)[0]  # cmvn is MFCC's default
     np.testing.assert_allclose(mfcc.mean(axis=1), 0.0, atol=1e-4)
+
+
+def test_cmvn_floor_keeps_a_band_limited_bin_near_zero():
+    """A telephone-band clip leaves its top mel bins with faint hiss alone, nearly constant:
+    ``cmvn`` blows that residue up to unit variance, ``cmvn-floor`` keeps it small and leaves
+    the bins with speech exactly as ``cmvn`` does."""
+    import scipy.signal
+
+    y = _signal(1.5, seed=10)
+    narrow = scipy.signal.resample_poly(scipy.signal.resample_poly(y, 1, 2), 2, 1)  # 8 kHz
+    hiss = np.random.default_rng(0).normal(0, 1e-4 * np.abs(y).max(), len(y))  # ~ -75 dB
+    band = (narrow[: len(y)] + hiss).astype(np.float32)
+    raw = LogMel(normalize="none").extract(band)[0]
+    quiet = raw.std(axis=1) < 2.0  # the bins above the band: hiss, varying by 1-2 dB
+    assert quiet[-8:].all()
+    plain = LogMel(normalize="cmvn").extract(band)[0]
+    floored = LogMel(normalize="cmvn-floor").extract(band)[0]
+    np.testing.assert_allclose(plain[quiet].std(axis=1), 1.0, atol=1e-2)  # at speech scale
+    assert floored[quiet].std(axis=1).max() < 2.0 / CMVN_STD_FLOOR_DB  # kept small
+    loud = raw.std(axis=1) > CMVN_STD_FLOOR_DB
+    np.testing.assert_allclose(floored[loud], plain[loud], atol=1e-4)
 
 
 def test_normalisation_ignores_padding_in_a_batch():

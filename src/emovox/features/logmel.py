@@ -11,9 +11,16 @@ import torch
 from emovox.features import spectral
 from emovox.features.base import Feature
 
-NORMALIZATIONS = ("none", "utterance", "cmvn")
+NORMALIZATIONS = ("none", "utterance", "cmvn", "cmvn-floor")
 """``utterance``: subtract the utterance's mean and divide by its std over all bins (removes the
-recording's gain, keeps the spectral shape); ``cmvn``: the same per bin over time."""
+recording's gain, keeps the spectral shape); ``cmvn``: the same per bin over time; ``cmvn-floor``:
+``cmvn`` dividing by at least :data:`CMVN_STD_FLOOR_DB`, so that a bin left nearly constant
+(the empty band of telephone or codec audio) stays near 0 instead of being blown up to the
+scale of speech."""
+
+CMVN_STD_FLOOR_DB = 3.0
+"""The smallest per-bin standard deviation ``cmvn-floor`` divides by, in dB: speech bins vary by
+5-15 dB over an utterance, the floor-level residue of a band-limited bin by well under 1 dB."""
 
 
 @dataclasses.dataclass
@@ -104,7 +111,10 @@ class LogMel(Feature):
         count = w.sum(dim=dims, keepdim=True) * (x.shape[1] if self.normalize == "utterance" else 1)
         mean = (x * w).sum(dim=dims, keepdim=True) / count
         var = (((x - mean) * w) ** 2).sum(dim=dims, keepdim=True) / count
-        return (x - mean) / torch.sqrt(var + 1e-5)
+        std = torch.sqrt(var + 1e-5)
+        if self.normalize == "cmvn-floor":
+            std = std.clamp_min(CMVN_STD_FLOOR_DB)
+        return (x - mean) / std
 
 
 @dataclasses.dataclass
