@@ -135,7 +135,7 @@ def lever_table() -> str:
     ]
     for name, what in LEVERS:
         m = load(f"loco-{name}")
-        folds = _folds(name)
+        folds = _folds(f"loco-{name}")
         if not folds:
             continue
         # the folds scored on classes (a dimensions-only fold's validation is the same kind,
@@ -164,19 +164,14 @@ def nested_cell(name: str) -> str:
     head's low/high UA, where the model has one), and how many pair folds it rests on."""
     from emovox.data.protocols import Fold
     from emovox.evaluate.plans import Plan
-    from emovox.evaluate.results import read_predictions
     from emovox.evaluate.runner import nested_validation
 
-    folder = RESULTS / f"loco-pairs-{name}"
-    folds, rows = [], []
-    for path in sorted(folder.glob("fold_*/metrics.json")):
-        f = json.loads(path.read_text())
-        folds.append(Fold(f["fold"], (), (), (), tuple(f["test_corpora"])))
-        rows += read_predictions(path.parent / "predictions.csv")
-    if not folds:
+    run = f"loco-pairs-{name}"
+    folds = tuple(Fold(f["fold"], (), (), (), tuple(f["test_corpora"])) for f in _folds(run))
+    rows, classes = _predictions(run)
+    if not folds or not rows:
         return "—"
-    classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")})
-    nested = nested_validation(Plan("loco-pairs", tuple(folds), by_corpus=True), rows, classes)
+    nested = nested_validation(Plan("loco-pairs", folds, by_corpus=True), rows, classes)
     mean = nested["mean"]
     arousal = f"; arousal {_cell(mean['arousal'])}" if "arousal" in mean else ""
     return f"{_cell(mean.get('four_classes'))}{arousal} ({len(folds)} pairs)"
@@ -193,28 +188,30 @@ def arousal_cell(per: dict) -> str:
     return f"{sum(signs) / len(signs):.1f} ({len(signs)}{baved})"
 
 
-def _folds(name: str) -> list[dict]:
-    """The finished folds of a run (from its ``fold_N/metrics.json``, so a run still going
-    counts the folds it has)."""
-    folder = RESULTS / f"loco-{name}"
-    return [
-        json.loads(p.read_text())
-        for p in sorted(folder.glob("fold_*/metrics.json"))
-    ]
+def _folds(run: str) -> list[dict]:
+    """The finished folds of ``results/<run>`` (from its ``fold_N/metrics.json``, so a run
+    still going counts the folds it has)."""
+    return [json.loads(p.read_text()) for p in sorted((RESULTS / run).glob("fold_*/metrics.json"))]
+
+
+def _predictions(run: str) -> tuple[list[dict], list[str]]:
+    """The prediction rows of the finished folds of ``results/<run>`` and the model's classes
+    (from the rows' ``p_<class>`` columns)."""
+    from emovox.evaluate.results import read_predictions
+
+    rows = []
+    for path in sorted((RESULTS / run).glob("fold_*/predictions.csv")):
+        rows += read_predictions(path)
+    classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")}) if rows else []
+    return rows, classes
 
 
 def _partial(name: str) -> dict:
     """``per_test_corpus`` of a run still going, from its finished folds' predictions."""
-    from emovox.evaluate.results import read_predictions
     from emovox.evaluate.runner import per_corpus_scores
 
-    rows = []
-    for path in sorted((RESULTS / f"loco-{name}").glob("fold_*/predictions.csv")):
-        rows += read_predictions(path)
-    if not rows:
-        return {}
-    classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")})
-    return {"per_test_corpus": per_corpus_scores(rows, classes)}
+    rows, classes = _predictions(f"loco-{name}")
+    return {"per_test_corpus": per_corpus_scores(rows, classes)} if rows else {}
 
 
 def _replace(text: str, start: str, end: str, body: str, readme: Path) -> str:

@@ -128,9 +128,9 @@ class TrainConfig:
             raise ValueError("aux_weight must be >= 0")
         self.dimensions = _flag("dimensions", self.dimensions)
         self.dimensions_weight = float(self.dimensions_weight)
-        self.dimension_rows = _flag("dimension_rows", self.dimension_rows)
         if not self.dimensions_weight >= 0:
             raise ValueError("dimensions_weight must be >= 0")
+        self.dimension_rows = _flag("dimension_rows", self.dimension_rows)
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)
