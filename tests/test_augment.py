@@ -245,6 +245,40 @@ def test_gain_augmentation_clips_when_loud() -> None:
     assert clipped > 0 and np.abs(y).max() == 1.0
 
 
+def test_overdrive_clips_the_same_share_of_a_quiet_and_a_loud_recording() -> None:
+    loud, quiet = tone(1.0, SR, 220.0, amp=0.9), tone(1.0, SR, 220.0, amp=0.01)
+    a, n_loud = aug.overdrive(loud, 12.0)
+    b, n_quiet = aug.overdrive(quiet, 12.0)
+    assert np.abs(a).max() == 1.0 and np.abs(b).max() == 1.0
+    assert n_loud == n_quiet > len(loud) // 2  # a sine 12 dB over full scale: ~84 % clipped
+    assert np.allclose(a, b, atol=1e-4)  # the same shape whatever the recorded level
+    _, light = aug.overdrive(loud, 1.0)
+    _, heavy = aug.overdrive(loud, 30.0)
+    assert 0 < light < n_loud < heavy
+    silent, n = aug.overdrive(np.zeros(SR, dtype=np.float32), 20.0)
+    assert n == 0 and not silent.any()
+
+
+def test_clip_augmentation_draws_its_range_and_counts_the_clipped_samples() -> None:
+    seen = []
+    for seed in range(30):
+        params = aug.draw_augment(["clip"], np.random.default_rng(seed))
+        assert set(params) == {"clip"}  # the only kind asked: always applied
+        seen.append(params["clip"]["over_db"])
+    assert min(seen) >= 0.0 and max(seen) <= 30.0 and max(seen) - min(seen) > 10.0
+    x = speechlike(1.0)
+    y, clipped = aug.apply_augment(x, SR, {"clip": {"over_db": 20.0}}, np.random.default_rng(0))
+    assert clipped > 0 and np.abs(y).max() == 1.0 and len(y) == len(x)
+    # after gain, clip adds its own clipped samples to the count
+    _, both = aug.apply_augment(
+        x, SR, {"gain": {"db": 20.0}, "clip": {"over_db": 20.0}}, np.random.default_rng(0)
+    )
+    assert both > aug.gain(x, 20.0)[1]
+    assert aug.CHAIN_ORDER[-1] == "clip" and "clip" in aug.AUGMENT_KINDS
+    with pytest.raises(ValueError, match="clip"):
+        TrainConfig(augment_copies=1)
+
+
 # -- transforms and the feature cache -------------------------------------------------------------
 
 

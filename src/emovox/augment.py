@@ -32,14 +32,15 @@ def speed_perturb(audio: np.ndarray, sr: int, factor: float) -> np.ndarray:
 
 # -- constants -----------------------------------------------------------------------------------
 
-AUGMENT_KINDS = ("noise", "gain", "pitch", "reverb", "telephone", "codec")
+AUGMENT_KINDS = ("noise", "gain", "pitch", "reverb", "telephone", "codec", "clip")
 """The augmentations :func:`random_augment` knows (``TrainConfig.augment`` takes a subset)."""
 
-CHAIN_ORDER = ("pitch", "reverb", "noise", "gain", "telephone", "codec")
+CHAIN_ORDER = ("pitch", "reverb", "noise", "gain", "telephone", "codec", "clip")
 """The order in which chosen augmentations are applied: the voice (pitch), then the room
 (reverb), then the background (noise), then the recording level (gain, which clips), then the
-line (a telephone band) and the file (a lossy codec). New kinds go at the end, so the chains of
-the older kinds draw the same numbers as before."""
+line (a telephone band) and the file (a lossy codec), and last a saturating stage (clip: a
+playback or re-recording driven past full scale). New kinds go at the end, so the chains of the
+older kinds draw the same numbers as before."""
 
 TELEPHONE_RATE = 8000
 TELEPHONE_BAND_HZ = (300.0, 3400.0)
@@ -175,6 +176,19 @@ def gain(audio: np.ndarray, db: float) -> tuple[np.ndarray, int]:
     is set too high; returns the audio and the number of clipped samples."""
     x = np.asarray(audio, dtype=np.float32) * np.float32(10.0 ** (db / 20.0))
     return hard_clip(x)
+
+
+def overdrive(audio: np.ndarray, over_db: float) -> tuple[np.ndarray, int]:
+    """``audio`` driven ``over_db`` decibels past full scale and hard-clipped to [-1, 1]: its peak
+    is scaled to ``10 ** (over_db / 20)`` first, so the amount of clipping is the same for a
+    quiet and a loud recording (unlike :func:`gain`, whose clipping depends on the recorded
+    level). Returns the audio and the number of clipped samples; silence is returned unchanged.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if peak <= 0.0:
+        return x.copy(), 0
+    return hard_clip(x * np.float32(10.0 ** (over_db / 20.0) / peak))
 
 
 def pitch_shift(audio: np.ndarray, sr: int, semitones: float) -> np.ndarray:
@@ -355,6 +369,7 @@ class AugmentRanges:
         semitones: pitch shift.
         rt60: reverberation time in seconds.
         drr_db: direct-to-reverberant ratio.
+        over_db: how far past full scale a ``clip`` copy drives its peak (:func:`overdrive`).
     """
 
     p: float = 0.5
@@ -366,6 +381,7 @@ class AugmentRanges:
     low_hz: tuple[float, float] = (200.0, 400.0)
     high_hz: tuple[float, float] = (3000.0, 3800.0)
     mp3_kbps: tuple[int, ...] = MP3_BITRATES_KBPS
+    over_db: tuple[float, float] = (0.0, 30.0)
 
 
 DEFAULT_RANGES = AugmentRanges()
@@ -418,6 +434,8 @@ def draw_augment(
             }
         elif k == "codec":
             params[k] = {"kbps": float(ranges.mp3_kbps[int(rng.integers(len(ranges.mp3_kbps)))])}
+        elif k == "clip":
+            params[k] = {"over_db": float(rng.uniform(*ranges.over_db))}
         else:
             params[k] = {"db": float(rng.uniform(*ranges.gain_db))}
     return params
@@ -443,6 +461,9 @@ def apply_augment(
             y = band_limit(y, sr, p["low_hz"], p["high_hz"])
         elif k == "codec":
             y = mp3_roundtrip(y, sr, p["kbps"])
+        elif k == "clip":
+            y, n = overdrive(y, p["over_db"])
+            clipped += n
         else:
             y, clipped = gain(y, p["db"])
     return y, clipped

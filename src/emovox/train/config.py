@@ -148,7 +148,7 @@ class TrainConfig:
 
     def _check_augment(self) -> None:
         """Validate (and normalise) ``augment`` and ``augment_copies``."""
-        from emovox.augment import check_kinds
+        from emovox.augment import AUGMENT_KINDS, check_kinds
 
         self.augment = check_kinds(_names("augment", self.augment))
         copies = self.augment_copies
@@ -162,8 +162,8 @@ class TrainConfig:
             )
         if self.augment_copies and not self.augment:
             raise ValueError(
-                "augment_copies needs augment (a comma list of noise, gain, pitch, reverb, "
-                "telephone, codec)"
+                "augment_copies needs augment (a comma list of "
+                f"{', '.join(AUGMENT_KINDS)})"
             )
 
     def to_dict(self) -> dict:
