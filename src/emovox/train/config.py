@@ -77,6 +77,11 @@ class TrainConfig:
     """With ``dimensions``: also train the head on the rows the labels drop whose arousal or
     valence is known (BAVED's levels, EmoDB's boredom), as rows without a class. ``false``
     trains the head on the classified rows alone (an ablation of that lever)."""
+    corpus_adversary: float = 0.0
+    """Domain-adversarial training against the corpus (0: off): a classifier learns the training
+    items' corpus from the embedding behind a gradient reversal whose scale rises to this value
+    (:mod:`emovox.train.adversary`), pushing the network towards an embedding that does not
+    tell the corpora apart. Needs two or more training corpora and a model with ``embed``."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -131,6 +136,9 @@ class TrainConfig:
         if not self.dimensions_weight >= 0:
             raise ValueError("dimensions_weight must be >= 0")
         self.dimension_rows = _flag("dimension_rows", self.dimension_rows)
+        self.corpus_adversary = float(self.corpus_adversary)
+        if not self.corpus_adversary >= 0:
+            raise ValueError("corpus_adversary must be >= 0 (0: off)")
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)

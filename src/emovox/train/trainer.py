@@ -28,7 +28,8 @@ from emovox.inference.predict import crop_frames, pad_batch, predict_logits, pre
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import SERModel
 from emovox.progress import console, progress_bar
-from emovox.train.aux import AUX_TARGETS, known_ce, known_mse, make_aux_heads
+from emovox.train.adversary import CorpusAdversary, corpus_indices, reversal_scale
+from emovox.train.aux import AUX_TARGETS, embed_dim, known_ce, known_mse, make_aux_heads
 from emovox.train.batches import lr_at, pick_variant, random_crop, spec_augment
 from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
 from emovox.train.config import TrainConfig, resolve_device
@@ -153,22 +154,30 @@ class TrainResult:
 
 class _Net(nn.Module):
     """What one training step runs, as one module (so that ``DistributedDataParallel`` sees
-    every trained parameter): the model's forward, and with auxiliary heads or the dimensions
-    head also the embedding through them (in float32, outside autocast)."""
+    every trained parameter): the model's forward, and with auxiliary heads, the dimensions head
+    or the corpus adversary also the embedding through them (in float32, outside autocast)."""
 
-    def __init__(self, model: SERModel, aux_heads: nn.ModuleDict | None, dims: bool) -> None:
+    def __init__(
+        self,
+        model: SERModel,
+        aux_heads: nn.ModuleDict | None,
+        dims: bool,
+        adversary: CorpusAdversary | None = None,
+    ) -> None:
         super().__init__()
         self.model, self.aux_heads, self.dims = model, aux_heads, dims
+        self.adversary = adversary
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None):
-        if self.aux_heads is None and not self.dims:
-            return self.model(x, mask), {}, None
+        if self.aux_heads is None and not self.dims and self.adversary is None:
+            return self.model(x, mask), {}, None, None
         logits, emb = self.model.forward_with_embedding(x, mask)
         with torch.autocast(x.device.type, enabled=False):
             emb = emb.float()  # bf16 under autocast; the heads train in float32
             aux = {n: h(emb) for n, h in (self.aux_heads or {}).items()}
             dims = self.model.dimensions_from(emb) if self.dims else None
-        return logits, aux, dims
+            adv = self.adversary(emb) if self.adversary is not None else None
+        return logits, aux, dims, adv
 
 
 class Trainer:
@@ -186,6 +195,9 @@ class Trainer:
     the best checkpoint and the final weights. With ``config.aux_targets`` it owns one linear head
     per target on ``model.embed(x, mask)`` (:attr:`aux_heads`); the heads are trained with the
     model and checkpointed for resume, but never become part of the model (nor of a bundle).
+    With ``config.corpus_adversary`` it owns, in the same way, a corpus classifier behind a
+    gradient reversal (:attr:`adversary`, :mod:`emovox.train.adversary`), built by :meth:`fit`
+    from the training items' corpora.
 
     Raises:
         ValueError: ``aux_targets`` are requested for a model without ``embed``.
@@ -210,6 +222,9 @@ class Trainer:
         self._aux_loss = 0.0
         self._dims_y: np.ndarray | None = None
         self._dims_loss = 0.0
+        self.adversary: CorpusAdversary | None = None
+        self._corpus_y: np.ndarray | None = None
+        self._adv_loss = 0.0
         self._val_groups: Sequence[str] | None = None
         if config.aux_targets:
             self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
@@ -244,16 +259,18 @@ class Trainer:
                 (and only taken) when the model has the dimensions head, whose squared error on
                 the known ones joins the loss with weight ``config.dimensions_weight``.
             corpora: each training item's corpus, for ``config.corpus_balance`` (all one corpus
-                when ``None``).
+                when ``None``) and ``config.corpus_adversary`` (which needs two or more).
             val_corpora: each validation item's corpus, for ``config.val_by_corpus``.
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
             ValueError: ``aux_y`` lacks a target of ``config.aux_targets`` or has the wrong length;
-                ``dims_y`` is missing for a model with the dimensions head, or malformed.
+                ``dims_y`` is missing for a model with the dimensions head, or malformed;
+                ``config.corpus_adversary`` without two or more corpora in ``corpora``.
         """
         train_y = np.asarray(train_y, dtype=int)
         self._dims_y = self._check_dims_y(dims_y, len(train_x))
+        self._make_adversary(corpora, len(train_x))
         draw = corpus_balanced_draw(train_y, corpora) if self.config.corpus_balance else None
         run = self._prepare(len(train_x), train_y, aux_y, draw)
         if class_mask is not None:
@@ -319,7 +336,9 @@ class Trainer:
             self.aux_heads.to(self.device)
         self._aux_y = self._check_aux_y(aux_y, n_items)
         self.ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
-        self._net = _Net(model, self.aux_heads, self._dims_y is not None)
+        if self.adversary is not None:
+            self.adversary.to(self.device)
+        self._net = _Net(model, self.aux_heads, self._dims_y is not None, self.adversary)
         size = world()[1]
         if size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -369,6 +388,8 @@ class Trainer:
                     row["aux_loss"] = self._aux_loss
                 if self._dims_y is not None:
                     row["dims_loss"] = self._dims_loss
+                if self.adversary is not None:
+                    row["adversary_loss"] = self._adv_loss
                 improved = self._validate(run, state, row, val)
                 row["seconds"] = time.time() - t_epoch
                 state.record(row, improved)
@@ -409,8 +430,9 @@ class Trainer:
         if state.best_state is not None:
             self.model.load_state_dict(state.best_state)
         self.model.to("cpu", memory_format=torch.contiguous_format)
-        if self.aux_heads is not None:
-            self.aux_heads.to("cpu")
+        for head in (self.aux_heads, self.adversary):
+            if head is not None:
+                head.to("cpu")
         self.model.eval()
 
     # -- internals -----------------------------------------------------------------------------
@@ -419,6 +441,8 @@ class Trainer:
         params = list(self.model.parameters())
         if self.aux_heads is not None:
             params += list(self.aux_heads.parameters())  # after the model's: ids stay as before
+        if self.adversary is not None:
+            params += list(self.adversary.parameters())
         if cfg.optimizer == "adam":
             return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -441,6 +465,20 @@ class Trainer:
                 raise ValueError(f"aux_y[{name!r}] holds values outside -1..{n_cls - 1}")
             out[name] = arr
         return out
+
+    def _make_adversary(self, corpora: Sequence[str] | None, n: int) -> None:
+        """The corpus adversary and each item's corpus index (``config.corpus_adversary``)."""
+        weight = self.config.corpus_adversary
+        if weight <= 0:
+            self.adversary, self._corpus_y = None, None
+            return
+        if not self.model.supports_embedding():
+            raise ValueError(
+                f"model {getattr(self.model, 'name', type(self.model).__name__)!r} has no "
+                "embed(x, mask) method, which corpus_adversary needs; train it without"
+            )
+        self._corpus_y, names = corpus_indices(corpora, n)
+        self.adversary = CorpusAdversary(embed_dim(self.model), len(names), self.config.seed)
 
     def _check_dims_y(self, dims_y, n: int) -> np.ndarray | None:
         if not self.model.has_dimensions():
@@ -509,7 +547,7 @@ class Trainer:
             order = shard(order, rank, size)
             torch.manual_seed(seed + 7_919 * rank)
             gen = torch.Generator().manual_seed(seed + 7_919 * rank)
-        total, count, aux_total, dims_total = 0.0, 0, 0.0, 0.0
+        total, count, aux_total, dims_total, adv_total = 0.0, 0, 0.0, 0.0, 0.0
         for b in range(run.steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             if not idx:
@@ -518,13 +556,18 @@ class Trainer:
             step = (epoch - 1) * run.steps_per_epoch + b
             for g in run.opt.param_groups:
                 g["lr"] = lr_at(step, run.total_steps, cfg.lr, cfg.schedule)
-            loss, aux, dims = self._step(x, mask, y, idx, run, gen)
+            if self.adversary is not None:
+                progress = step / max(run.total_steps - 1, 1)
+                self.adversary.scale = reversal_scale(progress, cfg.corpus_adversary)
+            loss, aux, dims, adv = self._step(x, mask, y, idx, run, gen)
             total += loss * len(idx)
             aux_total += aux * len(idx)
             dims_total += dims * len(idx)
+            adv_total += adv * len(idx)
             count += len(idx)
         self._aux_loss = aux_total / max(count, 1)
         self._dims_loss = dims_total / max(count, 1)
+        self._adv_loss = adv_total / max(count, 1)
         return total / max(count, 1)
 
     def _batch(self, xs, ys: np.ndarray, idx: list[int], crop: int | None, gen: torch.Generator):
@@ -542,9 +585,12 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, mask, y
 
-    def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> tuple[float, float, float]:
-        """Mixup, forward, loss (with the auxiliary heads' and the dimensions head's), backward,
-        optimiser and EMA step; returns the emotion, auxiliary and dimensions losses."""
+    def _step(
+        self, x, mask, y, idx: list[int], run: _Run, gen
+    ) -> tuple[float, float, float, float]:
+        """Mixup, forward, loss (with the auxiliary heads', the dimensions head's and the corpus
+        adversary's), backward, optimiser and EMA step; returns the emotion, auxiliary,
+        dimensions and adversary losses."""
         cfg, model = self.config, self.model
         perm, lam = None, 1.0
         if cfg.mixup > 0 and len(idx) > 1:
@@ -553,12 +599,12 @@ class Trainer:
             x = lam * x + (1 - lam) * x[perm]
             mask = mask | mask[perm]
         with torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"):
-            logits, aux_out, dims_out = self._net(x, mask)
+            logits, aux_out, dims_out, adv_out = self._net(x, mask)
         logits = logits.float()
         loss = run.loss(logits, y, idx)
         if perm is not None:
             loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
-        objective, aux_value, dims_value = loss, 0.0, 0.0
+        objective, aux_value, dims_value, adv_value = loss, 0.0, 0.0, 0.0
         if self.aux_heads is not None:
             aux = self._aux_losses(aux_out, idx, perm, lam)
             objective = objective + cfg.aux_weight * aux
@@ -567,12 +613,20 @@ class Trainer:
             dims = self._dims_losses(dims_out, idx, perm, lam)
             objective = objective + cfg.dimensions_weight * dims
             dims_value = float(dims.detach())
+        if adv_out is not None:
+            assert self._corpus_y is not None
+            t = torch.as_tensor(self._corpus_y[idx], device=adv_out.device)
+            adv = nn.functional.cross_entropy(adv_out, t)
+            if perm is not None:
+                adv = lam * adv + (1 - lam) * nn.functional.cross_entropy(adv_out, t[perm])
+            objective = objective + adv  # the reversal scales what reaches the model
+            adv_value = float(adv.detach())
         run.opt.zero_grad(set_to_none=True)
         objective.backward()
         run.opt.step()
         if self.ema is not None:
             self.ema.update(model)
-        return float(loss.detach()), aux_value, dims_value
+        return float(loss.detach()), aux_value, dims_value, adv_value
 
     def _save(self, opt, state: _Progress) -> None:
         d = self.checkpoint_dir
@@ -587,6 +641,8 @@ class Trainer:
             tensors.update({f"ema.{k}": v for k, v in self.ema.state.items()})
         if self.aux_heads is not None:
             tensors.update({f"aux.{k}": v for k, v in self.aux_heads.state_dict().items()})
+        if self.adversary is not None:
+            tensors.update({f"adv.{k}": v for k, v in self.adversary.state_dict().items()})
         save_tensors(tensors, d / "last.safetensors")
         saved = {
             "epoch": state.epoch,
@@ -626,7 +682,8 @@ class Trainer:
         )
 
     def _load_extra_state(self, d: Path, state: dict, tensors: dict[str, torch.Tensor]) -> None:
-        """The EMA and the auxiliary heads of a checkpoint (needed for an exact resume)."""
+        """The EMA, the auxiliary heads and the corpus adversary of a checkpoint (needed for an
+        exact resume)."""
         if self.ema is not None:
             ema = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
             if not ema:
@@ -643,4 +700,14 @@ class Trainer:
                 raise ValueError(
                     f"{d / 'last.safetensors'}: the checkpoint's auxiliary heads do not fit "
                     f"aux_targets {list(self.config.aux_targets)}; resume with the same setting"
+                ) from exc
+        if self.adversary is not None:
+            adv = {k[len("adv.") :]: v for k, v in tensors.items() if k.startswith("adv.")}
+            try:
+                self.adversary.load_state_dict(adv)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"{d / 'last.safetensors'}: the checkpoint has no corpus adversary for these "
+                    "corpora (trained without corpus_adversary, or on other corpora); resume "
+                    "with the same setting and data"
                 ) from exc
