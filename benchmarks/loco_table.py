@@ -47,7 +47,47 @@ LEVERS = (
         "+ rows without a class teach the arousal/valence head (BAVED's levels, EmoDB's "
         "boredom); BAVED left out as a sixth fold, scored on arousal alone",
     ),
+    (
+        "cnn-augment-dims-cb-cmvn",
+        "`cnn-augment-dims-cb` + `normalize=cmvn` (stopped after one pair: it collapses under "
+        "the telephone augmentation)",
+    ),
+    (
+        "cnn-augment-dims-cb-cmvnfloor",
+        "`cnn-augment-dims-cb` + `normalize=cmvn-floor` (per-bin std floored at 3 dB)",
+    ),
+    (
+        "cnn-augment-dims-cb-valcorpus",
+        "`cnn-augment-dims-cb` + `val_by_corpus=true` (best epoch by the mean of the "
+        "validation corpora's UAs)",
+    ),
+    (
+        "cnn-augment-dims-cb-rows-clip",
+        "`cnn-augment-dims-cb-rows` + the `clip` augmentation (peak driven 0-30 dB past full "
+        "scale)",
+    ),
+    (
+        "cnn-augment-dims-cb-rows-adv",
+        "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
+        "against the corpus)",
+    ),
 )
+"""The levers: ``results/loco-<name>`` (LOCO) and ``results/loco-pairs-<name>`` (nested
+validation); a lever with only one of the two gets dashes for the other."""
+ENSEMBLES = (
+    (
+        (
+            "cnn-augment-dims-cb",
+            "cnn-augment-dims-cb-rows",
+            "cnn-augment-dims-cb-cmvnfloor",
+            "cnn-augment-dims-cb-valcorpus",
+        ),
+        "an ensemble (the mean of the probabilities) of the four nested runs of "
+        "`cnn-augment-dims-cb`, `-rows`, `-cmvnfloor` and `-valcorpus`: what an ensemble, or "
+        "a network distilled from it, could add",
+    ),
+)
+"""Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
 LEVER_START, LEVER_END = "<!-- loco-levers -->", "<!-- /loco-levers -->"
 CORPORA = ("ased", "emodb", "nemo", "ravdess", "tess")
 LANGUAGE = {"ased": "am", "baved": "ar", "emodb": "de", "nemo": "pl", "ravdess": "en", "tess": "en"}
@@ -133,10 +173,14 @@ def lever_table() -> str:
         + " | mean 4 classes | arousal low/high UA, mean (corpora) | training, all folds |",
         "|---|---|---|---|---|" + "---|" * len(CORPORA) + "---|---|---|",
     ]
+    dashes, tail = " | ".join("—" for _ in CORPORA), "| — | — | — |"  # no LOCO run
     for name, what in LEVERS:
         m = load(f"loco-{name}")
         folds = _folds(f"loco-{name}")
         if not folds:
+            nested = nested_cell(name)
+            if nested != "—":  # judged by nested validation only
+                lines.append(f"| `loco-pairs-{name}` | {what} | — | — | {nested} | {dashes} {tail}")
             continue
         # the folds scored on classes (a dimensions-only fold's validation is the same kind,
         # but leaving it out keeps the mean comparable with the five-fold runs)
@@ -155,26 +199,37 @@ def lever_table() -> str:
             + " | ".join(_cell(x) for x in fours)
             + f" | **{mean}** | {arousal_cell(per)} | {wall} |"
         )
+    for names, what in ENSEMBLES:
+        nested = nested_cell(*names)
+        if nested != "—":
+            row = f"| ensemble of {len(names)} | {what} | — | — | {nested} | {dashes} {tail}"
+            lines.append(row)
     return "\n".join(lines)
 
 
-def nested_cell(name: str) -> str:
+def nested_cell(*names: str) -> str:
     """The nested validation of ``results/loco-pairs-<name>`` (its finished pair folds): the
     mean over the left-out corpora of the 4-class UA on their partners (and of the arousal
-    head's low/high UA, where the model has one), and how many pair folds it rests on."""
+    head's low/high UA, where the model has one), and how many pair folds it rests on. With
+    several names, that of their ensemble (:func:`mean_predictions`) on the folds all of them
+    finished."""
     from emovox.data.protocols import Fold
     from emovox.evaluate.plans import Plan
     from emovox.evaluate.runner import nested_validation
 
-    run = f"loco-pairs-{name}"
-    folds = tuple(Fold(f["fold"], (), (), (), tuple(f["test_corpora"])) for f in _folds(run))
-    rows, classes = _predictions(run)
+    runs = [f"loco-pairs-{name}" for name in names]
+    finished = [{f["fold"]: f for f in _folds(run)} for run in runs]
+    shared = sorted(set(finished[0]).intersection(*finished[1:]))
+    folds = tuple(Fold(i, (), (), (), tuple(finished[0][i]["test_corpora"])) for i in shared)
+    rows, classes = mean_predictions(runs)
+    rows = [r for r in rows if r["fold"] in shared]
     if not folds or not rows:
         return "—"
     nested = nested_validation(Plan("loco-pairs", folds, by_corpus=True), rows, classes)
     mean = nested["mean"]
     arousal = f"; arousal {_cell(mean['arousal'])}" if "arousal" in mean else ""
-    return f"{_cell(mean.get('four_classes'))}{arousal} ({len(folds)} pairs)"
+    pairs = f"{len(folds)} pair" + ("s" if len(folds) != 1 else "")
+    return f"{_cell(mean.get('four_classes'))}{arousal} ({pairs})"
 
 
 def arousal_cell(per: dict) -> str:
@@ -204,6 +259,32 @@ def _predictions(run: str) -> tuple[list[dict], list[str]]:
         rows += read_predictions(path)
     classes = sorted({c[2:] for c in rows[0] if c.startswith("p_")}) if rows else []
     return rows, classes
+
+
+def mean_predictions(runs: list[str]) -> tuple[list[dict], list[str]]:
+    """:func:`_predictions` of one run, or of several as an ensemble: for every clip that all
+    of them predicted in the same fold, the mean of their probabilities (and its argmax as the
+    prediction; the other columns, the arousal head's included, from the first run)."""
+    first, classes = _predictions(runs[0])
+    if len(runs) == 1:
+        return first, classes
+    others = []
+    for run in runs[1:]:
+        rows, theirs = _predictions(run)
+        if theirs != classes:
+            raise SystemExit(f"{run}: classes {theirs} differ from {runs[0]}'s {classes}")
+        others.append({(r["fold"], r["path"]): r for r in rows})
+    out = []
+    for r in first:
+        key = (r["fold"], r["path"])
+        if all(key in o for o in others):
+            mean = {
+                f"p_{c}": (float(r[f"p_{c}"]) + sum(float(o[key][f"p_{c}"]) for o in others))
+                / len(runs)
+                for c in classes
+            }
+            out.append({**r, **mean, "predicted": max(classes, key=lambda c: mean[f"p_{c}"])})
+    return out, classes
 
 
 def _partial(name: str) -> dict:
