@@ -316,3 +316,17 @@ def benchmark_module(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def interrupt_at(monkeypatch, at_epoch: int) -> None:
+    """Make ``Trainer._epoch`` raise KeyboardInterrupt when epoch ``at_epoch`` starts."""
+    from emovox.train.trainer import Trainer
+
+    original = Trainer._epoch
+
+    def epoch(self, xs, ys, run, epoch):
+        if epoch == at_epoch:
+            raise KeyboardInterrupt
+        return original(self, xs, ys, run, epoch)
+
+    monkeypatch.setattr(Trainer, "_epoch", epoch)

@@ -13,17 +13,11 @@ CLASSES = ["angry", "happy", "neutral", "sad"]
 
 def write_fold(folder: Path, index: int, right: dict[str, int]) -> None:
     """A finished pair fold: each corpus's first ``right[corpus]`` classes recognised."""
-    fold = folder / f"fold_{index}"
-    fold.mkdir(parents=True)
-    (fold / "metrics.json").write_text(json.dumps({"fold": index, "test_corpora": list(right)}))
-    with (fold / "predictions.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["fold", "corpus", "path", "label", "predicted", *[f"p_{c}" for c in CLASSES]])
-        for corpus, n in right.items():
-            for k, label in enumerate(CLASSES):
-                said = label if k < n else CLASSES[(k + 1) % 4]
-                p = [0.7 if c == said else 0.1 for c in CLASSES]
-                w.writerow([index, corpus, f"{corpus}{k}.wav", label, said, *p])
+    probabilities = {}
+    for corpus, n in right.items():
+        said = [k if k < n else (k + 1) % 4 for k in range(4)]
+        probabilities[corpus] = [[0.7 if i == s else 0.1 for i in range(4)] for s in said]
+    write_probabilities(folder, index, probabilities)
 
 
 def test_the_nested_cell_judges_each_corpus_by_its_partners(tmp_path: Path, monkeypatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_TRAINING, tiny_cnn, toy_data
+from conftest import TOY_TRAINING, interrupt_at, tiny_cnn, toy_data
 from safetensors.torch import load_file
 
 from emovox.models import build_model
@@ -135,14 +135,7 @@ def test_resume_after_ctrl_c_with_the_adversary_equals_an_uninterrupted_run(
 ) -> None:
     cfg = config(corpus_adversary=0.5, epochs=4, schedule="onecycle")
     full, r_full, _ = run(cfg, tmp_path / "full")
-    original = Trainer._epoch
-
-    def epoch(self, xs, ys, run_, n):
-        if n == 3:
-            raise KeyboardInterrupt
-        return original(self, xs, ys, run_, n)
-
-    monkeypatch.setattr(Trainer, "_epoch", epoch)
+    interrupt_at(monkeypatch, 3)
     with pytest.raises(TrainingInterrupted):
         run(cfg, tmp_path / "cut")
     monkeypatch.undo()

@@ -19,6 +19,7 @@ from conftest import (
     SYNTH_SPEAKERS,
     TINY_CNN,
     TOY_TRAINING,
+    interrupt_at,
     synth_manifest,
     synth_scheme,
     tiny_config,
@@ -107,18 +108,6 @@ def scripted_evaluate(monkeypatch, val_uas: list[float]) -> dict[int, dict]:
 
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
     return seen
-
-
-def interrupt_at(monkeypatch, at_epoch: int) -> None:
-    """Make ``Trainer._epoch`` raise KeyboardInterrupt when epoch ``at_epoch`` starts."""
-    original = Trainer._epoch
-
-    def epoch(self, xs, ys, run, epoch):
-        if epoch == at_epoch:
-            raise KeyboardInterrupt
-        return original(self, xs, ys, run, epoch)
-
-    monkeypatch.setattr(Trainer, "_epoch", epoch)
 
 
 def perturb_batch_norm(model: nn.Module, seed: int = 0) -> None:

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import (
     SYNTH_EMOTIONS,
     TOY_TRAINING,
+    interrupt_at,
     run_cli,
     synth_manifest,
     synth_scheme,
@@ -241,14 +242,7 @@ def test_resume_after_ctrl_c_with_ema_equals_an_uninterrupted_run(
 ) -> None:
     config = toy_config(ema=0.7, aux_targets=("gender",), epochs=4, schedule="onecycle")
     full, r_full, _ = run_aux_ema(config, tmp_path / "full")
-    original = Trainer._epoch
-
-    def epoch(self, xs, ys, run, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(self, xs, ys, run, epoch)
-
-    monkeypatch.setattr(Trainer, "_epoch", epoch)
+    interrupt_at(monkeypatch, 3)
     with pytest.raises(TrainingInterrupted):
         run_aux_ema(config, tmp_path / "cut")
     monkeypatch.undo()

@@ -692,22 +692,25 @@ class Trainer:
                     "trained without ema); resume it with the same ema setting"
                 )
             self.ema.load(ema, int(state.get("ema_updates", 0)))
-        if self.aux_heads is not None:
-            aux = {k[len("aux.") :]: v for k, v in tensors.items() if k.startswith("aux.")}
+        heads = (
+            (
+                self.aux_heads,
+                "aux.",
+                f"the checkpoint's auxiliary heads do not fit aux_targets "
+                f"{list(self.config.aux_targets)}; resume with the same setting",
+            ),
+            (
+                self.adversary,
+                "adv.",
+                "the checkpoint has no corpus adversary for these corpora (trained without "
+                "corpus_adversary, or on other corpora); resume with the same setting and data",
+            ),
+        )
+        for head, prefix, mismatch in heads:
+            if head is None:
+                continue
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
-                self.aux_heads.load_state_dict(aux)
+                head.load_state_dict(own)
             except RuntimeError as exc:
-                raise ValueError(
-                    f"{d / 'last.safetensors'}: the checkpoint's auxiliary heads do not fit "
-                    f"aux_targets {list(self.config.aux_targets)}; resume with the same setting"
-                ) from exc
-        if self.adversary is not None:
-            adv = {k[len("adv.") :]: v for k, v in tensors.items() if k.startswith("adv.")}
-            try:
-                self.adversary.load_state_dict(adv)
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"{d / 'last.safetensors'}: the checkpoint has no corpus adversary for these "
-                    "corpora (trained without corpus_adversary, or on other corpora); resume "
-                    "with the same setting and data"
-                ) from exc
+                raise ValueError(f"{d / 'last.safetensors'}: {mismatch}") from exc
