@@ -330,3 +330,19 @@ def interrupt_at(monkeypatch, at_epoch: int) -> None:
         return original(self, xs, ys, run, epoch)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
+
+
+def full_and_resumed_after_ctrl_c(run, config, folder, monkeypatch, at_epoch: int = 3):
+    """``run(config, out, resume=False, seed=0)`` once uninterrupted into ``folder/full``, and
+    once cut by Ctrl-C at ``at_epoch`` into ``folder/cut`` then resumed there with fresh
+    weights (``seed=9``, so everything must come from the checkpoint): both runs' returns."""
+    import pytest
+
+    from emovox.train.trainer import TrainingInterrupted
+
+    full = run(config, folder / "full")
+    interrupt_at(monkeypatch, at_epoch)
+    with pytest.raises(TrainingInterrupted):
+        run(config, folder / "cut")
+    monkeypatch.undo()
+    return full, run(config, folder / "cut", resume=True, seed=9)

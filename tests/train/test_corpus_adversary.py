@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_TRAINING, interrupt_at, tiny_cnn, toy_data
+from conftest import TOY_TRAINING, full_and_resumed_after_ctrl_c, tiny_cnn, toy_data
 from safetensors.torch import load_file
 
 from emovox.models import build_model
@@ -19,7 +19,7 @@ from emovox.train.adversary import (
     reverse_gradient,
 )
 from emovox.train.config import TrainConfig
-from emovox.train.trainer import Trainer, TrainingInterrupted
+from emovox.train.trainer import Trainer
 
 HOP = 0.01
 
@@ -134,13 +134,10 @@ def test_resume_after_ctrl_c_with_the_adversary_equals_an_uninterrupted_run(
     tmp_path: Path, monkeypatch
 ) -> None:
     cfg = config(corpus_adversary=0.5, epochs=4, schedule="onecycle")
-    full, r_full, _ = run(cfg, tmp_path / "full")
-    interrupt_at(monkeypatch, 3)
-    with pytest.raises(TrainingInterrupted):
-        run(cfg, tmp_path / "cut")
-    monkeypatch.undo()
-    # fresh weights: the model and the adversary must both come from the checkpoint
-    resumed, r_resumed, _ = run(cfg, tmp_path / "cut", resume=True, seed=9)
+    # fresh weights on resume: the model and the adversary must both come from the checkpoint
+    (full, r_full, _), (resumed, r_resumed, _) = full_and_resumed_after_ctrl_c(
+        run, cfg, tmp_path, monkeypatch
+    )
     state = full.state_dict()
     assert all(torch.equal(state[k], resumed.state_dict()[k]) for k in state)
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in r_full.history]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import (
     SYNTH_EMOTIONS,
     TOY_TRAINING,
-    interrupt_at,
+    full_and_resumed_after_ctrl_c,
     run_cli,
     synth_manifest,
     synth_scheme,
@@ -42,7 +42,7 @@ from emovox.models import build_model
 from emovox.train.aux import aux_labels, known_ce
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import Dataset, speaker_subset
-from emovox.train.trainer import Trainer, TrainingInterrupted
+from emovox.train.trainer import Trainer
 
 HOP = 0.01
 SR = 16000
@@ -241,12 +241,9 @@ def test_resume_after_ctrl_c_with_ema_equals_an_uninterrupted_run(
     tmp_path: Path, monkeypatch
 ) -> None:
     config = toy_config(ema=0.7, aux_targets=("gender",), epochs=4, schedule="onecycle")
-    full, r_full, _ = run_aux_ema(config, tmp_path / "full")
-    interrupt_at(monkeypatch, 3)
-    with pytest.raises(TrainingInterrupted):
-        run_aux_ema(config, tmp_path / "cut")
-    monkeypatch.undo()
-    resumed, r_resumed, _ = run_aux_ema(config, tmp_path / "cut", resume=True, seed=9)
+    (full, r_full, _), (resumed, r_resumed, _) = full_and_resumed_after_ctrl_c(
+        run_aux_ema, config, tmp_path, monkeypatch
+    )
     assert same_state(full.state_dict(), resumed.state_dict())
     assert strip_seconds(r_full.history) == strip_seconds(r_resumed.history)
 
