@@ -17,6 +17,22 @@ def random_crop(a: np.ndarray, frames: int, gen: torch.Generator) -> np.ndarray:
     return a[..., start : start + frames]
 
 
+def crop_pair(
+    a: np.ndarray, b: np.ndarray, frames: int, gen: torch.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same random window of two views of one utterance (each zero-padded when shorter;
+    the start is drawn on the shorter view, so it falls inside both)."""
+    t = min(a.shape[-1], b.shape[-1])
+    start = 0 if t <= frames else int(torch.randint(0, t - frames + 1, (1,), generator=gen))
+    return tuple(_window(v, start, frames) for v in (a, b))  # type: ignore[return-value]
+
+
+def _window(a: np.ndarray, start: int, frames: int) -> np.ndarray:
+    out = a[..., start : start + frames]
+    short = frames - out.shape[-1]
+    return np.pad(out, [(0, 0)] * (a.ndim - 1) + [(0, short)]) if short > 0 else out
+
+
 def spec_augment(
     x: torch.Tensor,
     gen: torch.Generator,
@@ -58,3 +74,24 @@ def pick_variant(item, gen: torch.Generator) -> np.ndarray:
     if isinstance(item, (list, tuple)):
         return item[int(torch.randint(0, len(item), (1,), generator=gen))]
     return item
+
+
+def pick_two_variants(item, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two different variants of an item drawn at random (the array twice when it has one)."""
+    if not isinstance(item, (list, tuple)) or len(item) < 2:
+        one = pick_variant(item, gen)
+        return one, one
+    i = int(torch.randint(0, len(item), (1,), generator=gen))
+    j = int(torch.randint(0, len(item) - 1, (1,), generator=gen))
+    return item[i], item[j + (j >= i)]
+
+
+def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean Jensen-Shannon divergence (nats) between the softmaxes of two ``[B, C]`` logit
+    tensors: 0 when the two views get the same probabilities, at most ln 2."""
+    logp_a = torch.log_softmax(logits_a.float(), dim=1)
+    logp_b = torch.log_softmax(logits_b.float(), dim=1)
+    log_m = torch.logsumexp(torch.stack([logp_a, logp_b]), dim=0) - math.log(2.0)
+    kl_a = (logp_a.exp() * (logp_a - log_m)).sum(1)
+    kl_b = (logp_b.exp() * (logp_b - log_m)).sum(1)
+    return (0.5 * (kl_a + kl_b)).mean()

@@ -82,6 +82,13 @@ class TrainConfig:
     items' corpus from the embedding behind a gradient reversal whose scale rises to this value
     (:mod:`emovox.train.adversary`), pushing the network towards an embedding that does not
     tell the corpora apart. Needs two or more training corpora and a model with ``embed``."""
+    consistency: float = 0.0
+    """Weight of a consistency loss between two views of each training item (0: off; needs
+    variants, i.e. ``augment_copies`` or ``speed_perturb``). Each step then takes half a batch of
+    items, each in two different variants (the same crop of both), so that a step and an epoch
+    cost what they cost without it; the Jensen-Shannon divergence between the two views' class
+    probabilities joins the emotion loss with this weight (AugMix's consistency term, with two
+    views): the network learns to give a clip the same answer whatever the microphone did."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -139,6 +146,16 @@ class TrainConfig:
         self.corpus_adversary = float(self.corpus_adversary)
         if not self.corpus_adversary >= 0:
             raise ValueError("corpus_adversary must be >= 0 (0: off)")
+        self.consistency = float(self.consistency)
+        if not self.consistency >= 0:
+            raise ValueError("consistency must be >= 0 (0: off)")
+        if self.consistency > 0 and not (self.augment_copies or self.speed_perturb):
+            raise ValueError(
+                "consistency compares two variants of each item: it needs augment_copies >= 1 "
+                "or speed_perturb"
+            )
+        if self.consistency > 0 and self.mixup > 0:
+            raise ValueError("consistency and mixup cannot be combined (choose one)")
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)

@@ -30,7 +30,15 @@ from emovox.models.base import SERModel
 from emovox.progress import console, progress_bar
 from emovox.train.adversary import CorpusAdversary, corpus_indices, reversal_scale
 from emovox.train.aux import AUX_TARGETS, embed_dim, known_ce, known_mse, make_aux_heads
-from emovox.train.batches import lr_at, pick_variant, random_crop, spec_augment
+from emovox.train.batches import (
+    crop_pair,
+    js_divergence,
+    lr_at,
+    pick_two_variants,
+    pick_variant,
+    random_crop,
+    spec_augment,
+)
 from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
 from emovox.train.config import TrainConfig, resolve_device
 from emovox.train.distributed import broadcast_buffers, is_main, local_device, shard, world
@@ -225,6 +233,7 @@ class Trainer:
         self.adversary: CorpusAdversary | None = None
         self._corpus_y: np.ndarray | None = None
         self._adv_loss = 0.0
+        self._cons_loss = 0.0
         self._val_groups: Sequence[str] | None = None
         if config.aux_targets:
             self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
@@ -390,6 +399,8 @@ class Trainer:
                     row["dims_loss"] = self._dims_loss
                 if self.adversary is not None:
                     row["adversary_loss"] = self._adv_loss
+                if cfg.consistency > 0:
+                    row["consistency_loss"] = self._cons_loss
                 improved = self._validate(run, state, row, val)
                 row["seconds"] = time.time() - t_epoch
                 state.record(row, improved)
@@ -547,50 +558,60 @@ class Trainer:
             order = shard(order, rank, size)
             torch.manual_seed(seed + 7_919 * rank)
             gen = torch.Generator().manual_seed(seed + 7_919 * rank)
-        total, count, aux_total, dims_total, adv_total = 0.0, 0, 0.0, 0.0, 0.0
+        per_step = max(1, cfg.batch_size // 2) if cfg.consistency > 0 else cfg.batch_size
+        totals = dict.fromkeys(("emotion", "aux", "dims", "adv", "consistency"), 0.0)
+        count = 0
         for b in range(run.steps_per_epoch):
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            idx = order[b * per_step : (b + 1) * per_step]
             if not idx:
                 break
-            x, mask, y = self._batch(xs, ys, idx, run.crop, gen)
+            x, mask, y, rows = self._batch(xs, ys, idx, run.crop, gen)
             step = (epoch - 1) * run.steps_per_epoch + b
             for g in run.opt.param_groups:
                 g["lr"] = lr_at(step, run.total_steps, cfg.lr, cfg.schedule)
             if self.adversary is not None:
                 progress = step / max(run.total_steps - 1, 1)
                 self.adversary.scale = reversal_scale(progress, cfg.corpus_adversary)
-            loss, aux, dims, adv = self._step(x, mask, y, idx, run, gen)
-            total += loss * len(idx)
-            aux_total += aux * len(idx)
-            dims_total += dims * len(idx)
-            adv_total += adv * len(idx)
-            count += len(idx)
-        self._aux_loss = aux_total / max(count, 1)
-        self._dims_loss = dims_total / max(count, 1)
-        self._adv_loss = adv_total / max(count, 1)
-        return total / max(count, 1)
+            losses = self._step(x, mask, y, rows, run, gen)
+            for k, v in losses.items():
+                totals[k] += v * len(rows)
+            count += len(rows)
+        self._aux_loss = totals["aux"] / max(count, 1)
+        self._dims_loss = totals["dims"] / max(count, 1)
+        self._adv_loss = totals["adv"] / max(count, 1)
+        self._cons_loss = totals["consistency"] / max(count, 1)
+        return totals["emotion"] / max(count, 1)
 
     def _batch(self, xs, ys: np.ndarray, idx: list[int], crop: int | None, gen: torch.Generator):
-        """Variants drawn, cropped, padded, masked (SpecAugment) and moved to the device."""
+        """Variants drawn, cropped, padded, masked (SpecAugment) and moved to the device; with
+        ``config.consistency`` each item twice, two different variants of the same window (the
+        first views, then the second ones). Returns ``x``, ``mask``, ``y`` and the training item
+        of each row."""
         cfg = self.config
-        items = [pick_variant(xs[i], gen) for i in idx]
-        if crop is not None:
-            items = [random_crop(a, crop, gen) for a in items]
+        if cfg.consistency > 0:
+            pairs = [pick_two_variants(xs[i], gen) for i in idx]
+            if crop is not None:
+                pairs = [crop_pair(a, b, crop, gen) for a, b in pairs]
+            items = [a for a, _ in pairs] + [b for _, b in pairs]
+            rows = idx + idx
+        else:
+            items = [pick_variant(xs[i], gen) for i in idx]
+            if crop is not None:
+                items = [random_crop(a, crop, gen) for a in items]
+            rows = idx
         x, mask = pad_batch(items)
-        y = torch.as_tensor(ys[idx], dtype=torch.long)
+        y = torch.as_tensor(ys[rows], dtype=torch.long)
         if cfg.specaugment:
             x = spec_augment(x, gen)
         x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, mask, y
+        return x, mask, y, rows
 
-    def _step(
-        self, x, mask, y, idx: list[int], run: _Run, gen
-    ) -> tuple[float, float, float, float]:
-        """Mixup, forward, loss (with the auxiliary heads', the dimensions head's and the corpus
-        adversary's), backward, optimiser and EMA step; returns the emotion, auxiliary,
-        dimensions and adversary losses."""
+    def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> dict[str, float]:
+        """Mixup, forward, loss (with the auxiliary heads', the dimensions head's, the corpus
+        adversary's and the two views' consistency), backward, optimiser and EMA step; returns
+        the emotion, auxiliary, dimensions, adversary and consistency losses by name."""
         cfg, model = self.config, self.model
         perm, lam = None, 1.0
         if cfg.mixup > 0 and len(idx) > 1:
@@ -604,7 +625,12 @@ class Trainer:
         loss = run.loss(logits, y, idx)
         if perm is not None:
             loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
-        objective, aux_value, dims_value, adv_value = loss, 0.0, 0.0, 0.0
+        objective, aux_value, dims_value, adv_value, cons_value = loss, 0.0, 0.0, 0.0, 0.0
+        if cfg.consistency > 0:
+            half = len(idx) // 2
+            cons = js_divergence(logits[:half], logits[half:])
+            objective = objective + cfg.consistency * cons
+            cons_value = float(cons.detach())
         if self.aux_heads is not None:
             aux = self._aux_losses(aux_out, idx, perm, lam)
             objective = objective + cfg.aux_weight * aux
@@ -626,7 +652,13 @@ class Trainer:
         run.opt.step()
         if self.ema is not None:
             self.ema.update(model)
-        return float(loss.detach()), aux_value, dims_value, adv_value
+        return {
+            "emotion": float(loss.detach()),
+            "aux": aux_value,
+            "dims": dims_value,
+            "adv": adv_value,
+            "consistency": cons_value,
+        }
 
     def _save(self, opt, state: _Progress) -> None:
         d = self.checkpoint_dir
