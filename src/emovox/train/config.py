@@ -88,7 +88,8 @@ class TrainConfig:
     items, each in two different variants (the same crop of both), so that a step and an epoch
     cost what they cost without it; the Jensen-Shannon divergence between the two views' class
     probabilities joins the emotion loss with this weight (AugMix's consistency term, with two
-    views): the network learns to give a clip the same answer whatever the microphone did."""
+    views; under ``mixup`` both views are mixed with the same partner and weight): the network
+    learns to give a clip the same answer whatever the microphone did."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -154,8 +155,6 @@ class TrainConfig:
                 "consistency compares two variants of each item: it needs augment_copies >= 1 "
                 "or speed_perturb"
             )
-        if self.consistency > 0 and self.mixup > 0:
-            raise ValueError("consistency and mixup cannot be combined (choose one)")
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)

@@ -616,7 +616,12 @@ class Trainer:
         perm, lam = None, 1.0
         if cfg.mixup > 0 and len(idx) > 1:
             lam = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
-            perm = torch.randperm(len(idx), generator=gen).to(self.device)
+            if cfg.consistency > 0:  # the same mixing of both views
+                half = len(idx) // 2
+                p = torch.randperm(half, generator=gen)
+                perm = torch.cat([p, p + half]).to(self.device)
+            else:
+                perm = torch.randperm(len(idx), generator=gen).to(self.device)
             x = lam * x + (1 - lam) * x[perm]
             mask = mask | mask[perm]
         with torch.autocast(self.device.type, torch.bfloat16, cfg.precision == "bf16"):
