@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from emovox.audio import SAMPLE_RATE, load_audio
+from emovox.features.declip import declip
 
 
 @dataclasses.dataclass
@@ -28,11 +29,25 @@ class Feature:
     """Bumped when the feature's computation changes under the same parameters, so that cached
     arrays of the old computation are not served (it is part of the cache key when not 0)."""
     sample_rate: int = SAMPLE_RATE
+    declip: bool = False
+    """Redraw hard-clipped runs before computing (:func:`emovox.features.declip.declip`); audio
+    without clipped runs gets the same features either way."""
 
     # -- configuration -------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-ready parameters, with the registry name under ``"name"``."""
-        return {"name": self.name, **dataclasses.asdict(self)}
+        """JSON-ready parameters, with the registry name under ``"name"``. ``declip`` is left
+        out while it is off, so that configurations (bundles, caches, resumable runs) written
+        before it existed read as they were."""
+        config = {"name": self.name, **dataclasses.asdict(self)}
+        if not self.declip:
+            del config["declip"]
+        return config
+
+    def front(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`."""
+        if not self.declip:
+            return list(waves)
+        return [declip(np.asarray(w, dtype=np.float32)) for w in waves]
 
     @property
     def hop_seconds(self) -> float:
@@ -55,6 +70,7 @@ class Feature:
         self, waves: Sequence[np.ndarray], device: str | torch.device = "cpu", batch_size: int = 16
     ) -> list[np.ndarray]:
         """Features of each waveform (at :attr:`sample_rate`), computed in padded batches."""
+        waves = self.front(waves)
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))  # little padding
         results: dict[int, np.ndarray] = {}
         for start in range(0, len(order), batch_size):

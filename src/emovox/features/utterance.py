@@ -66,7 +66,7 @@ class UtteranceFeature(Feature):
             ValueError: a waveform is shorter than ``min_seconds`` or its vector is not finite.
         """
         out = []
-        for i, wave in enumerate(waves):
+        for i, wave in enumerate(self.front(waves)):
             wave = np.ascontiguousarray(wave, dtype=np.float32)
             seconds = len(wave) / self.sample_rate
             if seconds < self.min_seconds:

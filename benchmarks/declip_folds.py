@@ -1,0 +1,163 @@
+"""Does redrawing clipped runs keep a clip's label when it is recorded too loud?
+
+For every finished fold of an ``emovox evaluate`` results folder (its saved ``fold_N/model`` and
+``fold_N/predictions.csv``): each test file is read, scaled by each gain and clipped to [-1, 1]
+(as a recording that hits full scale), and predicted by the fold's model twice: as trained, and
+with the feature's ``declip`` on (:mod:`emovox.features.declip`, no retraining). Reported per
+test corpus and gain: the share of files whose label equals their label at the recorded level
+(each front end against itself), the UA, and how many files of the recorded level declip
+changes at all (clean files must keep their label: ``unchanged_at_0db``). Results are written
+after every fold; a rerun skips the folds already in ``--out`` (resumable).
+
+    python benchmarks/declip_folds.py --run benchmarks/results/loco-cnn-augment-dims-cb-rows-clip \\
+        [--gains 10,20] [--limit N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from int8_folds import fold_rows
+
+from emovox._fs import atomic_write_text
+from emovox.evaluate.machine import machine_info
+from emovox.inference.recognizer import Recognizer
+from emovox.metrics import unweighted_accuracy
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def labels_of(rec: Recognizer, waves: list[np.ndarray], names: list[str]) -> np.ndarray:
+    return np.array([p.label for p in rec.predict_waveforms(waves, names)])
+
+
+def ua(rec: Recognizer, truth: list[str], pred: np.ndarray) -> float:
+    index = {c: i for i, c in enumerate(rec.labels)}
+    keep = [i for i, t in enumerate(truth) if t in index]
+    y = np.array([index[truth[i]] for i in keep])
+    p = np.array([index[pred[i]] for i in keep])
+    return 100 * unweighted_accuracy(y, p, len(rec.labels))
+
+
+def measure_fold(model: Path, rows: list[dict], gains: list[float]) -> dict:
+    """Labels and UA of one fold's test files at each gain, with and without declipping."""
+    plain = Recognizer.load(model)
+    fixed = Recognizer.load(model)
+    fixed.feature = dataclasses.replace(fixed.feature, declip=True)
+    names = [r["path"] for r in rows]
+    waves = [plain.feature.load(n) for n in names]
+    corpora = np.array([r.get("corpus", "") for r in rows])
+    truth = [r["label"] for r in rows]
+    base = {"plain": labels_of(plain, waves, names), "declip": labels_of(fixed, waves, names)}
+    out: dict = {"test_files": len(rows), "corpora": {}}
+    for corpus in sorted(set(corpora)):
+        sel = np.flatnonzero(corpora == corpus)
+        out["corpora"][corpus] = {
+            "files": len(sel),
+            "unchanged_at_0db": round(
+                100 * float(np.mean(base["plain"][sel] == base["declip"][sel])), 2
+            ),
+            "gains": {},
+        }
+    for g in gains:
+        factor = 10 ** (g / 20)
+        loud = [np.clip(w * factor, -1.0, 1.0).astype(np.float32) for w in waves]
+        clipped = np.array([np.count_nonzero(np.abs(w * factor) > 1.0) > 0 for w in waves])
+        got = {"plain": labels_of(plain, loud, names), "declip": labels_of(fixed, loud, names)}
+        for corpus, entry in out["corpora"].items():
+            sel = np.flatnonzero(corpora == corpus)
+            t = [truth[i] for i in sel]
+            entry["gains"][f"{g:+g}"] = {
+                "files_clipped": int(clipped[sel].sum()),
+                **{
+                    f"agreement_{k}": round(100 * float(np.mean(got[k][sel] == base[k][sel])), 2)
+                    for k in got
+                },
+                **{f"ua_{k}": round(ua(plain, t, got[k][sel]), 2) for k in got},
+            }
+    return out
+
+
+def summarise(result: dict, gains: list[float]) -> None:
+    """The mean over the test corpora so far, per gain, in place."""
+    entries = [c for f in result["folds"] for c in f["corpora"].values()]
+    mean: dict = {"corpora": len(entries)}
+    if entries:
+        same = [e["unchanged_at_0db"] for e in entries]
+        mean["unchanged_at_0db"] = round(float(np.mean(same)), 2)
+    for g in (f"{g:+g}" for g in gains):
+        rows = [e["gains"][g] for e in entries if g in e["gains"]]
+        if rows:
+            mean[g] = {
+                k: round(float(np.mean([r[k] for r in rows])), 2)
+                for k in ("agreement_plain", "agreement_declip", "ua_plain", "ua_declip")
+            }
+    result["mean"] = mean
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="An `emovox evaluate --out` folder.")
+    ap.add_argument("--gains", default="10,20", help="dB above the recorded level, comma list.")
+    ap.add_argument("--limit", type=int, default=0, help="At most this many files per fold.")
+    ap.add_argument("--out", help="JSON to write (default: results/declip_folds_<run>.json).")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
+    args = ap.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _main(args, argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
+    run = Path(args.run)
+    gains = [float(g) for g in args.gains.split(",")]
+    out = Path(args.out or RESULTS / f"declip_folds_{run.name}.json")
+    rows = fold_rows(run)
+    if not rows:
+        print(f"{run}: no finished fold with a saved model", file=sys.stderr)
+        return 2
+    done = json.loads(out.read_text())["folds"] if out.is_file() else []
+    have = {f["fold"] for f in done}
+    result = {
+        "command": " ".join(["python", "benchmarks/declip_folds.py", *argv]),
+        "run": run.as_posix(),
+        "machine": machine_info(),
+        "folds": done,
+    }
+    for fold in sorted(rows):
+        test = [r for r in rows[fold] if r["label"]]
+        if fold in have or not test:
+            continue  # done, or a dimensions-only fold
+        if args.limit and len(test) > args.limit:
+            test = test[:: len(test) // args.limit][: args.limit]
+        row = {"fold": fold, **measure_fold(run / f"fold_{fold}" / "model", test, gains)}
+        result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
+        summarise(result, gains)
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        for corpus, entry in row["corpora"].items():
+            cells = ", ".join(
+                f"{g} dB kept {v['agreement_plain']:.1f} -> {v['agreement_declip']:.1f} %"
+                for g, v in entry["gains"].items()
+            )
+            print(f"fold {fold} {corpus}: {cells}; at 0 dB {entry['unchanged_at_0db']:.1f} % same")
+    summarise(result, gains)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
