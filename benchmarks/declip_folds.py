@@ -10,7 +10,7 @@ changes at all (clean files must keep their label: ``unchanged_at_0db``). Result
 after every fold; a rerun skips the folds already in ``--out`` (resumable).
 
     python benchmarks/declip_folds.py --run benchmarks/results/loco-cnn-augment-dims-cb-rows-clip \\
-        [--gains 10,20] [--limit N] [--out FILE]
+        [--gains=10,20] [--limit N] [--out FILE]   (negative gains: --gains=-10,10)
 """
 
 from __future__ import annotations
