@@ -7,6 +7,11 @@ model hears as arousal (sad and happy clips turn "angry"). :func:`declip` replac
 a cubic spline through the unclipped samples, never below the ceiling (the true waveform was
 at least there) and at most :data:`MAX_GAIN` times above it. Audio without such runs is
 returned unchanged, so clean recordings get exactly the features they had.
+
+The spline is close to the true wave while the runs are short (a fifth of the samples clipped);
+when most of a wave is clipped it only guesses, so heavy overdrive is partly undone, not undone.
+Clipping also flattens the loudness contour (loud frames lose up to the overdrive in level
+while quiet ones keep theirs), which no redrawing of the waveform restores.
 """
 
 from __future__ import annotations
