@@ -9,7 +9,7 @@ at least there) and at most :data:`MAX_GAIN` times above it. Audio without such 
 returned unchanged, so clean recordings get exactly the features they had.
 
 The spline is close to the true wave while the runs are short (a fifth of the samples clipped);
-when most of a wave is clipped it only guesses, so heavy overdrive is partly undone, not undone.
+when most of a wave is clipped it only guesses, so heavy overdrive is only partly undone.
 Clipping also flattens the loudness contour (loud frames lose up to the overdrive in level
 while quiet ones keep theirs), which the redrawing gives back only as far as its peaks reach.
 """
