@@ -9,8 +9,15 @@ test corpus and gain: the share of files whose label equals their label at the r
 changes at all (clean files must keep their label: ``unchanged_at_0db``). Results are written
 after every fold; a rerun skips the folds already in ``--out`` (resumable).
 
+With ``--anatomy`` the model as trained also hears the two halves of what clipping does, apart
+(the question being which half moves the label): ``compressed``, the loud waveform unclipped
+but with the clipped one's loudness contour (each 10-ms frame scaled to the clipped frame's
+RMS: the flattened dynamics without the distortion), and ``distorted``, the clipped waveform
+with each frame scaled back to the unclipped frame's RMS (the distortion without the
+flattening).
+
     python benchmarks/declip_folds.py --run benchmarks/results/loco-cnn-augment-dims-cb-rows-clip \\
-        [--gains=10,20] [--limit N] [--out FILE]   (negative gains: --gains=-10,10)
+        [--gains=10,20] [--limit N] [--anatomy] [--out FILE]   (negative gains: --gains=-10,10)
 """
 
 from __future__ import annotations
@@ -34,6 +41,23 @@ from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FRAME_SECONDS = 0.01
+"""The frames over which ``--anatomy`` matches loudness."""
+KINDS = ("plain", "declip", "compressed", "distorted")
+
+
+def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of each whole ``frame``-sample frame of ``x``."""
+    n = len(x) // frame * frame
+    return np.sqrt(np.mean(x[:n].reshape(-1, frame) ** 2, axis=1) + 1e-12)
+
+
+def with_loudness_of(x: np.ndarray, y: np.ndarray, frame: int) -> np.ndarray:
+    """``x`` with each whole frame scaled to the RMS of the same frame of ``y``."""
+    gain = frame_rms(y, frame) / frame_rms(x, frame)
+    out = x.astype(np.float32).copy()
+    out[: len(gain) * frame] *= np.repeat(gain, frame).astype(np.float32)
+    return out
 
 
 def labels_of(rec: Recognizer, waves: list[np.ndarray], names: list[str]) -> np.ndarray:
@@ -48,8 +72,11 @@ def ua(rec: Recognizer, truth: list[str], pred: np.ndarray) -> float:
     return 100 * unweighted_accuracy(y, p, len(rec.labels))
 
 
-def measure_fold(model: Path, rows: list[dict], gains: list[float]) -> dict:
-    """Labels and UA of one fold's test files at each gain, with and without declipping."""
+def measure_fold(
+    model: Path, rows: list[dict], gains: list[float], anatomy: bool = False
+) -> dict:
+    """Labels and UA of one fold's test files at each gain, with and without declipping (and
+    with ``anatomy``, of the compressed and the distorted halves of clipping)."""
     plain = Recognizer.load(model)
     fixed = Recognizer.load(model)
     fixed.feature = dataclasses.replace(fixed.feature, declip=True)
@@ -68,18 +95,29 @@ def measure_fold(model: Path, rows: list[dict], gains: list[float]) -> dict:
             ),
             "gains": {},
         }
+    frame = int(FRAME_SECONDS * plain.sample_rate)
     for g in gains:
         factor = 10 ** (g / 20)
         loud = [np.clip(w * factor, -1.0, 1.0).astype(np.float32) for w in waves]
         clipped = np.array([np.count_nonzero(np.abs(w * factor) > 1.0) > 0 for w in waves])
         got = {"plain": labels_of(plain, loud, names), "declip": labels_of(fixed, loud, names)}
+        if anatomy:
+            scaled = [w * factor for w in waves]
+            pairs = list(zip(scaled, loud, strict=True))
+            halves = {
+                "compressed": [with_loudness_of(s, c, frame) for s, c in pairs],
+                "distorted": [with_loudness_of(c, s, frame) for s, c in pairs],
+            }
+            got.update({k: labels_of(plain, v, names) for k, v in halves.items()})
         for corpus, entry in out["corpora"].items():
             sel = np.flatnonzero(corpora == corpus)
             t = [truth[i] for i in sel]
             entry["gains"][f"{g:+g}"] = {
                 "files_clipped": int(clipped[sel].sum()),
                 **{
-                    f"agreement_{k}": round(100 * float(np.mean(got[k][sel] == base[k][sel])), 2)
+                    f"agreement_{k}": round(
+                        100 * float(np.mean(got[k][sel] == base.get(k, base["plain"])[sel])), 2
+                    )
                     for k in got
                 },
                 **{f"ua_{k}": round(ua(plain, t, got[k][sel]), 2) for k in got},
@@ -97,10 +135,8 @@ def summarise(result: dict, gains: list[float]) -> None:
     for g in (f"{g:+g}" for g in gains):
         rows = [e["gains"][g] for e in entries if g in e["gains"]]
         if rows:
-            mean[g] = {
-                k: round(float(np.mean([r[k] for r in rows])), 2)
-                for k in ("agreement_plain", "agreement_declip", "ua_plain", "ua_declip")
-            }
+            keys = [f"{m}_{k}" for m in ("agreement", "ua") for k in KINDS if f"{m}_{k}" in rows[0]]
+            mean[g] = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in keys}
     result["mean"] = mean
 
 
@@ -110,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", required=True, help="An `emovox evaluate --out` folder.")
     ap.add_argument("--gains", default="10,20", help="dB above the recorded level, comma list.")
     ap.add_argument("--limit", type=int, default=0, help="At most this many files per fold.")
+    ap.add_argument(
+        "--anatomy", action="store_true", help="Also the compressed and distorted halves."
+    )
     ap.add_argument("--out", help="JSON to write (default: results/declip_folds_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     args = ap.parse_args(argv)
@@ -143,7 +182,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             continue  # done, or a dimensions-only fold
         if args.limit and len(test) > args.limit:
             test = test[:: len(test) // args.limit][: args.limit]
-        row = {"fold": fold, **measure_fold(run / f"fold_{fold}" / "model", test, gains)}
+        model = run / f"fold_{fold}" / "model"
+        row = {"fold": fold, **measure_fold(model, test, gains, args.anatomy)}
         result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
         summarise(result, gains)
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")

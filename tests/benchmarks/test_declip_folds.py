@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 from conftest import benchmark_module
 
 
@@ -51,3 +52,29 @@ def test_declip_folds_scores_each_corpus_at_each_gain_and_resumes(
     before = out.read_text()
     assert module.main(args) == 0  # resumed: nothing left to do
     assert json.loads(out.read_text())["folds"] == json.loads(before)["folds"]
+    assert "agreement_compressed" not in result["mean"]["+40"]
+    anatomy = tmp_path / "anatomy.json"
+    args = ["--run", str(run), "--gains=-10", "--limit", "4", "--anatomy", "--out", str(anatomy)]
+    assert module.main(args) == 0
+    quiet = json.loads(anatomy.read_text())["mean"]["-10"]
+    # nothing clips 10 dB down: both halves are the quiet copy itself, every label kept
+    assert quiet["agreement_compressed"] == quiet["agreement_distorted"] == 100.0
+
+
+def test_the_two_halves_of_clipping_split_loudness_from_distortion() -> None:
+    module = benchmark_module("declip_folds")
+    t = np.arange(3200) / 16000
+    x = (np.sin(2 * np.pi * 200 * t) * np.linspace(0.05, 1, t.size)).astype(np.float32)
+    scaled = 4 * x
+    loud = np.clip(scaled, -1, 1)
+    frame = 160
+    compressed = module.with_loudness_of(scaled, loud, frame)
+    distorted = module.with_loudness_of(loud, scaled, frame)
+    rms = module.frame_rms
+    assert np.allclose(rms(compressed, frame), rms(loud, frame), rtol=1e-4)
+    assert np.allclose(rms(distorted, frame), rms(scaled, frame), rtol=1e-4)
+    # the compressed half keeps the sine's shape in every frame; the distorted one the flat tops
+    first = compressed[:frame] / np.abs(compressed[:frame]).max()
+    assert np.allclose(first, x[:frame] / np.abs(x[:frame]).max(), atol=1e-4)
+    last = distorted[-frame:]
+    assert np.sum(np.isclose(np.abs(last), np.abs(last).max())) > 10
