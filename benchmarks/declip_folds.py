@@ -29,14 +29,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from int8_folds import fold_rows
+from int8_folds import fold_rows, resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
-from emovox.evaluate.machine import machine_info
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
 
@@ -152,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="JSON to write (default: results/declip_folds_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     args = ap.parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        return _main(args, argv)
-    finally:
-        torch.set_num_threads(threads)
+    return with_threads(args.threads, _main, args, argv)
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -168,14 +161,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if not rows:
         print(f"{run}: no finished fold with a saved model", file=sys.stderr)
         return 2
-    done = json.loads(out.read_text())["folds"] if out.is_file() else []
-    have = {f["fold"] for f in done}
-    result = {
-        "command": " ".join(["python", "benchmarks/declip_folds.py", *argv]),
-        "run": run.as_posix(),
-        "machine": machine_info(),
-        "folds": done,
-    }
+    result, have = resumed_result("declip_folds.py", run, out, argv)
     for fold in sorted(rows):
         test = [r for r in rows[fold] if r["label"]]
         if fold in have or not test:

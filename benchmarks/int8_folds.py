@@ -100,12 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="JSON to write (default: results/int8_folds_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     args = ap.parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    return with_threads(args.threads, _main, args, argv)
+
+
+def with_threads(threads: int, fn, *args):
+    """``fn(*args)`` with torch on ``threads`` threads; the caller's count put back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        return _main(args, argv)
+        return fn(*args)
     finally:
-        torch.set_num_threads(threads)  # the caller's (a test process) put back
+        torch.set_num_threads(before)  # the caller's (a test process) put back
+
+
+def resumed_result(script: str, run: Path, out: Path, argv: list[str]) -> tuple[dict, set[int]]:
+    """A per-fold benchmark's result so far (the folds already in ``out``, which a rerun skips,
+    with the command, the run and the machine) and the numbers of those folds."""
+    done = json.loads(out.read_text())["folds"] if out.is_file() else []
+    result = {
+        "command": " ".join(["python", f"benchmarks/{script}", *argv]),
+        "run": run.as_posix(),
+        "machine": machine_info(),
+        "folds": done,
+    }
+    return result, {f["fold"] for f in done}
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -115,14 +133,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if not rows:
         print(f"{run}: no finished fold with a saved model", file=sys.stderr)
         return 2
-    done = json.loads(out.read_text())["folds"] if out.is_file() else []
-    have = {f["fold"] for f in done}
-    result = {
-        "command": " ".join(["python", "benchmarks/int8_folds.py", *argv]),
-        "run": run.as_posix(),
-        "machine": machine_info(),
-        "folds": done,
-    }
+    result, have = resumed_result("int8_folds.py", run, out, argv)
     with tempfile.TemporaryDirectory(prefix="emovox-int8-") as tmp:
         for fold in sorted(rows):
             if fold in have or not any(r["label"] for r in rows[fold]):
