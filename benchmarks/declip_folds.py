@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from int8_folds import fold_rows, resumed_result, with_threads
+from int8_folds import resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
 from emovox.inference.recognizer import Recognizer
@@ -157,11 +157,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     gains = [float(g) for g in args.gains.split(",")]
     out = Path(args.out or RESULTS / f"declip_folds_{run.name}.json")
-    rows = fold_rows(run)
-    if not rows:
-        print(f"{run}: no finished fold with a saved model", file=sys.stderr)
+    start = resumed_result("declip_folds.py", run, out, argv)
+    if start is None:
         return 2
-    result, have = resumed_result("declip_folds.py", run, out, argv)
+    rows, result, have = start
     for fold in sorted(rows):
         test = [r for r in rows[fold] if r["label"]]
         if fold in have or not test:

@@ -113,9 +113,17 @@ def with_threads(threads: int, fn, *args):
         torch.set_num_threads(before)  # the caller's (a test process) put back
 
 
-def resumed_result(script: str, run: Path, out: Path, argv: list[str]) -> tuple[dict, set[int]]:
-    """A per-fold benchmark's result so far (the folds already in ``out``, which a rerun skips,
-    with the command, the run and the machine) and the numbers of those folds."""
+def resumed_result(
+    script: str, run: Path, out: Path, argv: list[str]
+) -> tuple[dict[int, list[dict]], dict, set[int]] | None:
+    """Where a per-fold benchmark of ``run`` starts: each finished fold's test rows
+    (:func:`fold_rows`), the result so far (the folds already in ``out``, which a rerun skips,
+    with the command, the run and the machine) and the numbers of those folds; ``None``, said
+    on stderr, when ``run`` has no finished fold with a saved model."""
+    rows = fold_rows(run)
+    if not rows:
+        print(f"{run}: no finished fold with a saved model", file=sys.stderr)
+        return None
     done = json.loads(out.read_text())["folds"] if out.is_file() else []
     result = {
         "command": " ".join(["python", f"benchmarks/{script}", *argv]),
@@ -123,17 +131,16 @@ def resumed_result(script: str, run: Path, out: Path, argv: list[str]) -> tuple[
         "machine": machine_info(),
         "folds": done,
     }
-    return result, {f["fold"] for f in done}
+    return rows, result, {f["fold"] for f in done}
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     out = Path(args.out or RESULTS / f"int8_folds_{run.name}.json")
-    rows = fold_rows(run)
-    if not rows:
-        print(f"{run}: no finished fold with a saved model", file=sys.stderr)
+    start = resumed_result("int8_folds.py", run, out, argv)
+    if start is None:
         return 2
-    result, have = resumed_result("int8_folds.py", run, out, argv)
+    rows, result, have = start
     with tempfile.TemporaryDirectory(prefix="emovox-int8-") as tmp:
         for fold in sorted(rows):
             if fold in have or not any(r["label"] for r in rows[fold]):
