@@ -572,5 +572,5 @@ def test_loco_leaves_each_corpus_out_and_scores_it_on_its_own_classes(
     assert "adapted_predicted" in header and "adapted_p_boredom" in header
     report = (out / "report.md").read_text()
     assert "speaker-adapted: UA own classes" in report
-    assert "other unlabelled utterances.\n\n| test corpus |" in report  # the note, then the table
+    assert "allows (guarded).\n\n| test corpus |" in report  # the note, then the table
     assert "speaker-adapted UA" in result.output

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, tiny_cli, train_tiny
 
-from emovox.inference.adaptation import AdaptationGuard, guard_speakers, spread
+from emovox.inference.adaptation import AdaptationGuard, balance_priors, guard_speakers, spread
 from emovox.inference.recognizer import Recognizer
 
 
@@ -183,10 +183,15 @@ def test_cli_segments_one_speaker_and_a_plain_model(
     assert [g["probabilities"] for g in got] == [
         pytest.approx(w["probabilities"], abs=1e-5) for w in want
     ]
-    plain = Recognizer.load(trained_bundle)
-    assert plain.predict_segments(path, vad="energy", one_speaker=True) == plain.predict_segments(
-        path, vad="energy"
-    )
+    # a model without speaker_norm balances the segments' predictions with their mean instead
+    plain = Recognizer.load(trained_bundle, guard=None)
+    alone = plain.predict_segments(path, vad="energy")
+    balanced = plain.predict_segments(path, vad="energy", one_speaker=True)
+    per_utt = np.array([[s["probabilities"][c] for c in plain.labels] for s in alone])
+    want = balance_priors(per_utt)
+    got = np.array([[s["probabilities"][c] for c in plain.labels] for s in balanced])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, per_utt, atol=1e-3)
 
 
 def test_a_one_speaker_live_session_adapts_as_it_goes(

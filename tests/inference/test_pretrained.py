@@ -239,6 +239,16 @@ def test_model_card_check_catches_drift_and_card_rerenders(tmp_path: Path) -> No
         update_model_card(root=REPO, model_dir=folder)  # the sources the card names
         assert check_model_card(REPO, folder) == []
     config = json.loads((folder / "config.json").read_text())
+    # a setting the bundle predates counts as its default: absent = consistency 0, the default
+    assert "consistency" not in config["training"] or config["training"]["consistency"] == 0.0
+    config["training"].pop("consistency", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    assert not any("training settings" in p for p in check_model_card(REPO, folder))
+    config["training"]["consistency"] = 1.0  # a real difference
+    (folder / "config.json").write_text(json.dumps(config))
+    problems = check_model_card(REPO, folder)
+    assert any("training settings differ" in p and "consistency" in p for p in problems)
+    config["training"].pop("consistency")
     config["training"]["crop_seconds"] = 9.0
     (folder / "config.json").write_text(json.dumps(config))
     problems = check_model_card(REPO, folder)

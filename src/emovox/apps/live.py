@@ -87,10 +87,11 @@ class LiveSession:
         save_dir: write each utterance there as ``utterance_NNN.wav``.
         vad: ``auto`` (silero when installed), ``silero`` or ``energy``.
         config: the segmentation settings.
-        one_speaker: the session is one speaker: a ``speaker_norm`` model standardises each
-            utterance with the statistics of the session's utterances so far (itself included),
+        one_speaker: the session is one speaker: each utterance is adapted to the session's
+            utterances so far (itself included; a ``speaker_norm`` model standardises it with
+            their statistics, any other balances its prediction with their mean prediction),
             as far as the recognizer's guard allows (none below its minimum of utterances, then
-            more as they vary); other models predict each utterance alone, as without it.
+            more as they vary).
     """
 
     def __init__(
@@ -123,7 +124,7 @@ class LiveSession:
         self._shown: tuple[Segment, int] | None = None  # the held-back segment shown, its index
         self.utterances: dict[int, LiveResult] = {}
         """The latest prediction of every utterance, by index."""
-        self.one_speaker = one_speaker and recognizer.speaker_norm
+        self.one_speaker = one_speaker
         self._session: dict[int, np.ndarray] = {}  # features of the utterances, by index
         self.count = 0
         # the first prediction pays for lazy initialisation: pay it now, not after an utterance
@@ -226,8 +227,8 @@ class LiveSession:
 
 
     def _predict_adapted(self, audio: np.ndarray, index: int):
-        """The utterance standardised with the session's statistics so far (``None``: too short
-        to make features of)."""
+        """The utterance adapted to the session so far (``None``: too short to make features
+        of)."""
         rec = self.recognizer
         try:
             (feat,) = rec.feature([audio])

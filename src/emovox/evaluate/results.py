@@ -48,7 +48,8 @@ class FoldResult:
     components: dict[str, dict] | None = None
     conditions: dict[str, dict] | None = None
     speaker_adapted: dict | None = None
-    """UA, WA and macro-F1 with test-speaker normalisation (recipes with ``speaker_norm``), with
+    """UA, WA and macro-F1 adapted to each test speaker (:func:`~emovox.evaluate.runner.
+    speaker_adapted`: feature statistics with ``speaker_norm``, balanced outputs otherwise), with
     ``guarded`` (:mod:`emovox.inference.adaptation`) and ``one_emotion_per_speaker`` (the
     guard's worst case: per utterance, adapted and guarded on each speaker's clips of one
     emotion)."""
@@ -375,10 +376,12 @@ def _corpora_lines(m: Mapping) -> list[str]:
         head = "| test corpus | UA | WA | macro-F1 | UA own classes | UA 4 classes | n |"
         if adapted:
             intro += (
-                "; the speaker-adapted columns normalise each test speaker with that speaker's "
-                "other unlabelled utterances"
+                "; the speaker-adapted columns adapt to each test speaker with that speaker's "
+                "other unlabelled utterances (feature statistics for a speaker_norm model, its "
+                "balanced output probabilities otherwise), in full and as far as the guard "
+                "allows (guarded)"
             )
-            head += " speaker-adapted: UA own classes | UA 4 classes |"
+            head += " speaker-adapted: UA own classes | UA 4 classes | guarded: UA 4 classes |"
         lines += [intro + ".", "", head, _rule(head)]
         for c, v in per.items():
             if v.get("dimensions_only"):
@@ -387,6 +390,7 @@ def _corpora_lines(m: Mapping) -> list[str]:
             if adapted:
                 a = v.get("speaker_adapted", {})
                 cells += [a.get(k, {}).get("ua") for k in ("own_classes", "four_classes")]
+                cells.append(v.get("speaker_adapted_guarded", {}).get("four_classes", {}).get("ua"))
             cells.insert(2, v["n"])
             lines.append(
                 f"| {c} | {v['ua']:.2f} | {v['wa']:.2f} | {v['macro_f1']:.2f} | "

@@ -43,7 +43,12 @@ from emovox.evaluate.results import (
     write_results,
 )
 from emovox.features import FeatureCache
-from emovox.inference.adaptation import guard_speakers
+from emovox.inference.adaptation import (
+    BALANCE_GUARD,
+    DEFAULT_GUARD,
+    balance_speakers,
+    guard_speakers,
+)
 from emovox.metrics import classification_metrics, dimension_metrics, sign_ua
 from emovox.progress import console
 from emovox.train.aux import dimension_targets
@@ -90,11 +95,15 @@ def run(
             rows = read_predictions(fold_dir / "predictions.csv")
             what = "arousal and valence only" if result.ua is None else f"UA {result.ua:.1f}"
             console.log(f"fold {fold.index}: reusing finished result ({what})")
+            changed = _adapt_reused_fold(data, fold, recipe, result, rows)
+            if changed is not None:
+                rows = changed
+                write_csv(fold_dir / "predictions.csv", rows)
             if (
                 scorer is not None
                 and result.ua is not None
                 and _score_missing_conditions(data, fold, recipe, fold_dir, result, rows, scorer)
-            ):
+            ) or changed is not None:
                 atomic_write_text(done, json.dumps(result.to_dict(), indent=2))
             finished[fold.index] = (result, rows)
         else:
@@ -112,6 +121,38 @@ def run(
 
 FOLD_MODEL = "model"
 """The folder of a fold's trained model (a bundle) inside ``fold_N``."""
+
+
+def _adapt_reused_fold(
+    data: Dataset, fold: Fold, recipe: Recipe, result: FoldResult, rows: list[dict]
+) -> list[dict] | None:
+    """A reused fold finished before every recipe was scored speaker-adapted: its
+    speaker-adapted scores (into ``result``) and prediction rows with the adapted and guarded
+    columns, from the per-utterance probabilities it saved (balanced outputs need no model).
+    ``None`` when there is nothing to add (already adapted, ``speaker_norm``, no classes)."""
+    if result.ua is None or result.speaker_adapted is not None or recipe.training.speaker_norm:
+        return None
+    by_path = {r["path"]: r for r in rows}
+    saved = [by_path[data.manifest[i].path] for i in fold.test]
+    proba = np.array([[float(r[f"p_{c}"]) for c in data.classes] for r in saved], np.float32)
+    pa, pg = speaker_adapted(None, data, fold.test, recipe, proba)
+    ty = data.y[list(fold.test)]
+    adapted = _scores(ty, pa, data.classes)
+    adapted["guarded"] = _scores(ty, pg, data.classes)
+    adapted["one_emotion_per_speaker"] = one_emotion_scores(None, data, fold.test, recipe, proba)
+    result.speaker_adapted = adapted
+    console.log(
+        f"fold {fold.index}: speaker-adapted from its saved predictions: UA {adapted['ua']:.1f}, "
+        f"guarded {adapted['guarded']['ua']:.1f}"
+    )
+    dims = {f"{d}{end}" for d in DIMENSIONS for end in ("", "_target")}
+    out = []
+    for row, a, g in zip(saved, pa, pg, strict=True):
+        new = {k: v for k, v in row.items() if k not in dims}
+        new.update(_prediction_columns(data.classes, a, ADAPTED))
+        new.update(_prediction_columns(data.classes, g, GUARDED))
+        out.append(new | {k: v for k, v in row.items() if k in dims})
+    return out
 
 
 def _score_missing_conditions(
@@ -153,9 +194,9 @@ def run_fold(
     """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions (and
     the trained model saved as a bundle in ``model_dir``).
 
-    Every test utterance is classified alone (the headline: what a user with one clip gets); a
-    recipe that normalises per speaker is also scored with each test speaker's statistics from
-    that speaker's other unlabelled utterances (``speaker_adapted``)."""
+    Every test utterance is classified alone (the headline: what a user with one clip gets),
+    and is also scored adapted to its speaker, from that speaker's other unlabelled utterances
+    (``speaker_adapted``, :func:`speaker_adapted`)."""
     what = ", ".join(fold.test_corpora or fold.test_speakers)
     position = [f.index for f in plan.folds].index(fold.index) + 1
     counter = f"fold {fold.index} ({position} of {len(plan.folds)})"
@@ -192,13 +233,10 @@ def run_fold(
         )
         return result, prediction_rows(data, fold, proba, plan.by_corpus, dims=dims)
     m = classification_metrics(ty, proba.argmax(1), data.classes)
-    adapted = pa = pg = None
-    if recipe.training.speaker_norm:
-        pa = predict_subset(net, data, fold.test, recipe.training)
-        pg = guard_speakers(proba, pa, [data.manifest[i].speaker for i in fold.test])
-        adapted = _scores(ty, pa, data.classes)
-        adapted["guarded"] = _scores(ty, pg, data.classes)
-        adapted["one_emotion_per_speaker"] = one_emotion_scores(net, data, fold.test, recipe, proba)
+    pa, pg = speaker_adapted(net, data, fold.test, recipe, proba)
+    adapted = _scores(ty, pa, data.classes)
+    adapted["guarded"] = _scores(ty, pg, data.classes)
+    adapted["one_emotion_per_speaker"] = one_emotion_scores(net, data, fold.test, recipe, proba)
     result = FoldResult(
         **_training_facts(fold, net, trained, val_speakers, dt),
         ua=m["ua"],
@@ -226,6 +264,19 @@ def run_fold(
     )
     rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg, dims=dims)
     return result, rows
+
+
+def speaker_adapted(net, data: Dataset, test, recipe: Recipe, proba) -> tuple:
+    """The test clips speaker-adapted, unguarded and guarded (``[n, C]`` each; ``proba``: the
+    per-utterance probabilities of ``test``). A ``speaker_norm`` recipe standardises every clip
+    with its speaker's statistics (:data:`DEFAULT_GUARD`); any other balances each speaker's
+    output probabilities (:func:`balance_speakers`, :data:`BALANCE_GUARD`)."""
+    speakers = [data.manifest[i].speaker for i in test]
+    if recipe.training.speaker_norm:
+        adapted = predict_subset(net, data, test, recipe.training)
+        return adapted, guard_speakers(proba, adapted, speakers, DEFAULT_GUARD)
+    adapted = balance_speakers(proba, speakers)
+    return adapted, guard_speakers(proba, adapted, speakers, BALANCE_GUARD)
 
 
 def _training_facts(fold: Fold, net, trained, val_speakers: list[str], dt: float) -> dict:
@@ -278,6 +329,23 @@ ONE_EMOTION_MIN_CLIPS = 2
 clips (statistics need more than one)."""
 
 
+def one_emotion_rows(speakers: Sequence[str], labels: Sequence, draw: int = 0) -> list[int]:
+    """The rows (indices into ``speakers`` and ``labels``) of the one-emotion-per-speaker test:
+    each speaker keeps the rows of one label, drawn from the speaker's name (and ``draw``, for
+    other draws) among its labels with at least :data:`ONE_EMOTION_MIN_CLIPS` rows (the same
+    draw in every run)."""
+    by_speaker: dict[str, dict] = {}
+    for r, (s, y) in enumerate(zip(speakers, labels, strict=True)):
+        by_speaker.setdefault(s, {}).setdefault(y, []).append(r)
+    keep: list[int] = []
+    for speaker, classes in sorted(by_speaker.items()):
+        options = sorted(c for c, rows in classes.items() if len(rows) >= ONE_EMOTION_MIN_CLIPS)
+        if options:
+            rng = np.random.default_rng(stable_hash(speaker) + draw)
+            keep += classes[options[int(rng.integers(len(options)))]]
+    return sorted(keep)
+
+
 def one_emotion_scores(net, data: Dataset, test, recipe: Recipe, proba) -> dict:
     """The test set of the adaptation guard's worst case: each test speaker keeps the clips of
     one emotion only (drawn per speaker, from its name, among those with at least
@@ -285,23 +353,14 @@ def one_emotion_scores(net, data: Dataset, test, recipe: Recipe, proba) -> dict:
     Scored per utterance (``proba``, the same rows as the full test), speaker-adapted with the
     statistics of those clips alone, and guarded (:func:`guard_speakers`)."""
     row_of = {int(i): r for r, i in enumerate(test)}
-    by_speaker: dict[str, dict[int, list[int]]] = {}
-    for i in test:
-        by_speaker.setdefault(data.manifest[i].speaker, {}).setdefault(int(data.y[i]), []).append(
-            int(i)
-        )
-    keep: list[int] = []
-    for speaker, classes in sorted(by_speaker.items()):
-        options = sorted(c for c, rows in classes.items() if len(rows) >= ONE_EMOTION_MIN_CLIPS)
-        if options:
-            rng = np.random.default_rng(stable_hash(speaker))
-            keep += classes[options[int(rng.integers(len(options)))]]
+    test = [int(i) for i in test]
+    speakers = [data.manifest[i].speaker for i in test]
+    keep = [test[r] for r in one_emotion_rows(speakers, [int(data.y[i]) for i in test])]
     if not keep:
         return {"n": 0, "speakers": 0}
     y = data.y[keep]
     per_utt = proba[[row_of[i] for i in keep]]
-    adapted = predict_subset(net, data, keep, recipe.training)
-    guarded = guard_speakers(per_utt, adapted, [data.manifest[i].speaker for i in keep])
+    adapted, guarded = speaker_adapted(net, data, keep, recipe, per_utt)
     return {
         "n": len(keep),
         "speakers": len({data.manifest[i].speaker for i in keep}),
@@ -313,7 +372,8 @@ def one_emotion_scores(net, data: Dataset, test, recipe: Recipe, proba) -> dict:
 
 ADAPTED = "adapted_"
 """Prefix of the speaker-adapted columns of ``predictions.csv`` (``adapted_predicted`` and the
-probabilities ``adapted_p_<class>``), written for recipes that normalise per speaker."""
+probabilities ``adapted_p_<class>``), written for every fold with classes
+(:func:`speaker_adapted`)."""
 
 GUARDED = "guarded_"
 """Prefix of the guarded speaker-adapted columns of ``predictions.csv``

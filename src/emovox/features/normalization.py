@@ -31,13 +31,16 @@ class SpeakerStats:
 
     ``weight`` is how far a prediction may use them (the share of the adapted prediction,
     :mod:`emovox.inference.adaptation`), when the recognizer has measured it over the speaker's
-    clips; ``None``: not measured."""
+    clips; ``None``: not measured. ``mean_proba`` is a model's mean per-utterance probabilities
+    over the speaker's clips, for a model that adapts at its output
+    (:func:`~emovox.inference.adaptation.balance_priors`); ``None``: not measured."""
 
     mean: np.ndarray
     std: np.ndarray
     n_frames: int
     n_utterances: int
     weight: float | None = None
+    mean_proba: np.ndarray | None = None
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``x`` (``[S, F, T]``) standardised with these statistics, as float32.

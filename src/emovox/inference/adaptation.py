@@ -16,6 +16,13 @@ classes) decides how far to trust the speaker's statistics:
 So a speaker whose clips all sound alike is predicted per utterance (as a user with one clip is),
 and adaptation can never take a prediction further from the per-utterance one than the material
 allows; ``n / (n + prior)`` shrinks towards the per-utterance prediction when there are few clips.
+
+A model trained without ``speaker_norm`` adapts at its output instead (:func:`balance_priors`):
+a voice that sounds sad to the model in every clip pulls all of its clips towards sad, and
+dividing each clip's probabilities by the speaker's mean probabilities takes that pull out (the
+speaker is then assumed to use every class alike, which is what the guard checks, so a speaker
+heard in one emotion keeps the per-utterance prediction). Its guard,
+:data:`BALANCE_GUARD`, was chosen on nested validation (``benchmarks/adapt_guard.py``).
 """
 
 from __future__ import annotations
@@ -67,7 +74,38 @@ class AdaptationGuard:
 
 
 DEFAULT_GUARD = AdaptationGuard()
-"""The guard the recognizer and the evaluation use unless told otherwise."""
+"""The guard of ``speaker_norm`` models (feature statistics) unless told otherwise."""
+
+BALANCE_GUARD = AdaptationGuard(low=0.25, high=0.3, prior=10.0)
+"""The guard of output balancing (:func:`balance_priors`, every model without ``speaker_norm``)
+unless told otherwise: the thresholds with the largest gain in 4-class UA on the validation
+corpora of the nested leave-two-corpora-out runs whose one-emotion-per-speaker test lost
+nothing against per-utterance prediction (``benchmarks/adapt_guard.py``, its choice over all
+five corpora in ``benchmarks/results/adapt_guard.json``)."""
+
+BALANCE_FLOOR = 1e-4
+"""The smallest mean probability :func:`balance_priors` divides by (a class the speaker's clips
+never get stays unlikely instead of being blown up)."""
+
+
+def balance_priors(
+    per_utterance: np.ndarray, mean: np.ndarray | None = None, strength: float = 1.0
+) -> np.ndarray:
+    """One speaker's clips with the speaker's bias taken out of their probabilities: each row
+    of ``per_utterance`` (``[n, C]``) divided by the speaker's mean probabilities raised to
+    ``strength`` (``mean``: over these rows unless given, e.g. over all the speaker's clips
+    when only some are predicted now), then renormalised. ``strength=0`` changes nothing; 1
+    makes a speaker's mean prediction about uniform."""
+    p = np.asarray(per_utterance, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"balance_priors needs [n, C] probabilities, not shape {p.shape}")
+    if p.shape[0] == 0:
+        return p.astype(np.float32)
+    m = p.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
+    if m.shape != (p.shape[1],):
+        raise ValueError(f"mean of shape {m.shape} does not fit {p.shape[1]} classes")
+    q = p / np.maximum(m, BALANCE_FLOOR) ** strength
+    return (q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def spread(per_utterance: np.ndarray) -> float:
@@ -98,9 +136,22 @@ def guard_speakers(
     """:meth:`AdaptationGuard.blend` for every speaker of a set of clips (rows in any order;
     ``speakers[i]`` is row ``i``'s)."""
     out = np.asarray(per_utterance, dtype=np.float32).copy()
+    for rows in _groups(speakers).values():
+        out[rows] = guard.blend(per_utterance[rows], adapted[rows])
+    return out
+
+
+def balance_speakers(per_utterance: np.ndarray, speakers: list[str]) -> np.ndarray:
+    """:func:`balance_priors` of every speaker's clips with that speaker's mean (rows in any
+    order; ``speakers[i]`` is row ``i``'s): the unguarded output adaptation."""
+    out = np.asarray(per_utterance, dtype=np.float32).copy()
+    for rows in _groups(speakers).values():
+        out[rows] = balance_priors(per_utterance[rows])
+    return out
+
+
+def _groups(speakers: list[str]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(speakers):
         groups.setdefault(s, []).append(i)
-    for rows in groups.values():
-        out[rows] = guard.blend(per_utterance[rows], adapted[rows])
-    return out
+    return groups

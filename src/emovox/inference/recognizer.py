@@ -18,7 +18,12 @@ from emovox.audio import AudioError, LongAudio, audio_info, prepare_array
 from emovox.data.taxonomy import DIMENSIONS
 from emovox.features.normalization import SpeakerStats
 from emovox.features.normalization import speaker_stats as _speaker_stats
-from emovox.inference.adaptation import DEFAULT_GUARD, AdaptationGuard
+from emovox.inference.adaptation import (
+    BALANCE_GUARD,
+    DEFAULT_GUARD,
+    AdaptationGuard,
+    balance_priors,
+)
 from emovox.inference.bundle import Bundle, load_bundle
 from emovox.inference.predict import multi_crop_proba, predict_scores
 
@@ -84,14 +89,21 @@ class Recognizer:
         bundle: the loaded bundle.
         labels: restrict predictions to these classes (probabilities renormalised over them).
         onnx_model: an :class:`~emovox.inference.onnx_backend.OnnxModel` to run instead of torch.
-        guard: how far speaker statistics are used (:mod:`emovox.inference.adaptation`):
+        guard: how far a speaker's other clips are used (:mod:`emovox.inference.adaptation`):
             a speaker-adapted prediction is blended with the per-utterance one by the guard's
-            weight for the speaker's clips; ``None``: adapted fully.
+            weight for the speaker's clips; ``"default"``: :data:`DEFAULT_GUARD` for a
+            ``speaker_norm`` model, :data:`BALANCE_GUARD` for any other; ``None``: adapted
+            fully.
 
     The bundle's ``inference`` settings (``config.json``) are followed by both backends: with
     ``test_crops > 1`` each utterance's probabilities are the mean over that many evenly spaced
     windows of ``crop_frames`` frames (:func:`emovox.train.trainer.crop_windows`); with
     ``speaker_norm`` features are standardised per speaker (see :meth:`predict_batch`).
+
+    Given a speaker's other clips (``speaker_stats``), a ``speaker_norm`` model standardises the
+    features with their statistics, and any other model balances its output probabilities with
+    their mean prediction (:func:`~emovox.inference.adaptation.balance_priors`); either way as
+    far as the guard allows.
     """
 
     def __init__(
@@ -99,10 +111,9 @@ class Recognizer:
         bundle: Bundle,
         labels: Sequence[str] | None = None,
         onnx_model=None,
-        guard: AdaptationGuard | None = DEFAULT_GUARD,
+        guard: AdaptationGuard | str | None = "default",
     ) -> None:
         self.bundle = bundle
-        self.guard = guard
         self.model = bundle.model
         self.feature = bundle.feature
         self.onnx_model = onnx_model
@@ -112,6 +123,11 @@ class Recognizer:
         self.crop_frames: int | None = inference.get("crop_frames")
         self.speaker_norm: bool = bool(inference.get("speaker_norm", False))
         self._warned_speaker_norm = False
+        if guard == "default":
+            guard = DEFAULT_GUARD if self.speaker_norm else BALANCE_GUARD
+        elif isinstance(guard, str):
+            raise ValueError(f"guard must be an AdaptationGuard, 'default' or None, not {guard!r}")
+        self.guard: AdaptationGuard | None = guard
 
     @classmethod
     def load(
@@ -121,7 +137,7 @@ class Recognizer:
         labels: Sequence[str] | None = None,
         backend: str = "torch",
         onnx_path: str | os.PathLike | None = None,
-        guard: AdaptationGuard | None = DEFAULT_GUARD,
+        guard: AdaptationGuard | str | None = "default",
     ) -> Recognizer:
         """Load a bundle folder (``model.safetensors`` + ``config.json``).
 
@@ -135,8 +151,9 @@ class Recognizer:
                 is ``onnx_path``, by default ``<path>/model.onnx`` (``model.int8.onnx``; written
                 by ``emovox export [--quantize int8]``); it must fit the bundle. The bundled
                 default model's is exported once into the user's cache.
-            guard: how speaker adaptation is guarded (:mod:`emovox.inference.adaptation`);
-                ``None`` adapts fully whenever speaker statistics are given.
+            guard: how speaker adaptation is guarded (:mod:`emovox.inference.adaptation`;
+                ``"default"``: the guard of the model's kind of adaptation); ``None`` adapts
+                fully whenever speaker statistics are given.
 
         Raises:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
@@ -213,19 +230,19 @@ class Recognizer:
             items: files, or waveforms at ``sr``.
             sr: the waveforms' sample rate.
             batch_size: inputs run through the model together.
-            speaker_stats: only for a bundle trained with ``speaker_norm``, which expects every
-                utterance standardised by its speaker's statistics. Give the speaker's
+            speaker_stats: adapt to the speaker of ``items``: the speaker's
                 :class:`~emovox.features.normalization.SpeakerStats` (from :meth:`speaker_stats`
-                over
-                that speaker's recordings), or ``"batch"`` when all ``items`` are of one speaker
-                (the statistics of the readable items are then used). When left out, each
-                utterance is standardised by its own statistics (so a prediction never depends
-                on which other files are in the call) and a warning is logged once, since
-                single-utterance statistics are noisier than a speaker's. Ignored, with a
-                warning, by bundles trained without ``speaker_norm``. The adapted prediction
-                is blended with the per-utterance one by the guard's weight: the statistics'
-                ``weight`` (from :meth:`speaker_stats`, over all the speaker's clips), or
-                measured on the items of the call.
+                over that speaker's recordings), or ``"batch"`` when all ``items`` are of one
+                speaker (the readable items are then the speaker's material). A bundle trained
+                with ``speaker_norm`` standardises every utterance with the statistics; when
+                they are left out, each utterance is standardised by its own (so a prediction
+                never depends on which other files are in the call) and a warning is logged
+                once, since single-utterance statistics are noisier than a speaker's. Any other
+                bundle divides its probabilities by the speaker's mean prediction
+                (:func:`~emovox.inference.adaptation.balance_priors`); left out, every item is
+                predicted alone. The adapted prediction is blended with the per-utterance one
+                by the guard's weight: the statistics' ``weight`` (from :meth:`speaker_stats`,
+                over all the speaker's clips), or measured on the items of the call.
         """
         items = list(items)
         names = [_name(x, i) for i, x in enumerate(items)]
@@ -254,7 +271,7 @@ class Recognizer:
                 raise ValueError(
                     f"speaker_stats must be SpeakerStats or 'batch', not {speaker_stats!r}"
                 )
-            speaker_stats = _speaker_stats(good_feats) if good_feats else None
+            speaker_stats = self.stats_of_features(good_feats) if good_feats else None
         proba = self._proba(good_feats, batch_size, speaker_stats) if good else np.zeros((0, 0))
         out: list[Prediction] = []
         row = {i: r for r, i in enumerate(good)}
@@ -374,10 +391,11 @@ class Recognizer:
         )
 
     def speaker_stats(self, items: Iterable[AudioInput], sr: int | None = None) -> SpeakerStats:
-        """The feature statistics of one speaker's recordings (no labels needed), for
-        ``predict_batch(..., speaker_stats=...)`` with a bundle trained with ``speaker_norm``,
-        with the share of the adapted prediction the recognizer's guard allows for them
-        (``weight``, from the spread of the recordings' per-utterance predictions; see
+        """What adaptation needs of one speaker's recordings (no labels needed), for
+        ``predict_batch(..., speaker_stats=...)``: their feature statistics, their mean
+        per-utterance prediction (``mean_proba``, for a bundle without ``speaker_norm``) and the
+        share of the adapted prediction the recognizer's guard allows for them (``weight``, from
+        the spread of the recordings' per-utterance predictions; see
         :mod:`emovox.inference.adaptation`).
 
         Raises:
@@ -391,10 +409,12 @@ class Recognizer:
     def stats_of_features(self, feats: Sequence[np.ndarray]) -> SpeakerStats:
         """:meth:`speaker_stats` of the features of one speaker's recordings."""
         stats = _speaker_stats(feats)
-        if self.speaker_norm and self.guard is not None:
-            per_utt = self._per_utterance(feats, 32)[:, : len(self.bundle.labels)]
-            stats = dataclasses.replace(stats, weight=self.guard.weight(per_utt))
-        return stats
+        if self.speaker_norm and self.guard is None:
+            return stats
+        per_utt = self._per_utterance(feats, 32)[:, : len(self.bundle.labels)]
+        weight = None if self.guard is None else self.guard.weight(per_utt)
+        mean = None if self.speaker_norm else per_utt.mean(axis=0)
+        return dataclasses.replace(stats, weight=weight, mean_proba=mean)
 
     # -- internals -----------------------------------------------------------------------------
     def _proba(
@@ -404,8 +424,10 @@ class Recognizer:
         speaker_stats: SpeakerStats | None = None,
     ) -> np.ndarray:
         """Scores (probabilities, then dimensions) of features: speaker-adapted with
-        ``speaker_stats`` for a ``speaker_norm`` bundle, blended with the per-utterance scores as
-        far as the guard allows (the statistics' ``weight``, else measured on ``feats``)."""
+        ``speaker_stats``, blended with the per-utterance scores as far as the guard allows (the
+        statistics' ``weight``, else measured on ``feats``)."""
+        if not self.speaker_norm:
+            return self._balanced(self._run(feats, batch_size), speaker_stats)
         adapted = self._run(self._normalize(feats, speaker_stats), batch_size)
         if speaker_stats is None or not self.speaker_norm or self.guard is None:
             return adapted
@@ -416,8 +438,29 @@ class Recognizer:
             w = self.guard.weight(per_utt[:, :n])
         return (w * adapted + (1.0 - w) * per_utt).astype(np.float32)
 
+    def _balanced(self, scores: np.ndarray, stats: SpeakerStats | None) -> np.ndarray:
+        """Per-utterance ``scores`` of a model without ``speaker_norm`` with their probabilities
+        balanced by the speaker's mean prediction (``stats.mean_proba``, else the mean over
+        ``scores``), as far as the guard allows; unchanged without ``stats``."""
+        if stats is None:
+            return scores
+        n = len(self.bundle.labels)
+        per_utt = scores[:, :n]
+        adapted = balance_priors(per_utt, stats.mean_proba)
+        w = stats.weight
+        if self.guard is None:
+            w = 1.0
+        elif w is None:
+            w = self.guard.weight(per_utt)
+        out = scores.astype(np.float32).copy()
+        out[:, :n] = w * adapted + (1.0 - w) * per_utt
+        return out
+
     def _per_utterance(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        """Scores with every utterance standardised by its own statistics."""
+        """Scores with every utterance alone (standardised by its own statistics for a
+        ``speaker_norm`` bundle)."""
+        if not self.speaker_norm:
+            return self._run(feats, batch_size)
         return self._run([_speaker_stats([f]).apply(f) for f in feats], batch_size)
 
     def _run(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
@@ -433,8 +476,6 @@ class Recognizer:
     ) -> Sequence[np.ndarray]:
         """Speaker normalisation as the bundle was trained with (see :meth:`predict_batch`)."""
         if not self.speaker_norm:
-            if stats is not None:
-                log.warning("speaker_stats ignored: this model was trained without speaker_norm")
             return feats
         if stats is not None:
             return [stats.apply(f) for f in feats]

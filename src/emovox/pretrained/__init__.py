@@ -397,12 +397,21 @@ def check_model_card(
     for key in _RECIPE_KEYS:
         a, b = dict(metrics.get(key, {})), dict(config.get(key, {}))
         if key == "training":  # the seed is not part of the recipe
+            # a setting added after the bundle (or the run) was made had its default then
+            defaults = _training_defaults()
+            a, b = defaults | a, defaults | b
             a.pop("seed", None)
             b.pop("seed", None)
         if a != b:
             diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
             problems.append(f"{src.group(1)}: {key} settings differ from the bundle's: {diff}")
     return problems
+
+
+def _training_defaults() -> dict:
+    from emovox.train.config import TrainConfig
+
+    return TrainConfig().to_dict()
 
 
 def _must_name(config: dict) -> list[str]:

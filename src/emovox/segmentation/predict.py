@@ -57,8 +57,9 @@ def predict_pieces(recognizer: Recognizer, pieces: Sequence[Piece], batch_size: 
 
 class OneSpeakerSegments:
     """The segments of one recording kept as features, predicted together at the end with the
-    recording's own statistics (a ``speaker_norm`` model; the recognizer's guard decides how far
-    they are used). Features, not audio, are kept: about 26 kB per second of speech."""
+    recording's own material (a ``speaker_norm`` model standardises them with its statistics,
+    any other balances its predictions with their mean; the recognizer's guard decides how far
+    either is used). Features, not audio, are kept: about 26 kB per second of speech."""
 
     def __init__(self, recognizer: Recognizer, batch_size: int) -> None:
         self.recognizer, self.batch_size = recognizer, batch_size
@@ -153,10 +154,10 @@ def predict_segments(
         block_seconds: seconds read at once.
         batch_size: segments predicted together.
         stats: when a dict, filled with ``duration``, ``vad`` and ``max_buffer_seconds``.
-        one_speaker: the recording is one speaker: a ``speaker_norm`` model standardises every
-            segment with the statistics of all of them (speaker-adapted, guarded: see
-            :mod:`emovox.inference.adaptation`), so the segments are predicted at the end; other
-            models predict each segment alone, as without it.
+        one_speaker: the recording is one speaker: every segment is adapted to all of them (a
+            ``speaker_norm`` model standardises it with their statistics, any other balances
+            its prediction with their mean; speaker-adapted, guarded: see
+            :mod:`emovox.inference.adaptation`), so the segments are predicted at the end.
 
     Returns:
         ``[{"start", "end", "label", "probabilities"}]`` in time order (seconds, rounded to ms).
@@ -171,7 +172,7 @@ def predict_segments(
     queue: list[Piece] = []
     adapted = (
         OneSpeakerSegments(recognizer, batch_size)
-        if one_speaker and recognizer.speaker_norm
+        if one_speaker
         else None
     )
     for block in blocks:

@@ -29,8 +29,8 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
 @click.option(
     "--one-speaker",
     is_flag=True,
-    help="The session is one speaker: a model trained with speaker_norm standardises each "
-    "utterance with the statistics of the session so far (guarded; speaker-adapted).",
+    help="The session is one speaker: each utterance is adapted to the session so far "
+    "(guarded; speaker-adapted).",
 )
 @VAD_OPTION
 def live(

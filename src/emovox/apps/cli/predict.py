@@ -60,20 +60,21 @@ from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
 @click.option(
     "--one-speaker",
     is_flag=True,
-    help="All inputs are one speaker: a model trained with speaker_norm (e.g. cnn-egemaps) "
-    "normalises them with that speaker's statistics over these files (speaker-adapted); with "
-    "--segments, each recording's segments are one speaker.",
+    help="All inputs are one speaker: adapt to that speaker over these files (a model trained "
+    "with speaker_norm, e.g. cnn-egemaps, normalises them with the speaker's statistics; any "
+    "other balances its predictions with their mean; speaker-adapted); with --segments, each "
+    "recording's segments are one speaker.",
 )
 @click.option(
     "--by-speaker",
     is_flag=True,
-    help="With --manifest: normalise each speaker's files with that speaker's statistics "
-    "(its speaker column; a model trained with speaker_norm; speaker-adapted).",
+    help="With --manifest: adapt to each speaker over that speaker's files (its speaker "
+    "column; speaker-adapted, as --one-speaker).",
 )
 @click.option(
     "--full-adaptation",
     is_flag=True,
-    help="With --one-speaker / --by-speaker: use the speaker's statistics fully. By default a "
+    help="With --one-speaker / --by-speaker: adapt to the speaker fully. By default a "
     "guard blends the adapted prediction with the per-utterance one as far as the spread of the "
     "speaker's clips allows (a speaker heard in one emotion is predicted per utterance).",
 )
@@ -120,7 +121,7 @@ def predict(
     emovox predict --model M a.wav recordings/ "more/**/*.flac"
     emovox predict --model M --manifest manifest.csv -o preds.jsonl --resume
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
-    emovox predict --model M --one-speaker speaker_07/   # a speaker_norm model, one speaker
+    emovox predict --one-speaker speaker_07/   # all files one speaker: speaker-adapted
     emovox predict --model M "s3://calls/**/*.wav" --engine ray --address auto -o out.parquet
     """
     from emovox.inference.recognizer import Prediction
@@ -144,8 +145,6 @@ def predict(
             raise click.UsageError("--full-adaptation goes with --one-speaker or --by-speaker")
         rec.guard = None
     if segments:
-        if one_speaker and not rec.speaker_norm:
-            click.echo(NO_SPEAKER_NORM, err=True)
         _predict_segments(
             rec, files, missing, fmt or "table", output, vad, max_segment, plot_file, one_speaker
         )
@@ -243,16 +242,10 @@ def check_targets(files, output, plot_file, resume: bool, overwrite: bool) -> No
             raise click.UsageError(f"{what} {target} exists; give {how} to replace it")
 
 
-NO_SPEAKER_NORM = "the model was trained without speaker_norm: speaker adaptation does not apply"
-
-
 def _adaptation(rec, files, speakers, one_speaker: bool, quiet: bool) -> dict | None:
     """Each file's speaker statistics for ``--one-speaker`` / ``--by-speaker`` (``None``
     without them)."""
     if not one_speaker and speakers is None:
-        return None
-    if not rec.speaker_norm:
-        click.echo(NO_SPEAKER_NORM, err=True)
         return None
     from emovox.inference.batch import speaker_statistics
 
