@@ -5,7 +5,7 @@
 For each recipe with a ``results/loco-<recipe>/metrics.json`` (categorical: seven classes) and,
 where present, ``results/loco-arousal-<recipe>/metrics.json`` (arousal, low vs high), one row
 per left-out corpus: UA on its own classes and on the four common ones (angry, happy, neutral,
-sad), per utterance and, for speaker-normalised recipes, speaker-adapted; BAVED's row is its
+sad), per utterance and, where the run has it, speaker-adapted; BAVED's row is its
 arousal UA. The table goes between ``<!-- loco -->`` and ``<!-- /loco -->``.
 
 The levers of issue 14 (``LEVERS``: each a ``results/loco-<name>`` run) get a second table
@@ -81,6 +81,11 @@ LEVERS = (
         "`cnn-augment-dims-cb-rows-clip` + `consistency=1`",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-declip",
+        "`cnn-augment-dims-cb-rows-clip` + `declip=true` (clipped runs redrawn before the "
+        "features, in training and at test)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
@@ -99,6 +104,10 @@ ENSEMBLES = (
         "an ensemble (the mean of the probabilities) of the four nested runs of "
         "`cnn-augment-dims-cb`, `-rows`, `-cmvnfloor` and `-valcorpus`: what an ensemble, or "
         "a network distilled from it, could add",
+    ),
+    (
+        ("cnn-augment-dims-cb-rows-clip", "cnn-augment-dims-cb-rows-clip-seed1"),
+        "an ensemble of the clip recipe's two seeds (0 and 1)",
     ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
@@ -205,13 +214,14 @@ def lever_table() -> str:
         fours = [scores.get(c, {}).get("four") for c in CORPORA]
         known = [x for x in fours if x is not None]
         mean = _cell(sum(known) / len(known)) if len(known) == len(CORPORA) else "—"
+        mean = f"**{mean}**" + adapted_note(per)
         train = sum(f["train_seconds"] for f in folds)
         wall = f"{train / 60:.0f} min" + ("" if m else " (running)")
         lines.append(
             f"| `loco-{name}` | {what} | {len(folds)} | {_cell(sum(val) / len(val))} | "
             f"{nested_cell(name)} | "
             + " | ".join(_cell(x) for x in fours)
-            + f" | **{mean}** | {arousal_cell(per)} | {wall} |"
+            + f" | {mean} | {arousal_cell(per)} | {wall} |"
         )
     for names, what in ENSEMBLES:
         nested = nested_cell(*names)
@@ -244,6 +254,18 @@ def nested_cell(*names: str) -> str:
     arousal = f"; arousal {_cell(mean['arousal'])}" if "arousal" in mean else ""
     pairs = f"{len(folds)} pair" + ("s" if len(folds) != 1 else "")
     return f"{_cell(mean.get('four_classes'))}{arousal} ({pairs})"
+
+
+def adapted_note(per: dict) -> str:
+    """The mean 4-class UA over the left-out corpora speaker-adapted and guarded, where every
+    corpus has it (always labelled: it uses each test speaker's other clips)."""
+    guarded = [
+        per.get(c, {}).get("speaker_adapted_guarded", {}).get("four_classes", {}).get("ua")
+        for c in CORPORA
+    ]
+    if any(x is None for x in guarded):
+        return ""
+    return f" (speaker-adapted, guarded: {sum(guarded) / len(guarded):.1f})"
 
 
 def arousal_cell(per: dict) -> str:
