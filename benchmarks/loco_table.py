@@ -72,6 +72,10 @@ LEVERS = (
         "copies and validation speakers all redrawn): how far a seed moves the nested number",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-seed2",
+        "`cnn-augment-dims-cb-rows-clip` again with `seed=2`",
+    ),
+    (
         "cnn-augment-dims-cb-rows-clip-cons5",
         "`cnn-augment-dims-cb-rows-clip` + `consistency=5` (Jensen-Shannon consistency of two "
         "views of each clip; stopped after one pair: validation UA 63.1 against 75.0)",
