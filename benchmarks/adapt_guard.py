@@ -72,12 +72,14 @@ class Predictions:
 
     @classmethod
     def read(cls, run: Path) -> Predictions:
-        import csv
+        """The labelled clips of a run's finished folds (``fold_N/predictions.csv``; the run's
+        own ``predictions.csv`` where it has no fold folders)."""
+        from emovox.evaluate.results import read_predictions
 
-        with open(run / "predictions.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["label"]]
+        paths = sorted(run.glob("fold_*/predictions.csv")) or [run / "predictions.csv"]
+        rows = [r for path in paths for r in read_predictions(path) if r["label"]]
         if not rows:
-            raise SystemExit(f"{run}: predictions.csv has no labelled clips")
+            raise SystemExit(f"{run}: no labelled clips in its predictions")
         classes = [k[2:] for k in rows[0] if k.startswith("p_")]
         proba = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows], dtype=np.float32)
         return cls(

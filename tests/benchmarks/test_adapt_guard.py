@@ -34,12 +34,17 @@ def _rows(corpus: str, fold: int, rng: np.random.Generator, n_speakers: int = 6)
     return rows
 
 
-def _run(folder: Path, rows: list[dict]) -> Path:
-    folder.mkdir(parents=True)
-    with (folder / "predictions.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+def _run(folder: Path, rows: list[dict], by_fold: bool = False) -> Path:
+    """A results folder: its ``predictions.csv``, or (``by_fold``) one per fold folder only."""
+    parts = {"": rows}
+    if by_fold:
+        parts = {f"fold_{r['fold']}": [x for x in rows if x["fold"] == r["fold"]] for r in rows}
+    for sub, part in parts.items():
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        with (folder / sub / "predictions.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(part[0]))
+            w.writeheader()
+            w.writerows(part)
     return folder
 
 
@@ -49,7 +54,8 @@ def test_adapt_guard_chooses_without_the_left_out_corpus_and_loses_nothing(
     mod = benchmark_module("adapt_guard")
     rng = np.random.default_rng(0)
     corpora = ["a", "b", "c"]
-    nested = _run(tmp_path / "nested", [r for k, c in enumerate(corpora) for r in _rows(c, k, rng)])
+    nested_rows = [r for k, c in enumerate(corpora) for r in _rows(c, k, rng)]
+    nested = _run(tmp_path / "nested", nested_rows, by_fold=True)  # fold files only
     loco = _run(tmp_path / "loco", [r for k, c in enumerate(corpora) for r in _rows(c, k, rng)])
     out = tmp_path / "ag.json"
     assert mod.main(["--nested", str(nested), "--loco", str(loco), "--out", str(out)]) == 0
