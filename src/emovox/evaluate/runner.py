@@ -135,11 +135,7 @@ def _adapt_reused_fold(
     by_path = {r["path"]: r for r in rows}
     saved = [by_path[data.manifest[i].path] for i in fold.test]
     proba = np.array([[float(r[f"p_{c}"]) for c in data.classes] for r in saved], np.float32)
-    pa, pg = speaker_adapted(None, data, fold.test, recipe, proba)
-    ty = data.y[list(fold.test)]
-    adapted = _scores(ty, pa, data.classes)
-    adapted["guarded"] = _scores(ty, pg, data.classes)
-    adapted["one_emotion_per_speaker"] = one_emotion_scores(None, data, fold.test, recipe, proba)
+    adapted, pa, pg = adapted_scores(None, data, fold.test, recipe, proba)
     result.speaker_adapted = adapted
     console.log(
         f"fold {fold.index}: speaker-adapted from its saved predictions: UA {adapted['ua']:.1f}, "
@@ -233,10 +229,7 @@ def run_fold(
         )
         return result, prediction_rows(data, fold, proba, plan.by_corpus, dims=dims)
     m = classification_metrics(ty, proba.argmax(1), data.classes)
-    pa, pg = speaker_adapted(net, data, fold.test, recipe, proba)
-    adapted = _scores(ty, pa, data.classes)
-    adapted["guarded"] = _scores(ty, pg, data.classes)
-    adapted["one_emotion_per_speaker"] = one_emotion_scores(net, data, fold.test, recipe, proba)
+    adapted, pa, pg = adapted_scores(net, data, fold.test, recipe, proba)
     result = FoldResult(
         **_training_facts(fold, net, trained, val_speakers, dt),
         ua=m["ua"],
@@ -264,6 +257,17 @@ def run_fold(
     )
     rows = prediction_rows(data, fold, proba, plan.by_corpus, adapted=pa, guarded=pg, dims=dims)
     return result, rows
+
+
+def adapted_scores(net, data: Dataset, test, recipe: Recipe, proba) -> tuple[dict, object, object]:
+    """A fold's speaker-adapted scores (UA, WA, macro-F1; ``guarded``; the one-emotion-per-
+    speaker test) and its adapted and guarded probabilities (:func:`speaker_adapted`)."""
+    pa, pg = speaker_adapted(net, data, test, recipe, proba)
+    ty = data.y[list(test)]
+    scores = _scores(ty, pa, data.classes)
+    scores["guarded"] = _scores(ty, pg, data.classes)
+    scores["one_emotion_per_speaker"] = one_emotion_scores(net, data, test, recipe, proba)
+    return scores, pa, pg
 
 
 def speaker_adapted(net, data: Dataset, test, recipe: Recipe, proba) -> tuple:

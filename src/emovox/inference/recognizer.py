@@ -271,7 +271,9 @@ class Recognizer:
                 raise ValueError(
                     f"speaker_stats must be SpeakerStats or 'batch', not {speaker_stats!r}"
                 )
-            speaker_stats = self.stats_of_features(good_feats) if good_feats else None
+            # the call's items are the speaker's material: the weight (and, without
+            # speaker_norm, the mean prediction) are measured on them in _proba, in one pass
+            speaker_stats = _speaker_stats(good_feats) if good_feats else None
         proba = self._proba(good_feats, batch_size, speaker_stats) if good else np.zeros((0, 0))
         out: list[Prediction] = []
         row = {i: r for r, i in enumerate(good)}
