@@ -73,7 +73,7 @@ LEVERS = (
     ),
     (
         "cnn-augment-dims-cb-rows-clip-seed2",
-        "`cnn-augment-dims-cb-rows-clip` again with `seed=2`",
+        "`cnn-augment-dims-cb-rows-clip` again with `seed=2`: three seeds span 50.1-52.2",
     ),
     (
         "cnn-augment-dims-cb-rows-clip-cons5",
