@@ -200,14 +200,16 @@ def _guard_dict(g: AdaptationGuard) -> dict:
     return dataclasses.asdict(g)
 
 
-def _never() -> AdaptationGuard:
-    return AdaptationGuard(min_utterances=sys.maxsize)
+def chosen_guard(choice: dict) -> AdaptationGuard:
+    """The guard :func:`choose` chose, or one that never adapts when none was safe."""
+    if choice["guard"] is None:
+        return AdaptationGuard(min_utterances=sys.maxsize)
+    return AdaptationGuard(**choice["guard"])
 
 
 def held_out_scores(p: Predictions, choice: dict) -> dict:
     """``p`` scored with the chosen guard (no adaptation when none was safe)."""
-    guard = AdaptationGuard(**choice["guard"]) if choice["guard"] else _never()
-    return {"chosen": choice, "scores": both_tests(p, guard)}
+    return {"chosen": choice, "scores": both_tests(p, chosen_guard(choice))}
 
 
 def _mean(rows: list[dict], test: str, key: str) -> float | None:
@@ -243,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = Predictions.read(run)
         others = [x for x in nested.corpora() if x not in set(p.corpora())]
         choice = choose(table, others)
-        guard = AdaptationGuard(**choice["guard"]) if choice["guard"] else _never()
+        guard = chosen_guard(choice)
         extra[str(run)] = {"chosen": choice, "own_classes": scores(p, guard, own_class_ua)}
         print(f"{run}: {json.dumps(extra[str(run)])}")
     out = {

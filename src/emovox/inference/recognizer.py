@@ -431,13 +431,10 @@ class Recognizer:
         if not self.speaker_norm:
             return self._balanced(self._run(feats, batch_size), speaker_stats)
         adapted = self._run(self._normalize(feats, speaker_stats), batch_size)
-        if speaker_stats is None or not self.speaker_norm or self.guard is None:
+        if speaker_stats is None or self.guard is None:
             return adapted
         per_utt = self._per_utterance(feats, batch_size)
-        n = len(self.bundle.labels)
-        w = speaker_stats.weight
-        if w is None:
-            w = self.guard.weight(per_utt[:, :n])
+        w = self._weight(speaker_stats, per_utt[:, : len(self.bundle.labels)])
         return (w * adapted + (1.0 - w) * per_utt).astype(np.float32)
 
     def _balanced(self, scores: np.ndarray, stats: SpeakerStats | None) -> np.ndarray:
@@ -449,14 +446,17 @@ class Recognizer:
         n = len(self.bundle.labels)
         per_utt = scores[:, :n]
         adapted = balance_priors(per_utt, stats.mean_proba)
-        w = stats.weight
-        if self.guard is None:
-            w = 1.0
-        elif w is None:
-            w = self.guard.weight(per_utt)
+        w = self._weight(stats, per_utt)
         out = scores.astype(np.float32).copy()
         out[:, :n] = w * adapted + (1.0 - w) * per_utt
         return out
+
+    def _weight(self, stats: SpeakerStats, per_utt: np.ndarray) -> float:
+        """The share of the adapted prediction: 1 without a guard, else the statistics'
+        ``weight``, or the guard's weight for these per-utterance probabilities."""
+        if self.guard is None:
+            return 1.0
+        return self.guard.weight(per_utt) if stats.weight is None else stats.weight
 
     def _per_utterance(self, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """Scores with every utterance alone (standardised by its own statistics for a
