@@ -10,6 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+VAL_UA_PREFIX = "val_ua@"
+"""Training-history key prefix of each validation corpus's UA (%), e.g. ``val_ua@ravdess``:
+recorded every epoch when the validation speakers come from two or more corpora."""
+
 
 def unweighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> float:
     """Mean recall over the classes present in ``y_true`` (balanced accuracy)."""

@@ -24,6 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
+from emovox.metrics import VAL_UA_PREFIX
+
 __all__ = [
     "plot_confusion",
     "plot_mfcc",
@@ -399,7 +401,8 @@ def plot_training_curves(
 
     Each history row looks like ``{"epoch": 1, "train_loss": 1.9, "val_loss": 1.8,
     "val_ua": 31.2, "lr": 0.001, "seconds": 3.1}``; the ``val_*`` keys may be missing (training
-    without validation), in which case the right panel says so.
+    without validation), in which case the right panel says so. Each validation corpus's UA
+    (``val_ua@<corpus>``, training on several corpora) is drawn as a thin line of its own.
 
     Args:
         history: one mapping per epoch, in order.
@@ -448,6 +451,13 @@ def plot_training_curves(
     ax_ua.xaxis.set_major_locator(MaxNLocator(integer=True))
     finite = np.isfinite(val_ua)
     if finite.any():
+        corpus_keys = list(dict.fromkeys(
+            k for row in rows for k in row if str(k).startswith(VAL_UA_PREFIX)
+        ))
+        for key in corpus_keys:
+            per_corpus = np.array([_float_or_nan(row.get(key)) for row in rows])
+            ax_ua.plot(epochs, per_corpus, linewidth=0.8, alpha=0.6,
+                       label=str(key)[len(VAL_UA_PREFIX):])
         ax_ua.plot(epochs, val_ua, marker=marker, markersize=3, color="tab:green",
                    label="validation UA")
         best = int(np.nanargmax(val_ua))
@@ -456,9 +466,13 @@ def plot_training_curves(
                    linestyle="none", label=f"best: {best_ua:.1f}% @ epoch {best_epoch:g}")
         for ax in (ax_loss, ax_ua):
             ax.axvline(best_epoch, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.6)
-        low = float(np.nanmin(val_ua))
-        ax_ua.set_ylim(max(0.0, low - 5.0), min(100.0, best_ua + 5.0))
-        ax_ua.legend(loc="lower right")
+        shown = [val_ua] + [
+            np.array([_float_or_nan(row.get(k)) for row in rows]) for k in corpus_keys
+        ]
+        low = float(np.nanmin(np.concatenate(shown)))
+        high = float(np.nanmax(np.concatenate(shown)))
+        ax_ua.set_ylim(max(0.0, low - 5.0), min(100.0, high + 5.0))
+        ax_ua.legend(loc="lower right", fontsize="small")
     else:
         ax_ua.set_ylim(0.0, 100.0)
         ax_ua.text(0.5, 0.5, "no validation", ha="center", va="center",

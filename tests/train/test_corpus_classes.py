@@ -129,3 +129,121 @@ def test_val_by_corpus_selects_on_the_mean_of_each_corpus_ua() -> None:
     assert np.isclose(result.history[0]["val_ua"], 100 * (small + large) / 2)
     _, pooled = trainer.evaluate(xs, ys, torch.nn.CrossEntropyLoss())
     assert np.isclose(pooled, unweighted_accuracy(ys, pred, 2))
+
+
+def test_corpus_weights_share_out_the_corpora_and_keep_classes_balanced() -> None:
+    from emovox.train.trainer import corpus_balanced_draw
+
+    y = np.array([0] * 60 + [1] * 30 + [0] * 5 + [2] * 5)
+    corpora = ["Big"] * 90 + ["small"] * 10
+    p = corpus_balanced_draw(y, corpora, {"big": 3.0})  # names match in any case
+    assert np.isclose(p.sum(), 1.0)
+    assert np.isclose(p[:90].sum(), 0.75) and np.isclose(p[90:].sum(), 0.25)
+    assert np.isclose(p[:60].sum(), 0.375) and np.isclose(p[95:].sum(), 0.125)
+    # a weight for a corpus that is not there changes nothing
+    unchanged = corpus_balanced_draw(y, corpora, {"other": 5})
+    assert np.allclose(unchanged, corpus_balanced_draw(y, corpora))
+
+
+def test_corpus_weights_and_val_corpus_settings_are_checked() -> None:
+    import pytest
+
+    from emovox.apps.cli.options import parse_assignments, training_settings
+
+    cfg = TrainConfig(corpus_balance=True, corpus_weights="RAVDESS:3, emodb:0.5")
+    assert cfg.corpus_weights == {"emodb": 0.5, "ravdess": 3.0}
+    assert TrainConfig(**cfg.to_dict()).corpus_weights == cfg.corpus_weights  # saved and read
+    typed = training_settings(parse_assignments(['corpus_weights={"ravdess": 2}']))
+    assert TrainConfig(corpus_balance=True, **typed).corpus_weights == {"ravdess": 2.0}
+    typed = training_settings(parse_assignments(["corpus_weights=ravdess:2"]))
+    assert TrainConfig(corpus_balance=True, **typed).corpus_weights == {"ravdess": 2.0}
+    with pytest.raises(ValueError, match="needs corpus_balance"):
+        TrainConfig(corpus_weights={"ravdess": 2})
+    with pytest.raises(ValueError, match="'ravdess' must be a positive number"):
+        TrainConfig(corpus_balance=True, corpus_weights={"ravdess": 0})
+    with pytest.raises(ValueError, match="expected CORPUS:WEIGHT, got 'ravdess'"):
+        TrainConfig(corpus_balance=True, corpus_weights="ravdess")
+    with pytest.raises(ValueError, match="choose one"):
+        TrainConfig(val_corpus="ravdess", val_by_corpus=True)
+    assert TrainConfig(val_corpus=" RAVDESS ").val_corpus == "ravdess"
+
+
+def test_each_validation_corpus_ua_is_recorded_and_val_corpus_chooses_with_one() -> None:
+    import pytest
+
+    from emovox.inference.predict import predict_logits
+    from emovox.metrics import unweighted_accuracy
+
+    xs, ys = toy_data()
+    groups = ["small"] * 4 + ["large"] * (len(xs) - 4)
+    cfg = TrainConfig(epochs=2, batch_size=8, crop_seconds=None, specaugment=False)
+    plain = Trainer(tiny_cnn(), cfg, 0.01, progress=False).fit(xs, ys, xs, ys, val_corpora=groups)
+    assert {"val_ua@small", "val_ua@large"} <= set(plain.history[0])
+    best = plain.best_val_ua_by_corpus
+    assert set(best) == {"small", "large"}
+    row = next(r for r in plain.history if r["epoch"] == plain.best_epoch)
+    assert best["small"] == row["val_ua@small"]
+
+    cfg = TrainConfig(
+        epochs=1, batch_size=8, crop_seconds=None, specaugment=False, val_corpus="SMALL"
+    )
+    trainer = Trainer(tiny_cnn(), cfg, 0.01, progress=False)
+    result = trainer.fit(xs, ys, xs, ys, val_corpora=groups)
+    pred = predict_logits(trainer.model, xs).argmax(1)
+    assert np.isclose(result.history[0]["val_ua"], 100 * unweighted_accuracy(ys[:4], pred[:4], 2))
+    assert np.isclose(result.best_val_ua, result.history[0]["val_ua@small"])
+
+    cfg.val_corpus = "ravdess"
+    with pytest.raises(ValueError, match="no validation speaker of that corpus"):
+        Trainer(tiny_cnn(), cfg, 0.01, progress=False).fit(xs, ys, xs, ys, val_corpora=groups)
+    one = TrainConfig(epochs=1, batch_size=8, crop_seconds=None, specaugment=False)
+    alone = Trainer(tiny_cnn(), one, 0.01, progress=False).fit(
+        xs, ys, xs, ys, val_corpora=["a"] * len(xs)
+    )
+    assert alone.best_val_ua_by_corpus == {} and not any("@" in k for k in alone.history[0])
+
+
+def test_the_training_curves_draw_each_validation_corpus(tmp_path, monkeypatch) -> None:
+    from emovox import plots
+
+    drawn = {}
+    original = plots._save
+
+    def keep(fig, out):
+        drawn["labels"] = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        drawn["ylim"] = fig.axes[1].get_ylim()
+        return original(fig, out)
+
+    monkeypatch.setattr(plots, "_save", keep)
+
+    rows = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0, "val_ua": 40.0 + e,
+         "val_ua@ravdess": 30.0 + e, "val_ua@emodb": 90.0}
+        for e in (1, 2, 3)
+    ]
+    out = plots.plot_training_curves(rows, tmp_path / "curves.png")
+    assert out.is_file() and out.stat().st_size > 1000
+    assert drawn["labels"][:3] == ["ravdess", "emodb", "validation UA"]
+    assert drawn["ylim"][0] <= 31.0 and drawn["ylim"][1] >= 90.0  # every curve in view
+
+
+def test_a_fold_records_each_validation_corpus_ua_at_its_best_epoch() -> None:
+    from emovox.data.protocols import Fold
+    from emovox.evaluate.results import FoldResult
+    from emovox.evaluate.runner import _training_facts
+    from emovox.train.trainer import TrainResult
+
+    history = [
+        {"epoch": 1, "val_ua": 50.0, "val_ua@a": 40.0, "val_ua@b": 60.0},
+        {"epoch": 2, "val_ua": 55.0, "val_ua@a": 45.0, "val_ua@b": 65.0},
+    ]
+    trained = TrainResult(history, best_epoch=2, best_val_ua=55.0, seconds=1.0)
+    net = SimpleNamespace(n_parameters=10)
+    facts = _training_facts(Fold(1, (0,), (1,), ("s",), ("c",)), net, trained, ["v"], 0.1)
+    assert facts["best_val_ua_by_corpus"] == {"a": 45.0, "b": 65.0}
+    row = FoldResult(ua=1.0, wa=1.0, macro_f1=1.0, n_test=1, **facts).to_dict()
+    assert FoldResult.from_dict(row).best_val_ua_by_corpus == {"a": 45.0, "b": 65.0}
+    single = TrainResult([{"epoch": 1, "val_ua": 50.0}], 1, 50.0, 1.0)
+    assert _training_facts(Fold(1, (0,), (1,), ("s",)), net, single, [], 0.1)[
+        "best_val_ua_by_corpus"
+    ] is None

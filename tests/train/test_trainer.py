@@ -98,15 +98,16 @@ def snapshot(model: nn.Module) -> dict:
 
 
 def scripted_evaluate(monkeypatch, val_uas: list[float]) -> dict[int, dict]:
-    """Make ``Trainer.evaluate`` return ``val_uas`` in turn; returns the weights seen per epoch."""
+    """Make ``Trainer.validation_scores`` return ``val_uas`` in turn; returns the weights seen
+    per epoch."""
     seen: dict[int, dict] = {}
     script = iter(val_uas)
 
-    def evaluate(self, xs, ys, loss_fn, groups=None):
+    def scores(self, xs, ys, loss_fn, groups=None):
         seen[len(seen) + 1] = snapshot(self.model)
-        return 1.0, next(script)
+        return 1.0, next(script), {}
 
-    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    monkeypatch.setattr(Trainer, "validation_scores", scores)
     return seen
 
 

@@ -101,9 +101,9 @@ def test_ema_equals_a_hand_computed_average_and_is_what_validation_sees(monkeypa
 
     def scripted(self, xs_, ys_, loss_fn, groups=None):
         validated.append(snapshot(self.model))
-        return 1.0, next(script)
+        return 1.0, next(script), {}
 
-    monkeypatch.setattr(Trainer, "evaluate", scripted)
+    monkeypatch.setattr(Trainer, "validation_scores", scripted)
     raws, handle = record_steps(model)
     try:
         result = Trainer(model, toy_config(ema=decay), HOP, progress=False).fit(xs, ys, vx, vy)

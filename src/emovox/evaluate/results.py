@@ -45,6 +45,9 @@ class FoldResult:
     inference_seconds: float
     n_parameters: int | None = None
     test_corpora: list[str] | None = None
+    best_val_ua_by_corpus: dict[str, float] | None = None
+    """Each validation corpus's UA (%) at the best epoch, when the validation speakers came
+    from two or more corpora."""
     components: dict[str, dict] | None = None
     conditions: dict[str, dict] | None = None
     speaker_adapted: dict | None = None

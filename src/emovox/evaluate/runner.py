@@ -297,6 +297,7 @@ def _training_facts(fold: Fold, net, trained, val_speakers: list[str], dt: float
         "inference_seconds": round(dt, 4),
         "n_parameters": net.n_parameters,
         "test_corpora": list(fold.test_corpora) or None,
+        "best_val_ua_by_corpus": trained.best_val_ua_by_corpus or None,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import numpy as np
 import torch
 
 from emovox.models.base import SERModel
@@ -54,9 +55,18 @@ class TrainConfig:
     """Draw each epoch's items (with replacement, as many as there are) so that every training
     corpus gets an equal share and, within a corpus, every class of it: a small corpus is not
     drowned by large ones. Without it every item is seen once per epoch."""
+    corpus_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    """With ``corpus_balance``: relative shares of the named corpora in each epoch's draws (a
+    corpus not named weighs 1), e.g. ``{"ravdess": 3}`` gives RAVDESS three times the share of
+    each other corpus, for a model meant for one corpus's domain (a dict, or the text
+    ``"ravdess:3,emodb:0.5"``)."""
     val_by_corpus: bool = False
     """Choose the best epoch on the mean of each validation corpus's UA rather than on the UA
     of all validation items pooled, so that the largest corpus does not choose for the rest."""
+    val_corpus: str = ""
+    """Choose the best epoch on the validation speakers of this corpus alone (empty: on all of
+    them), for a model meant for that corpus's domain; the other corpora's validation UAs are
+    still recorded (``val_ua@<corpus>`` in the history)."""
     val_fraction: float = 0.2
     seed: int = 0
     ema: float = 0.0
@@ -118,6 +128,7 @@ class TrainConfig:
         if any(s <= 0 for s in self.speed_perturb):
             raise ValueError("speed_perturb factors must be positive")
         self._check_augment()
+        self._check_corpus_options()
         self._check_options()
 
     @property
@@ -170,6 +181,17 @@ class TrainConfig:
         if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}")
 
+    def _check_corpus_options(self) -> None:
+        """Validate (and normalise) ``corpus_weights`` and ``val_corpus``."""
+        self.corpus_weights = _weights("corpus_weights", self.corpus_weights)
+        if self.corpus_weights and not self.corpus_balance:
+            raise ValueError("corpus_weights shares out corpus-balanced draws: it needs "
+                             "corpus_balance=true")
+        self.val_corpus = str(self.val_corpus).strip().lower()
+        if self.val_corpus and self.val_by_corpus:
+            raise ValueError("val_corpus and val_by_corpus are two rules for the best epoch: "
+                             "choose one")
+
     def _check_augment(self) -> None:
         """Validate (and normalise) ``augment`` and ``augment_copies``."""
         from emovox.augment import AUGMENT_KINDS, check_kinds
@@ -195,6 +217,7 @@ class TrainConfig:
         d["speed_perturb"] = list(self.speed_perturb)
         d["augment"] = list(self.augment)
         d["aux_targets"] = list(self.aux_targets)
+        d["corpus_weights"] = dict(self.corpus_weights)
         return d
 
     @classmethod
@@ -215,6 +238,37 @@ def _flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false, not {value!r}")
     return value
+
+
+def _weights(name: str, value) -> dict[str, float]:
+    """A mapping of corpus names to positive weights, from a dict or ``"a:2,b:0.5"``.
+
+    Raises:
+        ValueError: a malformed item, a weight that is not a positive number (item named).
+    """
+    if isinstance(value, str):
+        pairs = []
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            key, sep, number = item.partition(":")
+            if not sep:
+                raise ValueError(f"{name}: expected CORPUS:WEIGHT, got {item!r}")
+            pairs.append((key, number))
+        value = dict(pairs)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must map corpus names to weights, not {value!r}")
+    out = {}
+    for key, weight in value.items():
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            w = float("nan")
+        if isinstance(weight, bool) or not w > 0 or not np.isfinite(w):
+            raise ValueError(f"{name}: the weight of {key!r} must be a positive number, "
+                             f"not {weight!r}")
+        out[str(key).strip().lower()] = w
+    return dict(sorted(out.items()))
 
 
 def _names(name: str, value) -> tuple:

@@ -60,7 +60,8 @@ def fit_arrays(
             dimensions head (:func:`emovox.train.aux.dimension_targets`).
         progress: show progress.
         corpora: each training item's corpus, for ``config.corpus_balance``.
-        val_corpora: each validation item's corpus, for ``config.val_by_corpus``.
+        val_corpora: each validation item's corpus: each one's UA joins the history, and
+            ``config.val_by_corpus`` / ``config.val_corpus`` choose the best epoch with them.
 
     Returns:
         The training result: the gradient trainer's, or the closed-form fit's history for a model

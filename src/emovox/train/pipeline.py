@@ -253,6 +253,7 @@ def train(
     meta["training_result"] = {
         "best_epoch": result.best_epoch,
         "best_val_ua": result.best_val_ua,
+        "best_val_ua_by_corpus": result.best_val_ua_by_corpus,
         "epochs_run": len(result.history),
         "seconds": round(result.seconds, 2),
         "validation_speakers": val_speakers,

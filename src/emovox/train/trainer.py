@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from torch import nn
 from emovox._fs import atomic_write_text
 from emovox.data.labels import NO_CLASS
 from emovox.inference.predict import crop_frames, pad_batch, predict_logits, predict_proba
-from emovox.metrics import unweighted_accuracy
+from emovox.metrics import VAL_UA_PREFIX, unweighted_accuracy
 from emovox.models.base import SERModel
 from emovox.progress import console, progress_bar
 from emovox.train.adversary import CorpusAdversary, corpus_indices, reversal_scale
@@ -72,22 +72,33 @@ class _Run:
         return masked_cross_entropy(logits, y, mask, fn.weight, fn.label_smoothing)
 
 
-def corpus_balanced_draw(y: np.ndarray, corpora: Sequence[str] | None) -> np.ndarray:
+def corpus_balanced_draw(
+    y: np.ndarray,
+    corpora: Sequence[str] | None,
+    weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
     """``[N]`` draw probabilities giving every corpus an equal share and, within a corpus, each
-    of its classes an equal share (``TrainConfig.corpus_balance``)."""
+    of its classes an equal share (``TrainConfig.corpus_balance``); with ``weights`` (corpus
+    name, any case -> relative share; 1 for a corpus not named, ``TrainConfig.corpus_weights``)
+    the corpora's shares follow them instead."""
     y = np.asarray(y, dtype=int)
     if corpora is None:
-        groups = np.zeros(len(y), dtype=int)
+        names, groups = np.array([""]), np.zeros(len(y), dtype=int)
     else:
-        groups = np.unique(np.asarray(corpora, dtype=str), return_inverse=True)[1].reshape(-1)
+        names, groups = np.unique(np.asarray(corpora, dtype=str), return_inverse=True)
+        groups = groups.reshape(-1)
+    wanted = {str(k).lower(): float(v) for k, v in (weights or {}).items()}
+    share = np.array([wanted.get(str(n).lower(), 1.0) for n in names], dtype=float)
     p = np.zeros(len(y), dtype=float)
-    n_corpora = groups.max() + 1 if len(y) else 0
-    for g in range(n_corpora):
+    if not len(y):
+        return p
+    share /= share[np.unique(groups)].sum()
+    for g in np.unique(groups):
         in_corpus = groups == g
         classes = np.unique(y[in_corpus])
         for c in classes:
             cell = in_corpus & (y == c)
-            p[cell] = 1.0 / (n_corpora * len(classes) * cell.sum())
+            p[cell] = share[g] / (len(classes) * cell.sum())
     return p
 
 
@@ -158,6 +169,15 @@ class TrainResult:
     best_val_ua: float | None
     seconds: float
     interrupted: bool = False
+
+    @property
+    def best_val_ua_by_corpus(self) -> dict[str, float]:
+        """Each validation corpus's UA (%) at the best epoch (``{}``: one corpus, or none)."""
+        for row in self.history:
+            if row.get("epoch") == self.best_epoch and "member" not in row:
+                n = len(VAL_UA_PREFIX)
+                return {k[n:]: float(v) for k, v in row.items() if k.startswith(VAL_UA_PREFIX)}
+        return {}
 
 
 class _Net(nn.Module):
@@ -269,7 +289,9 @@ class Trainer:
                 the known ones joins the loss with weight ``config.dimensions_weight``.
             corpora: each training item's corpus, for ``config.corpus_balance`` (all one corpus
                 when ``None``) and ``config.corpus_adversary`` (which needs two or more).
-            val_corpora: each validation item's corpus, for ``config.val_by_corpus``.
+            val_corpora: each validation item's corpus: its UA joins the history
+                (``val_ua@<corpus>``), and ``config.val_by_corpus`` / ``config.val_corpus``
+                choose the best epoch with them.
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
@@ -280,14 +302,18 @@ class Trainer:
         train_y = np.asarray(train_y, dtype=int)
         self._dims_y = self._check_dims_y(dims_y, len(train_x))
         self._make_adversary(corpora, len(train_x))
-        draw = corpus_balanced_draw(train_y, corpora) if self.config.corpus_balance else None
+        draw = (
+            corpus_balanced_draw(train_y, corpora, self.config.corpus_weights)
+            if self.config.corpus_balance
+            else None
+        )
         run = self._prepare(len(train_x), train_y, aux_y, draw)
         if class_mask is not None:
             run.class_mask = torch.as_tensor(np.asarray(class_mask, dtype=bool))
         state = self._load_resume(run.opt) if resume else None
         state = state or _Progress()
         val = (val_x, val_y) if val_x is not None and len(val_x) > 0 else None
-        self._val_groups = val_corpora if self.config.val_by_corpus else None
+        self._val_groups = None if val_corpora is None else np.asarray(val_corpora, dtype=str)
         t0 = time.time()
         interrupted = False
         try:
@@ -318,6 +344,14 @@ class Trainer:
         """Validation loss and UA (a fraction) on full-length utterances (with
         ``config.test_crops > 1``: on the mean probabilities over the windows, as at test time);
         with ``groups`` (each item's corpus), the UA is the mean of each group's UA."""
+        loss, pooled, per_group = self.validation_scores(xs, ys, loss_fn, groups)
+        return loss, pooled if groups is None else float(np.mean(list(per_group.values())))
+
+    def validation_scores(
+        self, xs, ys, loss_fn, groups: Sequence[str] | None = None
+    ) -> tuple[float, float, dict[str, float]]:
+        """Validation loss, pooled UA and each group's UA (fractions; ``{}`` without groups),
+        as :meth:`evaluate` computes them; training validates with this every epoch."""
         if self.config.test_crops > 1:
             proba = torch.from_numpy(self.predict_proba(xs)).double()
             logits = torch.log(proba.clamp_min(1e-12)).float()  # softmax(log p) == p
@@ -327,11 +361,35 @@ class Trainer:
         loss = float(loss_fn(logits.to(self.device), ys_t.to(self.device)))
         pred, y = logits.argmax(1).numpy(), ys_t.numpy()
         n = self.model.n_classes
-        if groups is None:
-            return loss, unweighted_accuracy(y, pred, n)
-        groups = np.asarray(groups, dtype=str)
-        per_group = [unweighted_accuracy(y[groups == g], pred[groups == g], n) for g in set(groups)]
-        return loss, float(np.mean(per_group))
+        per_group = {}
+        if groups is not None:
+            groups = np.asarray(groups, dtype=str)
+            per_group = {
+                str(g): unweighted_accuracy(y[groups == g], pred[groups == g], n)
+                for g in sorted(set(groups))
+            }
+        return loss, unweighted_accuracy(y, pred, n), per_group
+
+    def _chosen_ua(self, pooled: float, per_group: dict[str, float]) -> float:
+        """The validation UA that picks the best epoch: pooled, the mean over the corpora
+        (``val_by_corpus``) or one corpus's (``val_corpus``).
+
+        Raises:
+            ValueError: ``val_corpus`` names a corpus without validation speakers (the corpora
+                that have them named).
+        """
+        cfg = self.config
+        if cfg.val_corpus:
+            by_name = {g.lower(): ua for g, ua in per_group.items()}
+            if cfg.val_corpus not in by_name:
+                raise ValueError(
+                    f"val_corpus={cfg.val_corpus!r}: no validation speaker of that corpus "
+                    f"(validation corpora: {', '.join(per_group) or 'not given'})"
+                )
+            return by_name[cfg.val_corpus]
+        if cfg.val_by_corpus and per_group:
+            return float(np.mean(list(per_group.values())))
+        return pooled
 
     # -- the steps of fit -----------------------------------------------------------------------
     def _prepare(self, n_items: int, train_y: np.ndarray, aux_y, draw=None) -> _Run:
@@ -414,8 +472,12 @@ class Trainer:
         with self._averaged_weights():
             improved = True
             if val is not None:
-                val_loss, val_ua = self.evaluate(*val, run.loss_fn, self._val_groups)
+                scores = self.validation_scores(*val, run.loss_fn, self._val_groups)
+                val_loss, pooled, per_corpus = scores
+                val_ua = self._chosen_ua(pooled, per_corpus)
                 row.update(val_loss=val_loss, val_ua=100.0 * val_ua)
+                if len(per_corpus) > 1:
+                    row.update({f"{VAL_UA_PREFIX}{g}": 100.0 * ua for g, ua in per_corpus.items()})
                 improved = val_ua > state.best_ua
                 if improved:
                     state.best_ua = val_ua
