@@ -174,6 +174,40 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def make_tiny_encoder(folder: Path, normalize: bool = False, seed: int = 0) -> Path:
+    """A tiny random wav2vec 2.0 encoder saved in Hugging Face's layout (2 layers, width 16,
+    20 samples per frame); ``normalize`` adds a ``preprocessor_config.json`` asking for
+    standardised input. Needs ``transformers``."""
+    import json
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
+    Wav2Vec2Model(config).save_pretrained(folder)
+    if normalize:
+        (folder / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`make_tiny_encoder`'s folder (skips when ``transformers`` is missing). Read-only."""
+    pytest.importorskip("transformers")
+    return make_tiny_encoder(tmp_path_factory.mktemp("encoders") / "tiny-w2v")
+
+
 @pytest.fixture(scope="session")
 def trained_bundle(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny ``cnn`` trained on :func:`synth_corpus` by ``emovox.train.pipeline.train`` (3 epochs).

@@ -319,13 +319,21 @@ NON_DEFAULT = {
     "functionals": {"level_db": -30.0, "sample_rate": 22050},
     "logmel-functionals": {"n_mels": 32, "functionals_level_db": -26.0, "trim_db": 40.0},
     "logmel-functionals-egemaps": {"n_mels": 40, "egemaps_level_db": None},
+    "encoder": {"layer": 1},
+    "encoder-pooled": {"layer": 0, "pooling": "mean"},
 }
+
+NEEDS_ENCODER = ("encoder", "encoder-pooled")
+"""Features that need a pretrained encoder's folder (``path``)."""
 
 
 @pytest.mark.parametrize("name", sorted(FEATURES))
-def test_feature_config_round_trip(name):
+def test_feature_config_round_trip(name, request):
+    required = {}
+    if name in NEEDS_ENCODER:
+        required = {"path": str(request.getfixturevalue("tiny_encoder"))}
     for params in ({}, NON_DEFAULT[name]):
-        f = make_feature(name, **params)
+        f = make_feature(name, **required, **params)
         assert isinstance(f, FEATURES[name])
         d = f.to_dict()
         assert d["name"] == name
@@ -333,7 +341,7 @@ def test_feature_config_round_trip(name):
         assert type(again) is type(f)
         assert again == f
         assert again.to_dict() == d
-    assert make_feature(name, **NON_DEFAULT[name]) != make_feature(name)
+    assert make_feature(name, **required, **NON_DEFAULT[name]) != make_feature(name, **required)
 
 
 def test_every_registered_feature_has_non_default_params_tested():

@@ -8,6 +8,7 @@ import math
 from emovox.features.base import Feature
 from emovox.features.cache import FeatureCache, extract_files
 from emovox.features.egemaps import EGeMAPS
+from emovox.features.encoder import Encoder, EncoderPooled
 from emovox.features.functionals import Functionals, LogMelFunctionals
 from emovox.features.librosa_stats import LibrosaStats
 from emovox.features.logmel import MFCC, LogMel
@@ -24,6 +25,8 @@ FEATURES: dict[str, type[Feature]] = {
     "functionals": Functionals,
     "logmel-functionals": LogMelFunctionals,
     "logmel-functionals-egemaps": LogMelFunctionalsEGeMAPS,
+    "encoder": Encoder,
+    "encoder-pooled": EncoderPooled,
 }
 
 
@@ -113,6 +116,8 @@ __all__ = [
     "FEATURES",
     "MFCC",
     "EGeMAPS",
+    "Encoder",
+    "EncoderPooled",
     "Feature",
     "FeatureCache",
     "Functionals",

@@ -9,7 +9,7 @@ from emovox.models.crnn import CRNN
 from emovox.models.ensemble import Ensemble, ensemble_of
 from emovox.models.fusion import CNNEGeMAPS, CNNFunctionals, CNNFunctionalsEGeMAPS
 from emovox.models.resnet import ResNet
-from emovox.models.svm import EGeMAPSSVM, LibrosaStatsSVM
+from emovox.models.svm import EGeMAPSSVM, EncoderSVM, LibrosaStatsSVM
 from emovox.models.timnet import TIMNet
 from emovox.models.tutorial_cnn1d import TutorialCNN1D
 
@@ -18,6 +18,7 @@ MODELS: dict[str, type[SERModel]] = {
     "cnn": CNN,
     "egemaps-svm": EGeMAPSSVM,
     "librosa-stats-svm": LibrosaStatsSVM,
+    "encoder-svm": EncoderSVM,
     "resnet": ResNet,
     "crnn": CRNN,
     "conformer": Conformer,

@@ -353,3 +353,12 @@ class LibrosaStatsSVM(SVMModel):
 
     name = "librosa-stats-svm"
     default_feature: ClassVar[dict] = {"name": "librosa-stats"}
+
+
+class EncoderSVM(SVMModel):
+    """``encoder-svm``: RBF SVM on a pretrained speech encoder's frames pooled over the
+    utterance (``encoder-pooled``: mean and standard deviation of one layer); the encoder's
+    folder is a feature setting (``--feature-param path=DIR``)."""
+
+    name = "encoder-svm"
+    default_feature: ClassVar[dict] = {"name": "encoder-pooled"}

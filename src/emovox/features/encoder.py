@@ -1,0 +1,324 @@
+"""``encoder`` and ``encoder-pooled``: hidden states of a pretrained speech encoder, read from a
+local folder.
+
+Self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) saved in Hugging
+Face's layout (``config.json``, ``model.safetensors`` or ``pytorch_model.bin``, optionally
+``preprocessor_config.json``) are loaded with ``transformers`` from a path on this machine only:
+nothing is ever downloaded. ``encoder`` gives one layer's frames, ``[1, D, T]`` (one frame per
+20 ms for the usual front end), for the sequence models; ``encoder-pooled`` their mean (and
+standard deviation) over the utterance, ``[1, D or 2D, 1]``, for the SVM (``encoder-svm``) and
+other utterance models, the frozen-encoder recipe of published benchmarks.
+
+The feature records a fingerprint of the encoder's files. A bundle trained on it carries the
+path and the fingerprint, never the encoder's weights (hundreds of megabytes): where the path does
+not exist on another machine, the folders of :data:`ENCODER_PATH_ENV` are searched for a folder
+of the same name with the same fingerprint, and the error names both when none is found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from emovox.audio import SAMPLE_RATE
+from emovox.features.base import Feature
+
+ENCODER_PATH_ENV = "EMOVOX_ENCODER_PATH"
+"""Folders (``os.pathsep``-separated) where a bundle's encoder is looked for by its folder name
+when the path it was trained with does not exist here."""
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+"""The weight files of a Hugging Face model folder, in the order they are looked for."""
+
+FINGERPRINTED = ("config.json", "preprocessor_config.json", *WEIGHT_FILES)
+"""The files whose bytes make an encoder's fingerprint (those present)."""
+
+FINGERPRINT_CHARS = 16
+"""Hex characters of the SHA-256 kept as the fingerprint."""
+
+CHUNK_SECONDS = 30.0
+"""Longer audio is encoded in consecutive chunks of this length (attention's memory grows with
+the square of the length); their frames are joined."""
+
+MIN_SAMPLES = 400
+"""Shorter audio is zero-padded to this many samples (25 ms, one receptive field of the usual
+convolutional front end) so that it yields at least one frame."""
+
+POOLINGS = ("mean", "meanstd")
+"""How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
+
+INSTALL_HINT = "pip install 'emovox[encoders]'"
+
+
+def encoder_fingerprint(path: str | os.PathLike) -> str:
+    """The first :data:`FINGERPRINT_CHARS` hex characters of a SHA-256 over the files of
+    :data:`FINGERPRINTED` that the folder holds (names and bytes).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder with ``config.json`` and a weight file.
+    """
+    folder = Path(path)
+    check_encoder_folder(folder)
+    return _fingerprint(str(folder.resolve()), *_stamp(folder))
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of each fingerprinted file (the memo's key)."""
+    out = []
+    for name in FINGERPRINTED:
+        f = folder / name
+        if f.is_file():
+            st = f.stat()
+            out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(folder: str, *stamp: tuple[str, int, int]) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        digest.update(name.encode() + b"\0")
+        with open(Path(folder) / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def check_encoder_folder(folder: Path) -> None:
+    """Raise :class:`FileNotFoundError` naming what ``folder`` lacks to be an encoder."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"encoder folder {folder} does not exist")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"encoder folder {folder} has no config.json (a Hugging Face model folder, as "
+            "save_pretrained writes it, is expected)"
+        )
+    if not any((folder / w).is_file() for w in WEIGHT_FILES):
+        raise FileNotFoundError(
+            f"encoder folder {folder} has no weights ({' or '.join(WEIGHT_FILES)})"
+        )
+
+
+def locate_encoder(path: str, fingerprint: str = "") -> Path:
+    """The encoder folder to use for ``path``: itself when it exists, else a folder of the same
+    name under one of :data:`ENCODER_PATH_ENV`'s folders whose fingerprint is ``fingerprint``.
+
+    Raises:
+        FileNotFoundError: none found (the message says where it looked and how to fix it).
+    """
+    folder = Path(path).expanduser()
+    if folder.exists():
+        check_encoder_folder(folder)
+        return folder
+    looked = []
+    for root in filter(None, os.environ.get(ENCODER_PATH_ENV, "").split(os.pathsep)):
+        candidate = Path(root).expanduser() / folder.name
+        looked.append(str(candidate))
+        try:
+            if not fingerprint or encoder_fingerprint(candidate) == fingerprint:
+                return candidate
+        except FileNotFoundError:
+            continue
+    where = f"; looked in {', '.join(looked)}" if looked else ""
+    raise FileNotFoundError(
+        f"the pretrained encoder {path} (fingerprint {fingerprint or 'unknown'}) is not on this "
+        f"machine{where}: copy that folder here, or add the folder that holds a copy of it to "
+        f"{ENCODER_PATH_ENV}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedEncoder:
+    """An encoder ready to run: the network, whether inputs are standardised first, and the
+    samples per output frame."""
+
+    model: torch.nn.Module
+    normalize: bool
+    hop: int
+    n_layers: int
+    width: int
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(folder: str) -> LoadedEncoder:
+    """The encoder in ``folder`` (local files only), in eval mode on the CPU; memoised.
+
+    Raises:
+        ImportError: ``transformers`` is not installed (the message says how to install it).
+        ValueError: the folder holds a model that is not a speech encoder.
+    """
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ImportError(
+            f"pretrained encoders need the transformers package: {INSTALL_HINT}"
+        ) from exc
+    config = json.loads((Path(folder) / "config.json").read_text())
+    strides = config.get("conv_stride")
+    if not strides or "hidden_size" not in config:
+        raise ValueError(
+            f"{folder} is not a speech encoder of the wav2vec 2.0 family (its config.json has "
+            "no conv_stride or hidden_size)"
+        )
+    hf_logging = transformers.utils.logging
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = transformers.AutoModel.from_pretrained(folder, local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    model.eval()
+    pre = Path(folder) / "preprocessor_config.json"
+    settings = json.loads(pre.read_text()) if pre.is_file() else {}
+    return LoadedEncoder(
+        model=model,
+        normalize=bool(settings.get("do_normalize", False)),
+        hop=int(math.prod(strides)),
+        n_layers=int(config.get("num_hidden_layers", 0)),
+        width=int(config["hidden_size"]),
+    )
+
+
+@dataclasses.dataclass
+class Encoder(Feature):
+    """One hidden layer of a pretrained speech encoder, ``[1, D, T]``.
+
+    Attributes:
+        path: the encoder's folder (Hugging Face layout) on this machine.
+        layer: which hidden state: 0 is the convolutional front end's projection, ``k`` the
+            ``k``-th transformer layer, negative counts from the last (-1).
+        fingerprint: the encoder's :func:`encoder_fingerprint`; filled in when empty, checked
+            when given (a bundle's feature must come from the encoder it was trained on).
+    """
+
+    name: ClassVar[str] = "encoder"
+    path: str = ""
+    layer: int = -1
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != SAMPLE_RATE:
+            raise ValueError(
+                f"speech encoders read {SAMPLE_RATE} Hz audio, not sample_rate={self.sample_rate}"
+            )
+        if not self.path:
+            raise ValueError(
+                f"the {self.name} feature needs the encoder's folder: --feature-param path=DIR "
+                "(a Hugging Face model folder with config.json and its weights; nothing is "
+                "downloaded)"
+            )
+        folder = locate_encoder(self.path, self.fingerprint)
+        found = encoder_fingerprint(folder)
+        if self.fingerprint and found != self.fingerprint:
+            raise ValueError(
+                f"the encoder at {folder} has fingerprint {found}, not {self.fingerprint}: these "
+                "features were made with other weights"
+            )
+        self.fingerprint = found
+        self._folder = str(folder.resolve())
+
+    # -- the network ---------------------------------------------------------------------------
+    @property
+    def encoder(self) -> LoadedEncoder:
+        """The loaded encoder (loaded on first use)."""
+        return load_encoder(self._folder)
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.encoder.hop / self.sample_rate
+
+    def layer_index(self) -> int:
+        """:attr:`layer` as an index into the ``n_layers + 1`` hidden states.
+
+        Raises:
+            ValueError: the encoder has no such layer (its count named).
+        """
+        n = self.encoder.n_layers + 1
+        if not -n <= self.layer < n:
+            raise ValueError(
+                f"layer {self.layer} out of range: the encoder at {self.path} has hidden states "
+                f"0-{n - 1} (0: its front end, {n - 1}: its last layer)"
+            )
+        return self.layer % n
+
+    @torch.no_grad()
+    def frames(self, wave: np.ndarray) -> np.ndarray:
+        """``[D, T]`` hidden states of one waveform (chunks of :data:`CHUNK_SECONDS` joined)."""
+        enc = self.encoder
+        x = np.asarray(wave, dtype=np.float32)
+        if len(x) < MIN_SAMPLES:
+            x = np.pad(x, (0, MIN_SAMPLES - len(x)))
+        if enc.normalize:  # as the encoder's own feature extractor does
+            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        index = self.layer_index()
+        step = int(CHUNK_SECONDS * self.sample_rate)
+        parts = []
+        for start in range(0, len(x), step):
+            chunk = x[start : start + step]
+            if start and len(chunk) < MIN_SAMPLES:
+                break  # a sliver after the last whole chunk: no frame of its own
+            out = enc.model(input_values=torch.from_numpy(chunk)[None], output_hidden_states=True)
+            parts.append(out.hidden_states[index][0].float().T.numpy())
+        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+
+    # -- the feature ---------------------------------------------------------------------------
+    def summarise(self, frames: np.ndarray) -> np.ndarray:
+        """The array this feature gives for ``[D, T]`` frames: ``[1, D, T]``."""
+        return frames[None]
+
+    def __call__(
+        self, waves: Sequence[np.ndarray], device: str | torch.device = "cpu", batch_size: int = 16
+    ) -> list[np.ndarray]:
+        """One array per waveform, encoded one at a time on the CPU (no padding reaches the
+        encoder; ``device`` and ``batch_size`` are unused)."""
+        return [self.summarise(self.frames(w)) for w in self.front(waves)]
+
+    def compute(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched form of :meth:`__call__`: zero-padded output and each item's frame count."""
+        waves = [a[: int(n)].detach().cpu().numpy() for a, n in zip(audio, lengths, strict=True)]
+        feats = self(waves)
+        n_frames = torch.tensor([f.shape[-1] for f in feats], dtype=torch.long)
+        out = torch.zeros(len(feats), *feats[0].shape[:2], int(n_frames.max()))
+        for i, f in enumerate(feats):
+            out[i, ..., : f.shape[-1]] = torch.from_numpy(f)
+        return out.to(audio.device), n_frames.to(audio.device)
+
+
+@dataclasses.dataclass
+class EncoderPooled(Encoder):
+    """An encoder layer's frames summarised over the utterance, ``[1, D, 1]`` (``mean``) or
+    ``[1, 2D, 1]`` (``meanstd``: the means, then the standard deviations)."""
+
+    name: ClassVar[str] = "encoder-pooled"
+    fixed_length: ClassVar[bool] = True
+    n_frames: ClassVar[int] = 1
+    pooling: str = "meanstd"
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+        super().__post_init__()
+
+    @property
+    def hop_seconds(self) -> float:
+        """0: the single output frame spans the whole utterance."""
+        return 0.0
+
+    def summarise(self, frames: np.ndarray) -> np.ndarray:
+        parts = [frames.mean(axis=1)]
+        if self.pooling == "meanstd":
+            parts.append(frames.std(axis=1))
+        return np.concatenate(parts)[None, :, None].astype(np.float32)
