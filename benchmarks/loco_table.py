@@ -90,6 +90,16 @@ LEVERS = (
         "features, in training and at test)",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-pitch",
+        "`cnn-augment-dims-cb-rows-clip` + the `pitch` augmentation (each augmented copy, with "
+        "chance 1/2, shifted -2 to +2 semitones, duration kept: other voices)",
+    ),
+    (
+        "cnn-augment-dims-cb-rows-clip-speed",
+        "`cnn-augment-dims-cb-rows-clip` + speed perturbation (`speed_perturb=[0.9,1.1]`: "
+        "copies 10 % slower and faster, pitch and tempo together)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
