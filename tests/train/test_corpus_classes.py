@@ -247,3 +247,32 @@ def test_a_fold_records_each_validation_corpus_ua_at_its_best_epoch() -> None:
     assert _training_facts(Fold(1, (0,), (1,), ("s",)), net, single, [], 0.1)[
         "best_val_ua_by_corpus"
     ] is None
+
+
+def test_train_reports_each_validation_corpus_and_weights_the_draws(
+    synth_corpus, tmp_path
+) -> None:
+    import json
+
+    from conftest import run_cli, tiny_cli, write_tone
+
+    tess = tmp_path / "TESS"
+    for s, speaker in enumerate(("OAF", "YAF")):
+        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
+            write_tone(tess / f"{speaker}_back_{code}.wav", seconds=0.7, freq=160.0 + 25 * k + s)
+    data = ["--train", f"ravdess:{synth_corpus}", "--train", f"tess:{tess}"]
+    data += ["--labels", "angry,happy,neutral,sad"]
+    out = tmp_path / "model"
+    params = ["--train-param", "val_fraction=0.5", "--train-param", "corpus_balance=true"]
+    params += ["--train-param", "corpus_weights=tess:2", "--train-param", "val_corpus=ravdess"]
+    result = run_cli(tiny_cli("train", data, out, *params, epochs=2))
+    res = json.loads((out / "config.json").read_text())["training_result"]
+    assert set(res["best_val_ua_by_corpus"]) == {"ravdess", "tess"}
+    assert res["best_val_ua"] == res["best_val_ua_by_corpus"]["ravdess"]  # val_corpus chose
+    shown = ", ".join(f"{c} {ua:.1f}" for c, ua in res["best_val_ua_by_corpus"].items())
+    assert f"({shown})" in result.output
+    history = (out / "training_curves.csv").read_text().splitlines()[0]
+    assert "val_ua@ravdess" in history and "val_ua@tess" in history
+    assert json.loads((out / "config.json").read_text())["training"]["corpus_weights"] == {
+        "tess": 2.0
+    }

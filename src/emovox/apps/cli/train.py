@@ -78,6 +78,9 @@ def train(corpus, data, out, resume, train_specs, nproc, **options) -> None:
     cfg = json.loads((Path(path) / "config.json").read_text())
     res = cfg["training_result"]
     val = f", validation UA {res['best_val_ua']:.1f} %" if res["best_val_ua"] is not None else ""
+    by_corpus = res.get("best_val_ua_by_corpus") or {}
+    if by_corpus:
+        val += " (" + ", ".join(f"{c} {ua:.1f}" for c, ua in by_corpus.items()) + ")"
     click.echo(f"saved {path} (best epoch {res['best_epoch']}{val})")
 
 
