@@ -451,13 +451,13 @@ def plot_training_curves(
     ax_ua.xaxis.set_major_locator(MaxNLocator(integer=True))
     finite = np.isfinite(val_ua)
     if finite.any():
-        corpus_keys = list(dict.fromkeys(
-            k for row in rows for k in row if str(k).startswith(VAL_UA_PREFIX)
-        ))
-        for key in corpus_keys:
-            per_corpus = np.array([_float_or_nan(row.get(key)) for row in rows])
-            ax_ua.plot(epochs, per_corpus, linewidth=0.8, alpha=0.6,
-                       label=str(key)[len(VAL_UA_PREFIX):])
+        keys = dict.fromkeys(k for row in rows for k in row if str(k).startswith(VAL_UA_PREFIX))
+        per_corpus = {
+            str(k)[len(VAL_UA_PREFIX):]: np.array([_float_or_nan(row.get(k)) for row in rows])
+            for k in keys
+        }
+        for corpus, curve in per_corpus.items():
+            ax_ua.plot(epochs, curve, linewidth=0.8, alpha=0.6, label=corpus)
         ax_ua.plot(epochs, val_ua, marker=marker, markersize=3, color="tab:green",
                    label="validation UA")
         best = int(np.nanargmax(val_ua))
@@ -466,11 +466,8 @@ def plot_training_curves(
                    linestyle="none", label=f"best: {best_ua:.1f}% @ epoch {best_epoch:g}")
         for ax in (ax_loss, ax_ua):
             ax.axvline(best_epoch, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.6)
-        shown = [val_ua] + [
-            np.array([_float_or_nan(row.get(k)) for row in rows]) for k in corpus_keys
-        ]
-        low = float(np.nanmin(np.concatenate(shown)))
-        high = float(np.nanmax(np.concatenate(shown)))
+        shown = np.concatenate([val_ua, *per_corpus.values()])
+        low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
         ax_ua.set_ylim(max(0.0, low - 5.0), min(100.0, high + 5.0))
         ax_ua.legend(loc="lower right", fontsize="small")
     else:

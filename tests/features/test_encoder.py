@@ -41,7 +41,15 @@ def test_frames_are_the_chosen_hidden_state(tiny_encoder: Path) -> None:
     np.testing.assert_allclose(first[0], reference(tiny_encoder, wave, 1), rtol=1e-5, atol=1e-5)
     assert not np.allclose(first, x)
     with pytest.raises(ValueError, match=r"layer 3 out of range.*hidden states 0-2"):
-        Encoder(path=str(tiny_encoder), layer=3).extract(wave)
+        Encoder(path=str(tiny_encoder), layer=3)  # refused before any audio
+
+
+def test_the_shape_is_read_without_loading_the_network(tiny_encoder: Path) -> None:
+    enc_mod.load_encoder.cache_clear()
+    f = EncoderPooled(path=str(tiny_encoder), layer=-2)
+    assert Encoder(path=str(tiny_encoder)).hop_seconds == pytest.approx(20 / 16000)
+    assert f.layer_index() == 1 and f.hop_seconds == 0.0
+    assert enc_mod.load_encoder.cache_info().currsize == 0  # cached features need no encoder
 
 
 def test_pooling_summarises_the_frames(tiny_encoder: Path) -> None:
@@ -122,7 +130,7 @@ def test_clear_errors(tmp_path: Path, monkeypatch) -> None:
         Encoder(path=str(tmp_path))
     (tmp_path / "model.safetensors").write_bytes(b"x")
     with pytest.raises(ValueError, match="not a speech encoder"):
-        Encoder(path=str(tmp_path)).extract(np.zeros(1600, np.float32))
+        Encoder(path=str(tmp_path))
     with pytest.raises(ValueError, match="16000 Hz"):
         Encoder(path=str(tmp_path), sample_rate=22050)
     folder = make_tiny_encoder(tmp_path / "enc")

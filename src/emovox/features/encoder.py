@@ -138,15 +138,40 @@ def locate_encoder(path: str, fingerprint: str = "") -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
+class EncoderShape:
+    """What an encoder's ``config.json`` says about its output: samples per frame and the
+    number of transformer layers (hidden states 0..n_layers)."""
+
+    hop: int
+    n_layers: int
+
+
+def encoder_shape(folder: str | os.PathLike) -> EncoderShape:
+    """The :class:`EncoderShape` of the encoder in ``folder``, from its ``config.json`` alone
+    (the network is not loaded).
+
+    Raises:
+        ValueError: the folder holds a model that is not a speech encoder.
+    """
+    config = json.loads((Path(folder) / "config.json").read_text())
+    strides = config.get("conv_stride")
+    if not strides or "hidden_size" not in config:
+        raise ValueError(
+            f"{folder} is not a speech encoder of the wav2vec 2.0 family (its config.json has "
+            "no conv_stride or hidden_size)"
+        )
+    return EncoderShape(
+        hop=int(math.prod(strides)),
+        n_layers=int(config.get("num_hidden_layers", 0)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class LoadedEncoder:
-    """An encoder ready to run: the network, whether inputs are standardised first, and the
-    samples per output frame."""
+    """An encoder ready to run: the network and whether inputs are standardised first."""
 
     model: torch.nn.Module
     normalize: bool
-    hop: int
-    n_layers: int
-    width: int
 
 
 @functools.lru_cache(maxsize=2)
@@ -155,7 +180,6 @@ def load_encoder(folder: str) -> LoadedEncoder:
 
     Raises:
         ImportError: ``transformers`` is not installed (the message says how to install it).
-        ValueError: the folder holds a model that is not a speech encoder.
     """
     try:
         import transformers
@@ -163,13 +187,6 @@ def load_encoder(folder: str) -> LoadedEncoder:
         raise ImportError(
             f"pretrained encoders need the transformers package: {INSTALL_HINT}"
         ) from exc
-    config = json.loads((Path(folder) / "config.json").read_text())
-    strides = config.get("conv_stride")
-    if not strides or "hidden_size" not in config:
-        raise ValueError(
-            f"{folder} is not a speech encoder of the wav2vec 2.0 family (its config.json has "
-            "no conv_stride or hidden_size)"
-        )
     hf_logging = transformers.utils.logging
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -181,13 +198,7 @@ def load_encoder(folder: str) -> LoadedEncoder:
     model.eval()
     pre = Path(folder) / "preprocessor_config.json"
     settings = json.loads(pre.read_text()) if pre.is_file() else {}
-    return LoadedEncoder(
-        model=model,
-        normalize=bool(settings.get("do_normalize", False)),
-        hop=int(math.prod(strides)),
-        n_layers=int(config.get("num_hidden_layers", 0)),
-        width=int(config["hidden_size"]),
-    )
+    return LoadedEncoder(model=model, normalize=bool(settings.get("do_normalize", False)))
 
 
 @dataclasses.dataclass
@@ -227,6 +238,8 @@ class Encoder(Feature):
             )
         self.fingerprint = found
         self._folder = str(folder.resolve())
+        self._shape = encoder_shape(folder)
+        self.layer_index()  # a layer the encoder lacks is refused here, not at the first clip
 
     # -- the network ---------------------------------------------------------------------------
     @property
@@ -236,7 +249,7 @@ class Encoder(Feature):
 
     @property
     def hop_seconds(self) -> float:
-        return self.encoder.hop / self.sample_rate
+        return self._shape.hop / self.sample_rate
 
     def layer_index(self) -> int:
         """:attr:`layer` as an index into the ``n_layers + 1`` hidden states.
@@ -244,7 +257,7 @@ class Encoder(Feature):
         Raises:
             ValueError: the encoder has no such layer (its count named).
         """
-        n = self.encoder.n_layers + 1
+        n = self._shape.n_layers + 1
         if not -n <= self.layer < n:
             raise ValueError(
                 f"layer {self.layer} out of range: the encoder at {self.path} has hidden states "

@@ -7,9 +7,9 @@ Settings arrive typed (``bool``, numbers, sequences of names); reading the comma
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
-import numpy as np
 import torch
 
 from emovox.models.base import SERModel
@@ -264,7 +264,7 @@ def _weights(name: str, value) -> dict[str, float]:
             w = float(weight)
         except (TypeError, ValueError):
             w = float("nan")
-        if isinstance(weight, bool) or not w > 0 or not np.isfinite(w):
+        if isinstance(weight, bool) or not w > 0 or not math.isfinite(w):
             raise ValueError(f"{name}: the weight of {key!r} must be a positive number, "
                              f"not {weight!r}")
         out[str(key).strip().lower()] = w

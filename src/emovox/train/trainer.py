@@ -90,10 +90,11 @@ def corpus_balanced_draw(
     wanted = {str(k).lower(): float(v) for k, v in (weights or {}).items()}
     share = np.array([wanted.get(str(n).lower(), 1.0) for n in names], dtype=float)
     p = np.zeros(len(y), dtype=float)
+    present = np.unique(groups)
     if not len(y):
         return p
-    share /= share[np.unique(groups)].sum()
-    for g in np.unique(groups):
+    share /= share[present].sum()
+    for g in present:
         in_corpus = groups == g
         classes = np.unique(y[in_corpus])
         for c in classes:
