@@ -194,8 +194,12 @@ def test_each_validation_corpus_ua_is_recorded_and_val_corpus_chooses_with_one()
     assert np.isclose(result.best_val_ua, result.history[0]["val_ua@small"])
 
     cfg.val_corpus = "ravdess"
+    refused = Trainer(tiny_cnn(), cfg, 0.01, progress=False)
+    epochs: list[int] = []
+    refused._epoch = lambda *a: epochs.append(1)  # type: ignore[method-assign]
     with pytest.raises(ValueError, match="no validation speaker of that corpus"):
-        Trainer(tiny_cnn(), cfg, 0.01, progress=False).fit(xs, ys, xs, ys, val_corpora=groups)
+        refused.fit(xs, ys, xs, ys, val_corpora=groups)
+    assert epochs == []  # refused before any epoch was trained
     one = TrainConfig(epochs=1, batch_size=8, crop_seconds=None, specaugment=False)
     alone = Trainer(tiny_cnn(), one, 0.01, progress=False).fit(
         xs, ys, xs, ys, val_corpora=["a"] * len(xs)

@@ -315,6 +315,8 @@ class Trainer:
         state = state or _Progress()
         val = (val_x, val_y) if val_x is not None and len(val_x) > 0 else None
         self._val_groups = None if val_corpora is None else np.asarray(val_corpora, dtype=str)
+        if val is not None:
+            self._check_val_corpus()
         t0 = time.time()
         interrupted = False
         try:
@@ -371,23 +373,27 @@ class Trainer:
             }
         return loss, unweighted_accuracy(y, pred, n), per_group
 
-    def _chosen_ua(self, pooled: float, per_group: dict[str, float]) -> float:
-        """The validation UA that picks the best epoch: pooled, the mean over the corpora
-        (``val_by_corpus``) or one corpus's (``val_corpus``).
+    def _check_val_corpus(self) -> None:
+        """Refuse a ``val_corpus`` without validation speakers before any epoch is trained.
 
         Raises:
-            ValueError: ``val_corpus`` names a corpus without validation speakers (the corpora
-                that have them named).
+            ValueError: no validation item of that corpus (the corpora that have them named).
         """
+        wanted, groups = self.config.val_corpus, self._val_groups
+        present = [] if groups is None else sorted(set(groups.tolist()))
+        if wanted and wanted not in {g.lower() for g in present}:
+            raise ValueError(
+                f"val_corpus={wanted!r}: no validation speaker of that corpus "
+                f"(validation corpora: {', '.join(present) or 'not given'})"
+            )
+
+    def _chosen_ua(self, pooled: float, per_group: dict[str, float]) -> float:
+        """The validation UA that picks the best epoch: pooled, the mean over the corpora
+        (``val_by_corpus``) or one corpus's (``val_corpus``, checked by
+        :meth:`_check_val_corpus` before training)."""
         cfg = self.config
         if cfg.val_corpus:
-            by_name = {g.lower(): ua for g, ua in per_group.items()}
-            if cfg.val_corpus not in by_name:
-                raise ValueError(
-                    f"val_corpus={cfg.val_corpus!r}: no validation speaker of that corpus "
-                    f"(validation corpora: {', '.join(per_group) or 'not given'})"
-                )
-            return by_name[cfg.val_corpus]
+            return next(ua for g, ua in per_group.items() if g.lower() == cfg.val_corpus)
         if cfg.val_by_corpus and per_group:
             return float(np.mean(list(per_group.values())))
         return pooled
