@@ -1,0 +1,102 @@
+"""benchmarks/functionals_fusion.py: a functionals regression fused with a LOCO run's CNN,
+everything chosen on the folds' validation speakers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import benchmark_module, run_cli, tiny_cli, write_tone
+
+LABELS = "angry,happy,neutral,sad"
+
+
+@pytest.fixture(scope="module")
+def loco_run(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny ``emovox evaluate --protocol loco`` run over three corpora, and its ``--train``."""
+    root = tmp_path_factory.mktemp("fusion")
+    savee, tess = root / "SAVEE", root / "TESS"
+    for s, speaker in enumerate(("DC", "JE")):
+        for k, code in enumerate(("a", "h", "n", "sa")):
+            write_tone(savee / f"{speaker}_{code}01.wav", seconds=0.7, freq=140.0 + 30 * k + s)
+    for s, speaker in enumerate(("OAF", "YAF")):
+        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
+            write_tone(tess / f"{speaker}_back_{code}.wav", seconds=0.7, freq=160.0 + 25 * k + s)
+    train = [f"ravdess:{synth_corpus}", f"savee:{savee}", f"tess:{tess}"]
+    args = [a for c in train for a in ("--train", c)]
+    args += ["--labels", LABELS, "--protocol", "loco", "--folds", "1,2"]
+    out = root / "loco"
+    run_cli(tiny_cli("evaluate", args, out, epochs=1))
+    return out, [a for c in train for a in ("--train", c)]
+
+
+def test_balanced_weights_give_every_corpus_and_each_of_its_classes_equal_shares() -> None:
+    mod = benchmark_module("functionals_fusion")
+    corpora = ["a"] * 6 + ["b"] * 2
+    y = [0, 0, 0, 0, 1, 1, 0, 2]
+    w = mod.balanced_weights(corpora, y)
+    assert w.mean() == pytest.approx(1.0)
+    pairs = list(zip(corpora, y, strict=True))
+    share = {cell: w[[i for i, p in enumerate(pairs) if p == cell]].sum() for cell in set(pairs)}
+    assert all(v == pytest.approx(2.0) for v in share.values())  # 8 / 4 (corpus, class) cells
+
+
+def test_the_choice_is_made_on_validation_and_prefers_the_smaller_share() -> None:
+    mod = benchmark_module("functionals_fusion")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    p_cnn = np.eye(3)[[0, 1, 1, 0, 1, 1]].astype(float)  # class 2 never right
+    good = np.eye(3)[[0, 1, 2, 0, 1, 2]].astype(float)
+    C, w, s = mod.choose(y, p_cnn, {0.1: np.full((6, 3), 1 / 3), 1.0: good}, [0.0, 0.4, 0.6])
+    assert (C, w) == (1.0, 0.6) and s == pytest.approx(100.0)
+    # nothing to gain: the regression gets no share
+    C, w, s = mod.choose(y, good, {0.1: good, 1.0: good}, [0.0, 0.3])
+    assert (C, w) == (0.1, 0.0) and s == pytest.approx(100.0)
+
+
+def test_a_loco_run_is_fused_fold_by_fold_and_resumed(
+    loco_run, tmp_path: Path, monkeypatch
+) -> None:
+    mod = benchmark_module("functionals_fusion")
+    run, train = loco_run
+    out = tmp_path / "fusion.json"
+    args = ["--run", str(run), *train, "--labels", LABELS, "--out", str(out), "--gains=20"]
+    assert mod.main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["command"].startswith("python benchmarks/functionals_fusion.py --run")
+    assert result["protocol"] == "loco" and [f["fold"] for f in result["folds"]] == [1, 2]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for fold in result["folds"]:
+        assert fold["C"] in mod.DEFAULT_CS and fold["weight"] in mod.DEFAULT_WEIGHTS
+        facts = json.loads((run / f"fold_{fold['fold']}" / "metrics.json").read_text())
+        assert fold["validation_clips"] > 0 and fold["test_clips"] == facts["n_test"]
+        # the weight 0 is a candidate: the fusion never does worse on validation than the CNN
+        assert fold["validation_ua"]["fused"] >= fold["validation_ua"]["cnn"]
+        (corpus,) = fold["test_corpora"]
+        recorded = metrics["per_test_corpus"][corpus]["four_classes"]["ua"]
+        assert fold["test"]["cnn"][corpus]["four_classes"] == pytest.approx(recorded, abs=0.01)
+        for kept in fold["gains"][corpus]["+20"].values():
+            assert 0.0 <= kept <= 100.0
+    summary = result["summary"]
+    assert set(summary["cnn"]["four_classes_by_corpus"]) == {"ravdess", "savee"}
+    assert set(summary["labels_kept"]["+20"]) == {"cnn", "fused"}
+
+    def never(*a, **k):
+        raise AssertionError("a finished fold was measured again")
+
+    monkeypatch.setattr(mod, "measure_fold", never)
+    assert mod.main(args) == 0  # both folds already in --out
+
+
+def test_clear_errors(loco_run, tmp_path: Path, capsys) -> None:
+    mod = benchmark_module("functionals_fusion")
+    run, train = loco_run
+    out = ["--out", str(tmp_path / "x.json")]
+    assert mod.main(["--run", str(run), *train, "--labels", "angry,sad", *out]) == 2
+    assert "the run has ['angry', 'happy', 'neutral', 'sad']" in capsys.readouterr().err
+    other = tmp_path / "emobox"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"protocol": "emobox", "labels": ["a"]}))
+    assert mod.main(["--run", str(other), *train, "--labels", LABELS, *out]) == 2
+    assert "not a loco or loco-pairs run (emobox)" in capsys.readouterr().err
