@@ -1,26 +1,29 @@
-"""Does a regression on utterance functionals, fused with a run's CNN, carry emotion to corpora
-the training never heard? (Issue 14's lever "utterance functionals normalised per utterance".)
+"""Does a regression on utterance functionals, fused with a run's CNN, carry emotion to voices and
+corpora the training never heard? (Issue 14's lever "utterance functionals normalised per
+utterance".)
 
-For every finished fold of an ``emovox evaluate --protocol loco`` or ``loco-pairs`` results
-folder (its saved ``fold_N/model``, ``fold_N/predictions.csv`` and ``fold_N/metrics.json``), on
-the same training side and the same validation speakers as the fold's CNN:
+For every finished fold of an ``emovox evaluate`` results folder (its saved ``fold_N/model``,
+``fold_N/predictions.csv`` and ``fold_N/metrics.json``; any speaker-independent protocol:
+``loco``, ``loco-pairs``, ``emobox``, ...), on the fold's training side and its validation
+speakers:
 
 1. the fast functionals (:mod:`emovox.features.functionals`: pitch, loudness, voice quality,
    spectral balance, rhythm, log-mel band statistics, every value computed on the waveform
    scaled to one RMS level) of every clip, cached like any feature; the recording's own level
    (``level_dbfs``) is left out, so nothing moves with the gain, and nothing is normalised
    with a speaker's or a corpus's statistics: each clip is read alone, as a user's clip is;
-2. a logistic regression fitted on the training speakers' clips, standardised with the
-   training side's weighted mean and spread, weighted as ``corpus_balance`` draws (every
-   training corpus the same share, every class of a corpus the same share of it);
+2. a logistic regression fitted on the training speakers' clips (neither the fold's test nor
+   its validation speakers), standardised with the training side's weighted mean and spread,
+   each clip weighted as the fold's CNN drew it (``corpus_balance`` and ``corpus_weights``
+   from the fold model's training settings; otherwise classes balanced);
 3. the regression's ``C`` and its share ``w`` of the fused probability
-   ``(1 - w) * p_cnn + w * p_regression`` chosen on the fold's validation speakers alone (the
-   pooled UA over the classes they have), never on a test clip;
+   ``(1 - w) * p_cnn + w * p_regression`` chosen on the fold's validation speakers alone (those
+   of the model's ``val_corpus`` when it chose its epoch on one corpus), never on a test clip;
 4. the test clips scored three ways (the CNN as recorded in ``predictions.csv``, the regression
-   alone, the fusion) per test corpus, on the four common classes and on each corpus's own; a
-   ``loco-pairs`` run is summarised as ``emovox evaluate`` summarises it (each corpus judged by
-   its partners, :func:`emovox.evaluate.runner.nested_validation`), a ``loco`` run by the mean
-   over its left-out corpora.
+   alone, the fusion): the fold's UA, and per test corpus on the four common classes and on its
+   own; a ``loco-pairs`` run is summarised as ``emovox evaluate`` summarises it (each corpus
+   judged by its partners, :func:`emovox.evaluate.runner.nested_validation`), other runs by the
+   mean over folds and over test corpora.
 
 With ``--gains`` each test file is also scaled by each gain and clipped to [-1, 1] (as a
 recording that hits full scale), and the share of files whose fused label equals its fused
@@ -28,7 +31,7 @@ label at the recorded level is reported beside the CNN's own share.
 
 Results are written after every fold; a rerun skips the folds already in ``--out``.
 
-    python benchmarks/functionals_fusion.py --run benchmarks/results/loco-pairs-RUN \\
+    python benchmarks/functionals_fusion.py --run benchmarks/results/RUN \\
         --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
         --labels calm=neutral,angry,happy,sad,fearful,disgust,surprised \\
         [--cache-dir DIR] [--gains=10,20] [--out FILE]
@@ -59,6 +62,7 @@ from emovox.features.cache import FeatureCache, extract_files
 from emovox.features.functionals import functional_names
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
+from emovox.train.trainer import corpus_balanced_draw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVEL_FUNCTIONAL = "level_dbfs"
@@ -75,19 +79,13 @@ def functional_columns() -> list[int]:
     return [i for i, n in enumerate(functional_names()) if n != LEVEL_FUNCTIONAL]
 
 
-def balanced_weights(corpora: Sequence[str], y: Sequence[int]) -> np.ndarray:
-    """Sample weights of ``corpus_balance`` draws: each corpus the same total, each class of a
-    corpus the same share of it; scaled to a mean of 1."""
-    corpora, y = np.asarray(corpora), np.asarray(y)
-    w = np.zeros(len(y))
-    names = np.unique(corpora)
-    for c in names:
-        in_c = corpora == c
-        classes = np.unique(y[in_c])
-        for k in classes:
-            sel = in_c & (y == k)
-            w[sel] = 1.0 / (len(names) * len(classes) * sel.sum())
-    return w * len(y)
+def training_weights(training: dict, corpora: Sequence[str], y: np.ndarray) -> np.ndarray:
+    """Sample weights (mean 1) that follow the fold's draws: each corpus its share and each of a
+    corpus's classes an equal share of it with ``corpus_balance`` (``corpus_weights`` as the
+    shares), else each class an equal share."""
+    by_corpus = corpora if training.get("corpus_balance") else None
+    p = corpus_balanced_draw(y, by_corpus, training.get("corpus_weights") or None)
+    return p * len(y)
 
 
 @dataclass(frozen=True)
@@ -152,6 +150,7 @@ class Data:
     x: np.ndarray
     y: np.ndarray
     index: dict[str, int]
+    corpus_of: dict[str, str]
 
     @classmethod
     def load(
@@ -178,7 +177,8 @@ class Data:
         manifest = manifest.take(keep)
         x = np.stack([np.asarray(feats[i]).reshape(-1) for i in keep])[:, functional_columns()]
         y = np.array([classes.index(u.label) for u in manifest])
-        return cls(manifest, classes, x, y, {u.path: i for i, u in enumerate(manifest)})
+        index = {u.path: i for i, u in enumerate(manifest)}
+        return cls(manifest, classes, x, y, index, {u.speaker: u.corpus for u in manifest})
 
     def rows_where(self, keep) -> np.ndarray:
         return np.array([i for i, u in enumerate(self.manifest) if keep(u)], dtype=int)
@@ -211,23 +211,30 @@ def measure_fold(
     """One fold: the choice on its validation speakers, its test scores per corpus (and with
     ``gains`` the labels kept), and the test prediction rows of each kind."""
     facts = json.loads((run / f"fold_{fold}" / "metrics.json").read_text())
-    test_corpora = set(facts.get("test_corpora") or [])
-    val_speakers = set(facts.get("validation_speakers") or [])
-    if not test_corpora:
-        raise ValueError(f"{run}/fold_{fold}: not a leave-corpus-out fold (no test_corpora)")
-    if not val_speakers:
-        raise ValueError(f"{run}/fold_{fold}: no validation speakers to choose the fusion on")
-    rows = [r for r in rows if r["label"] in data.classes and r["path"] in data.index]
-    tr = data.rows_where(lambda u: u.corpus not in test_corpora and u.speaker not in val_speakers)
-    va = data.rows_where(lambda u: u.speaker in val_speakers)
-    te = np.array([data.index[r["path"]] for r in rows], dtype=int)
-    n = len(data.classes)
-    w_tr = balanced_weights([data.manifest[i].corpus for i in tr], data.y[tr])
-    scale = Standardiser.fit(data.x[tr], w_tr)
-    models = {C: fit_regression(scale(data.x[tr]), data.y[tr], w_tr, C, n)[1] for C in Cs}
+    test_speakers = set(facts.get("test_speakers") or [])
     model = Recognizer.load(run / f"fold_{fold}" / "model", guard=None)
     if list(model.labels) != data.classes:
         raise ValueError(f"{run}/fold_{fold}/model predicts {model.labels}, not {data.classes}")
+    training = model.config.get("training", {})
+    val_corpus = str(training.get("val_corpus") or "").lower()
+    val_speakers = {
+        s for s in facts.get("validation_speakers") or []
+        if not val_corpus or data.corpus_of.get(s, "").lower() == val_corpus
+    }  # fmt: skip
+    if not test_speakers:
+        raise ValueError(f"{run}/fold_{fold}: no test speakers recorded")
+    if not val_speakers:
+        where = f" of {val_corpus}" if val_corpus else ""
+        raise ValueError(f"{run}/fold_{fold}: no validation speakers{where} to choose on")
+    rows = [r for r in rows if r["label"] in data.classes and r["path"] in data.index]
+    held = test_speakers | set(facts.get("validation_speakers") or [])
+    tr = data.rows_where(lambda u: u.speaker not in held)
+    va = data.rows_where(lambda u: u.speaker in val_speakers)
+    te = np.array([data.index[r["path"]] for r in rows], dtype=int)
+    n = len(data.classes)
+    w_tr = training_weights(training, [data.manifest[i].corpus for i in tr], data.y[tr])
+    scale = Standardiser.fit(data.x[tr], w_tr)
+    models = {C: fit_regression(scale(data.x[tr]), data.y[tr], w_tr, C, n)[1] for C in Cs}
     val_paths = [data.manifest[i].path for i in va]
     p_val = np.array(
         [[p.probabilities[c] for c in data.classes] for p in model.predict_batch(val_paths)]
@@ -242,7 +249,8 @@ def measure_fold(
     }
     result = {
         "fold": fold,
-        "test_corpora": sorted(test_corpora),
+        "test_corpora": sorted({r["corpus"] for r in rows}),
+        "validation_corpus": val_corpus or None,
         "train_clips": len(tr),
         "validation_clips": len(va),
         "test_clips": len(rows),
@@ -254,10 +262,18 @@ def measure_fold(
             "fused": round(val_fused, 2),
         },
         "test": {k: _corpus_cells(v, data.classes) for k, v in kinds.items()},
+        "test_ua": {k: round(_rows_ua(v, data.classes), 2) for k, v in kinds.items()},
     }
     if gains:
         result["gains"] = _gain_agreement(model, rows, data, scale, models[C], w, gains)
     return result, kinds
+
+
+def _rows_ua(rows: list[dict], classes: list[str]) -> float:
+    """UA (%) over the classes of ``rows`` (all of a fold's test clips together)."""
+    y = np.array([classes.index(r["label"]) for r in rows])
+    p = np.array([classes.index(r["predicted"]) for r in rows])
+    return 100.0 * unweighted_accuracy(y, p, len(classes))
 
 
 def _corpus_cells(rows: list[dict], classes: list[str]) -> dict[str, dict]:
@@ -316,13 +332,19 @@ def summarise(result: dict, protocol: str) -> None:
                             by_left_out.setdefault(k, []).append(f["test"][kind][j]["four_classes"])
             cells = {k: round(float(np.mean(v)), 2) for k, v in sorted(by_left_out.items())}
         else:
+            per: dict[str, list[float]] = {}
             for f in folds:
                 for corpus, cell in f["test"][kind].items():
                     if "four_classes" in cell:
-                        cells[corpus] = cell["four_classes"]
+                        per.setdefault(corpus, []).append(cell["four_classes"])
+            cells = {k: round(float(np.mean(v)), 2) for k, v in sorted(per.items())}
+        by_fold = [f["test_ua"][kind] for f in folds]
         summary[kind] = {
             "four_classes_by_corpus": dict(sorted(cells.items())),
             "four_classes": round(float(np.mean(list(cells.values()))), 2) if cells else None,
+            "ua": round(float(np.mean(by_fold)), 2),
+            "ua_std": round(float(np.std(by_fold)), 2),
+            "ua_by_fold": by_fold,
             "validation_ua": round(float(np.mean([f["validation_ua"][kind] for f in folds])), 2),
         }
     if folds and all("gains" in f for f in folds):
@@ -343,7 +365,7 @@ def summarise(result: dict, protocol: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="An `emovox evaluate --out` folder (loco).")
+    ap.add_argument("--run", required=True, help="An `emovox evaluate --out` folder.")
     ap.add_argument("--train", action="append", required=True, help="CORPUS:PATH, as the run.")
     ap.add_argument("--labels", required=True, help="The run's --labels.")
     ap.add_argument("--cache-dir", help="Feature cache folder (default: no cache).")
@@ -357,11 +379,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     out = Path(args.out or RESULTS / f"functionals_fusion_{run.name}.json")
-    run_facts = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-    protocol = run_facts.get("protocol", "")
-    if protocol not in ("loco", "loco-pairs"):
-        print(f"{run}: not a loco or loco-pairs run ({protocol or 'no run.json'})", file=sys.stderr)
+    if not (run / "run.json").is_file():
+        print(f"{run}: no run.json (not an `emovox evaluate --out` folder)", file=sys.stderr)
         return 2
+    run_facts = json.loads((run / "run.json").read_text())
+    protocol = run_facts.get("protocol", "")
     start = resumed_result("functionals_fusion.py", run, out, argv)
     if start is None:
         return 2
@@ -376,7 +398,11 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     for fold in sorted(rows):
         if fold in have or not any(r["label"] for r in rows[fold]):
             continue  # done, or a dimensions-only fold (no class to score)
-        row, _ = measure_fold(run, fold, rows[fold], data, DEFAULT_CS, DEFAULT_WEIGHTS, gains)
+        try:
+            row, _ = measure_fold(run, fold, rows[fold], data, DEFAULT_CS, DEFAULT_WEIGHTS, gains)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
         summarise(result, protocol)
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
@@ -388,11 +414,12 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     summarise(result, protocol)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     s = result["summary"]
-    print(
-        f"mean 4-class UA over the left-out corpora ({protocol}): cnn {s['cnn']['four_classes']}, "
-        f"regression {s['regression']['four_classes']}, fused {s['fused']['four_classes']}; "
-        f"wrote {out}"
-    )
+    for kind in KINDS:
+        print(
+            f"{kind}: mean 4-class UA over the test corpora ({protocol}) "
+            f"{s[kind]['four_classes']}; UA over the folds {s[kind]['ua']} ± {s[kind]['ua_std']}"
+        )
+    print(f"wrote {out}")
     return 0
 
 

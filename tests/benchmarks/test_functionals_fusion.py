@@ -32,15 +32,22 @@ def loco_run(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     return out, [a for c in train for a in ("--train", c)]
 
 
-def test_balanced_weights_give_every_corpus_and_each_of_its_classes_equal_shares() -> None:
+def test_the_regression_weights_clips_as_the_fold_drew_them() -> None:
     mod = benchmark_module("functionals_fusion")
     corpora = ["a"] * 6 + ["b"] * 2
-    y = [0, 0, 0, 0, 1, 1, 0, 2]
-    w = mod.balanced_weights(corpora, y)
-    assert w.mean() == pytest.approx(1.0)
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 2])
     pairs = list(zip(corpora, y, strict=True))
-    share = {cell: w[[i for i, p in enumerate(pairs) if p == cell]].sum() for cell in set(pairs)}
-    assert all(v == pytest.approx(2.0) for v in share.values())  # 8 / 4 (corpus, class) cells
+
+    def share(w: np.ndarray) -> dict:
+        return {cell: w[[i for i, p in enumerate(pairs) if p == cell]].sum() for cell in set(pairs)}
+
+    w = mod.training_weights({"corpus_balance": True}, corpora, y)
+    assert w.mean() == pytest.approx(1.0)
+    assert all(v == pytest.approx(2.0) for v in share(w).values())  # 8 clips / 4 cells
+    w = mod.training_weights({"corpus_balance": True, "corpus_weights": {"A": 3.0}}, corpora, y)
+    assert share(w)[("a", 0)] == pytest.approx(3.0) and share(w)[("b", 2)] == pytest.approx(1.0)
+    w = mod.training_weights({"corpus_balance": False}, corpora, y)  # classes only
+    assert share(w)[("a", 0)] + share(w)[("b", 0)] == pytest.approx(8 / 3)
 
 
 def test_the_choice_is_made_on_validation_and_prefers_the_smaller_share() -> None:
@@ -95,8 +102,40 @@ def test_clear_errors(loco_run, tmp_path: Path, capsys) -> None:
     out = ["--out", str(tmp_path / "x.json")]
     assert mod.main(["--run", str(run), *train, "--labels", "angry,sad", *out]) == 2
     assert "the run has ['angry', 'happy', 'neutral', 'sad']" in capsys.readouterr().err
-    other = tmp_path / "emobox"
-    other.mkdir()
-    (other / "run.json").write_text(json.dumps({"protocol": "emobox", "labels": ["a"]}))
-    assert mod.main(["--run", str(other), *train, "--labels", LABELS, *out]) == 2
-    assert "not a loco or loco-pairs run (emobox)" in capsys.readouterr().err
+    assert mod.main(["--run", str(tmp_path), *train, "--labels", LABELS, *out]) == 2
+    assert "no run.json" in capsys.readouterr().err
+
+
+def test_a_model_that_chose_on_one_corpus_is_fused_on_that_corpus_alone(
+    loco_run, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    mod = benchmark_module("functionals_fusion")
+    run, train = loco_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    facts = json.loads((copy / "fold_1" / "metrics.json").read_text())
+    config_file = copy / "fold_1" / "model" / "config.json"
+    config = json.loads(config_file.read_text())
+    corpus_of = {"Actor": "ravdess", "savee": "savee", "tess": "tess"}
+    val_corpora = {next(c for p, c in corpus_of.items() if s.startswith(p))
+                   for s in facts["validation_speakers"]}  # fmt: skip
+    missing = ({"savee", "tess"} - val_corpora).pop()
+    config["training"]["val_corpus"] = missing
+    config_file.write_text(json.dumps(config))
+    out = ["--out", str(tmp_path / "x.json")]
+    assert mod.main(["--run", str(copy), *train, "--labels", LABELS, *out]) == 2
+    assert f"no validation speakers of {missing} to choose on" in capsys.readouterr().err
+    present = sorted(val_corpora)[0]
+    config["training"]["val_corpus"] = present.upper()  # names match in any case
+    config_file.write_text(json.dumps(config))
+    shutil.rmtree(copy / "fold_2")
+    assert mod.main(["--run", str(copy), *train, "--labels", LABELS, *out]) == 0
+    (fold,) = json.loads((tmp_path / "x.json").read_text())["folds"]
+    assert fold["validation_corpus"] == present
+    per_speaker = {"ravdess": 8, "savee": 4, "tess": 4}[present]
+    assert fold["validation_clips"] == per_speaker * sum(
+        corpus_of[next(p for p in corpus_of if s.startswith(p))] == present
+        for s in facts["validation_speakers"]
+    )
