@@ -125,6 +125,16 @@ ENSEMBLES = (
     ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
+FUSIONS = (
+    (
+        "cnn-augment-dims-cb-rows-clip",
+        "`cnn-augment-dims-cb-rows-clip` fused with a logistic regression on the fast functionals "
+        "(the level left out, no speaker statistics), its C and share chosen on each fold's "
+        "validation speakers, on the saved fold models (`benchmarks/functionals_fusion.py`)",
+    ),
+)
+"""Late fusions of a lever's saved fold models with a functionals regression:
+``results/functionals_fusion_loco[-pairs]-<name>.json``."""
 LEVER_START, LEVER_END = "<!-- loco-levers -->", "<!-- /loco-levers -->"
 CORPORA = ("ased", "emodb", "nemo", "ravdess", "tess")
 LANGUAGE = {"ased": "am", "baved": "ar", "emodb": "de", "nemo": "pl", "ravdess": "en", "tess": "en"}
@@ -237,12 +247,41 @@ def lever_table() -> str:
             + " | ".join(_cell(x) for x in fours)
             + f" | {mean} | {arousal_cell(per)} | {wall} |"
         )
+    for name, what in FUSIONS:
+        row = fusion_row(name, what)
+        if row:
+            lines.append(row)
     for names, what in ENSEMBLES:
         nested = nested_cell(*names)
         if nested != "—":
             row = f"| ensemble of {len(names)} | {what} | — | — | {nested} | {dashes} {tail}"
             lines.append(row)
     return "\n".join(lines)
+
+
+def fusion_row(name: str, what: str) -> str | None:
+    """The lever row of ``name``'s functionals fusion (:data:`FUSIONS`); ``None`` before either
+    of its results exists. The arousal head is the CNN's, unchanged: not repeated here."""
+    files = [RESULTS / f"functionals_fusion_loco{p}-{name}.json" for p in ("", "-pairs")]
+    loco, pairs = (json.loads(f.read_text()) if f.is_file() else None for f in files)
+    if loco is None and pairs is None:
+        return None
+    nested = "—"
+    if pairs:
+        n = len(pairs["folds"])
+        nested = f"{_cell(pairs['summary']['fused']['four_classes'])} ({n} pairs)"
+    fours, folds, val, mean = [None] * len(CORPORA), "—", "—", "—"
+    if loco:
+        fused = loco["summary"]["fused"]
+        fours = [fused["four_classes_by_corpus"].get(c) for c in CORPORA]
+        folds, val = str(len(loco["folds"])), _cell(fused["validation_ua"])
+        if all(x is not None for x in fours):
+            mean = f"**{_cell(sum(fours) / len(fours))}**"
+    return (
+        f"| `loco-{name}` + functionals | {what} | {folds} | {val} | {nested} | "
+        + " | ".join(_cell(x) for x in fours)
+        + f" | {mean} | — | none (closed form) |"
+    )
 
 
 def nested_cell(*names: str) -> str:

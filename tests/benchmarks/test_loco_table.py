@@ -76,3 +76,24 @@ def test_an_ensemble_is_judged_on_the_mean_of_its_runs_probabilities(
     assert lines[2].startswith("| `loco-pairs-y` | a lever judged by nested validation only | — |")
     assert "91.7 (2 pairs)" in lines[2] and lines[3].startswith("| ensemble of 2 | x and y |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_a_functionals_fusion_row_reads_its_two_result_files(tmp_path: Path, monkeypatch) -> None:
+    table = benchmark_module("loco_table")
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(table, "LEVERS", ())
+    monkeypatch.setattr(table, "ENSEMBLES", ())
+    monkeypatch.setattr(table, "FUSIONS", (("r", "r fused"),))
+    assert table.fusion_row("r", "r fused") is None
+    pairs = {"folds": [{}] * 5, "summary": {"fused": {"four_classes": 53.33}}}
+    (tmp_path / "functionals_fusion_loco-pairs-r.json").write_text(json.dumps(pairs))
+    row = table.fusion_row("r", "r fused")
+    assert "| 53.3 (5 pairs) |" in row and "| — | — | none (closed form) |" in row
+    by_corpus = {c: 50.0 + k for k, c in enumerate(table.CORPORA)}
+    fused = {"four_classes_by_corpus": by_corpus, "validation_ua": 61.04}
+    loco = {"folds": [{}] * 5, "summary": {"fused": fused}}
+    (tmp_path / "functionals_fusion_loco-r.json").write_text(json.dumps(loco))
+    lines = table.lever_table().splitlines()
+    assert lines[2].startswith("| `loco-r` + functionals | r fused | 5 | 61.0 | 53.3 (5 pairs) |")
+    assert "| 50.0 | 51.0 | 52.0 | 53.0 | 54.0 | **52.0** |" in lines[2]
+    assert lines[2].count("|") == lines[0].count("|")
