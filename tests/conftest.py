@@ -174,6 +174,24 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def tone_corpora(root: Path, savee: bool = True) -> list[str]:
+    """Two tiny corpora of tones under ``root`` in SAVEE's and TESS's naming (two speakers x
+    angry, happy, neutral, sad each; ``savee=False``: TESS alone). Returns the ``--train``
+    values (``savee:DIR``, ``tess:DIR``)."""
+    out = []
+    if savee:
+        for s, speaker in enumerate(("DC", "JE")):
+            for k, code in enumerate(("a", "h", "n", "sa")):
+                name = root / "SAVEE" / f"{speaker}_{code}01.wav"
+                write_tone(name, seconds=0.7, freq=140.0 + 30 * k + s)
+        out.append(f"savee:{root / 'SAVEE'}")
+    for s, speaker in enumerate(("OAF", "YAF")):
+        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
+            name = root / "TESS" / f"{speaker}_back_{code}.wav"
+            write_tone(name, seconds=0.7, freq=160.0 + 25 * k + s)
+    return [*out, f"tess:{root / 'TESS'}"]
+
+
 def make_tiny_encoder(folder: Path, normalize: bool = False, seed: int = 0) -> Path:
     """A tiny random wav2vec 2.0 encoder saved in Hugging Face's layout (2 layers, width 16,
     20 samples per frame); ``normalize`` adds a ``preprocessor_config.json`` asking for

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import benchmark_module
 
 CLASSES = ["neutral", "angry", "happy", "sad", "fearful"]
@@ -100,4 +101,82 @@ def test_the_shipped_guard_is_the_committed_choice() -> None:
         "high": BALANCE_GUARD.high,
         "prior": BALANCE_GUARD.prior,
         "min_utterances": BALANCE_GUARD.min_utterances,
+    }
+
+
+@pytest.fixture(scope="module")
+def speaker_norm_loco(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ``speaker_norm`` LOCO run over three corpora (its fold models saved)."""
+    from conftest import run_cli, tiny_cli, tone_corpora
+
+    root = tmp_path_factory.mktemp("speaker-norm-guard")
+    train = [f"ravdess:{synth_corpus}", *tone_corpora(root)]
+    args = [a for c in train for a in ("--train", c)]
+    args += ["--labels", "angry,happy,neutral,sad", "--protocol", "loco"]
+    args += ["--train-param", "speaker_norm=true"]
+    run_cli(tiny_cli("evaluate", args, root / "loco", epochs=1))
+    return root / "loco"
+
+
+def test_a_speaker_norm_run_is_adapted_again_on_each_one_emotion_test(
+    speaker_norm_loco: Path, monkeypatch
+) -> None:
+    mod = benchmark_module("adapt_guard")
+    p = mod.Predictions.read(speaker_norm_loco, speaker_norm=True)
+    assert p.adapted is not None and p.adapted.shape == p.proba.shape
+    tested = mod.adapt_one_emotion_tests(p, speaker_norm_loco, draws=2)
+    for d in range(2):
+        rows = mod.one_emotion_rows(p.group, p.label, d)
+        assert rows and not np.isnan(tested.one_emotion[d][rows]).any()
+        others = sorted(set(range(len(p.label))) - set(rows))
+        assert np.isnan(tested.one_emotion[d][others]).all()
+        one = tested.one_emotion_test(d)
+        said = {}
+        for g, y in zip(one.group, one.label, strict=True):
+            said.setdefault(g, set()).add(y)
+        assert said and all(len(labels) == 1 for labels in said.values())  # one emotion each
+        np.testing.assert_array_equal(one.adapted, tested.one_emotion[d][rows])
+    # with every clip of a speaker in its "test", the statistics are the run's own: the model
+    # pass reproduces the adapted probabilities `emovox evaluate` wrote
+    monkeypatch.setattr(mod, "one_emotion_rows", lambda g, y, d: list(range(len(g))))
+    whole = mod.adapt_one_emotion_tests(p, speaker_norm_loco, draws=1)
+    np.testing.assert_allclose(whole.one_emotion[0], p.adapted, atol=2e-5)
+
+
+def test_the_speaker_norm_guard_is_chosen_on_the_other_left_out_corpora(
+    speaker_norm_loco: Path, tmp_path: Path
+) -> None:
+    mod = benchmark_module("adapt_guard")
+    out = tmp_path / "g.json"
+    args = ["--loco", str(speaker_norm_loco), "--speaker-norm", "--out", str(out)]
+    assert mod.main(args) == 0
+    got = json.loads(out.read_text())
+    assert got["nested"] is None and got["adaptation"].startswith("speaker_norm")
+    assert "LOCO" in got["selection"]
+    assert set(got["loco_per_corpus"]) == {"ravdess", "savee", "tess"}
+    lows = {c["guard"]["low"] for c in got["nested_candidates"]}
+    assert lows == set(mod.SPEAKER_NORM_LOWS)
+    for v in got["loco_per_corpus"].values():
+        worst = v["chosen"].get("worst_one_emotion_change")
+        assert worst is None or worst >= 0.0  # safe wherever the others had a test
+
+
+def test_speaker_norm_wants_a_speaker_norm_run(tmp_path: Path) -> None:
+    mod = benchmark_module("adapt_guard")
+    rows = _rows("a", 1, np.random.default_rng(2))  # no adapted_p_* columns
+    run = _run(tmp_path / "plain", rows, by_fold=True)
+    with pytest.raises(SystemExit, match="no speaker-adapted columns"):
+        mod.main(["--loco", str(run), "--speaker-norm", "--out", str(tmp_path / "x.json")])
+
+
+def test_the_shipped_speaker_norm_guard_is_the_committed_choice() -> None:
+    from emovox.inference.adaptation import DEFAULT_GUARD
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    chosen = json.loads((results / "adapt_guard_speaker_norm.json").read_text())["overall"]
+    assert chosen["guard"] == {
+        "low": DEFAULT_GUARD.low,
+        "high": DEFAULT_GUARD.high,
+        "prior": DEFAULT_GUARD.prior,
+        "min_utterances": DEFAULT_GUARD.min_utterances,
     }

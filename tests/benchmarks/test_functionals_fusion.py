@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import benchmark_module, run_cli, tiny_cli, write_tone
+from conftest import benchmark_module, run_cli, tiny_cli, tone_corpora
 
 LABELS = "angry,happy,neutral,sad"
 
@@ -17,14 +17,7 @@ LABELS = "angry,happy,neutral,sad"
 def loco_run(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """A tiny ``emovox evaluate --protocol loco`` run over three corpora, and its ``--train``."""
     root = tmp_path_factory.mktemp("fusion")
-    savee, tess = root / "SAVEE", root / "TESS"
-    for s, speaker in enumerate(("DC", "JE")):
-        for k, code in enumerate(("a", "h", "n", "sa")):
-            write_tone(savee / f"{speaker}_{code}01.wav", seconds=0.7, freq=140.0 + 30 * k + s)
-    for s, speaker in enumerate(("OAF", "YAF")):
-        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
-            write_tone(tess / f"{speaker}_back_{code}.wav", seconds=0.7, freq=160.0 + 25 * k + s)
-    train = [f"ravdess:{synth_corpus}", f"savee:{savee}", f"tess:{tess}"]
+    train = [f"ravdess:{synth_corpus}", *tone_corpora(root)]
     args = [a for c in train for a in ("--train", c)]
     args += ["--labels", LABELS, "--protocol", "loco", "--folds", "1,2"]
     out = root / "loco"

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_tone
 
 from emovox.data.manifest import Manifest, Utterance
 from emovox.data.protocols import Fold, make_folds
@@ -95,17 +94,9 @@ def test_nested_validation_judges_each_left_out_corpus_by_its_partners_only() ->
 def test_loco_pairs_through_the_cli_writes_and_reports_the_nested_validation(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
-    from conftest import run_cli, tiny_cli
+    from conftest import run_cli, tiny_cli, tone_corpora
 
-    savee = tmp_path / "SAVEE"
-    tess = tmp_path / "TESS"
-    for s, speaker in enumerate(("DC", "JE")):
-        for k, code in enumerate(("a", "h", "n", "sa")):
-            write_tone(savee / f"{speaker}_{code}01.wav", seconds=0.7, freq=140.0 + 30 * k + s)
-    for s, speaker in enumerate(("OAF", "YAF")):
-        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
-            write_tone(tess / f"{speaker}_back_{code}.wav", seconds=0.7, freq=160.0 + 25 * k + s)
-    data = [f"ravdess:{synth_corpus}", f"savee:{savee}", f"tess:{tess}"]
+    data = [f"ravdess:{synth_corpus}", *tone_corpora(tmp_path)]
     args = [a for c in data for a in ("--train", c)]
     args += ["--labels", "angry,happy,neutral,sad", "--protocol", "loco-pairs", "--folds", "1,3"]
     out = tmp_path / "pairs"

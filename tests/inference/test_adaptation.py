@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from conftest import run_cli, tiny_cli, train_tiny
 
-from emovox.inference.adaptation import AdaptationGuard, balance_priors, guard_speakers, spread
+from emovox.inference.adaptation import (
+    DEFAULT_GUARD,
+    AdaptationGuard,
+    balance_priors,
+    guard_speakers,
+    spread,
+)
 from emovox.inference.recognizer import Recognizer
 
 
@@ -51,8 +57,9 @@ def test_a_one_emotion_speaker_keeps_the_per_utterance_prediction() -> None:
     a = np.vstack([adapted, adapted_b])
     out = guard_speakers(p, a, ["A"] * 10 + ["B"] * 12)
     np.testing.assert_allclose(out[:10], per_utt, rtol=1e-6)
-    w = AdaptationGuard().weight(mixed)
-    assert w > 0.5
+    w = DEFAULT_GUARD.weight(mixed)  # the spread trusted fully, shrunk by 12 clips of material
+    assert w == pytest.approx(12 / (12 + DEFAULT_GUARD.prior))
+    assert AdaptationGuard().weight(mixed) > 0.5
     assert AdaptationGuard().weight(np.full((10, 4), 0.25)) == 0.0  # cannot tell: no adaptation
     np.testing.assert_allclose(out[10:], w * adapted_b + (1 - w) * mixed, rtol=1e-5)
 

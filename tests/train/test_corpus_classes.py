@@ -258,13 +258,10 @@ def test_train_reports_each_validation_corpus_and_weights_the_draws(
 ) -> None:
     import json
 
-    from conftest import run_cli, tiny_cli, write_tone
+    from conftest import run_cli, tiny_cli, tone_corpora
 
-    tess = tmp_path / "TESS"
-    for s, speaker in enumerate(("OAF", "YAF")):
-        for k, code in enumerate(("angry", "happy", "neutral", "sad")):
-            write_tone(tess / f"{speaker}_back_{code}.wav", seconds=0.7, freq=160.0 + 25 * k + s)
-    data = ["--train", f"ravdess:{synth_corpus}", "--train", f"tess:{tess}"]
+    (tess,) = tone_corpora(tmp_path, savee=False)
+    data = ["--train", f"ravdess:{synth_corpus}", "--train", tess]
     data += ["--labels", "angry,happy,neutral,sad"]
     out = tmp_path / "model"
     params = ["--train-param", "val_fraction=0.5", "--train-param", "corpus_balance=true"]
