@@ -25,6 +25,9 @@ speakers:
    judged by its partners, :func:`emovox.evaluate.runner.nested_validation`), other runs by the
    mean over folds and over test corpora.
 
+``--views functionals,egemaps`` lets the regression read openSMILE's eGeMAPS too (computed on
+the waveform scaled to -20 dBFS RMS), beside the fast functionals.
+
 With ``--gains`` each test file is also scaled by each gain and clipped to [-1, 1] (as a
 recording that hits full scale), and the share of files whose fused label equals its fused
 label at the recorded level is reported beside the CNN's own share.
@@ -59,7 +62,7 @@ from emovox.data.manifest import Manifest
 from emovox.evaluate.runner import per_corpus_scores
 from emovox.features import make_feature
 from emovox.features.cache import FeatureCache, extract_files
-from emovox.features.functionals import functional_names
+from emovox.features.functionals import LEVEL_DB, functional_names
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
 from emovox.train.trainer import corpus_balanced_draw
@@ -77,6 +80,25 @@ KINDS = ("cnn", "regression", "fused")
 def functional_columns() -> list[int]:
     """The columns of the functionals the regression reads (all but the recording's level)."""
     return [i for i, n in enumerate(functional_names()) if n != LEVEL_FUNCTIONAL]
+
+
+VIEWS = ("functionals", "egemaps")
+"""What the regression can read (``--views``): the fast functionals, and openSMILE's 88
+eGeMAPS values of the waveform scaled to -20 dBFS RMS (so that they do not move with the gain)."""
+
+
+def view_feature(view: str):
+    """The utterance feature of a view (:data:`VIEWS`)."""
+    if view == "functionals":
+        return make_feature("functionals")
+    if view == "egemaps":
+        return make_feature("egemaps", level_db=LEVEL_DB)
+    raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
+
+
+def view_columns(view: str, values: np.ndarray) -> np.ndarray:
+    """``[N, D]`` vectors of a view, reduced to the columns the regression reads."""
+    return values[:, functional_columns()] if view == "functionals" else values
 
 
 def training_weights(training: dict, corpora: Sequence[str], y: np.ndarray) -> np.ndarray:
@@ -151,10 +173,16 @@ class Data:
     y: np.ndarray
     index: dict[str, int]
     corpus_of: dict[str, str]
+    views: tuple[str, ...] = ("functionals",)
 
     @classmethod
     def load(
-        cls, train: Sequence[str], labels: str, cache: FeatureCache | None, classes: list[str]
+        cls,
+        train: Sequence[str],
+        labels: str,
+        cache: FeatureCache | None,
+        classes: list[str],
+        views: Sequence[str] = ("functionals",),
     ) -> Data:
         manifest = Manifest()
         for spec in train:
@@ -169,16 +197,23 @@ class Data:
             )
         manifest, _ = scheme.apply(manifest)
         manifest = manifest.filter(lambda u: bool(u.label))
-        feature = make_feature("functionals")
-        feats, errors = extract_files(feature, manifest.paths, cache, progress=False)
-        for path, why in errors.items():
-            print(f"{path}: skipped ({why})", file=sys.stderr)
-        keep = [i for i, f in enumerate(feats) if f is not None]
+        per_view, failed = [], set()
+        for view in views:
+            feats, errors = extract_files(view_feature(view), manifest.paths, cache, progress=False)
+            for path, why in errors.items():
+                print(f"{path}: skipped ({why})", file=sys.stderr)
+            failed |= {i for i, f in enumerate(feats) if f is None}
+            per_view.append((view, feats))
+        keep = [i for i in range(len(manifest)) if i not in failed]
         manifest = manifest.take(keep)
-        x = np.stack([np.asarray(feats[i]).reshape(-1) for i in keep])[:, functional_columns()]
+        x = np.hstack([
+            view_columns(view, np.stack([np.asarray(feats[i]).reshape(-1) for i in keep]))
+            for view, feats in per_view
+        ])  # fmt: skip
         y = np.array([classes.index(u.label) for u in manifest])
         index = {u.path: i for i, u in enumerate(manifest)}
-        return cls(manifest, classes, x, y, index, {u.speaker: u.corpus for u in manifest})
+        speakers = {u.speaker: u.corpus for u in manifest}
+        return cls(manifest, classes, x, y, index, speakers, tuple(views))
 
     def rows_where(self, keep) -> np.ndarray:
         return np.array([i for i, u in enumerate(self.manifest) if keep(u)], dtype=int)
@@ -289,7 +324,7 @@ def _corpus_cells(rows: list[dict], classes: list[str]) -> dict[str, dict]:
 
 def _gain_agreement(model, rows, data: Data, scale, reg, w: float, gains) -> dict:
     """Labels kept (%) per test corpus at each gain, for the CNN alone and for the fusion."""
-    feature = make_feature("functionals")
+    features = [(v, view_feature(v)) for v in data.views]
     names = [r["path"] for r in rows]
     waves = [model.feature.load(p) for p in names]
     corpora = np.array([r["corpus"] for r in rows])
@@ -298,7 +333,7 @@ def _gain_agreement(model, rows, data: Data, scale, reg, w: float, gains) -> dic
         p_c = np.array(
             [[p.probabilities[c] for c in data.classes] for p in model.predict_waveforms(ws, names)]
         )
-        x = np.stack([feature.vector(v) for v in ws])[:, functional_columns()]
+        x = np.hstack([view_columns(v, np.stack([f.vector(w) for w in ws])) for v, f in features])
         p_f = (1 - w) * p_c + w * reg(scale(x))
         return np.argmax(p_c, axis=1), np.argmax(p_f, axis=1)
 
@@ -369,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", action="append", required=True, help="CORPUS:PATH, as the run.")
     ap.add_argument("--labels", required=True, help="The run's --labels.")
     ap.add_argument("--cache-dir", help="Feature cache folder (default: no cache).")
+    ap.add_argument(
+        "--views",
+        default="functionals",
+        help=f"What the regression reads, comma list of {', '.join(VIEWS)} (default functionals).",
+    )
     ap.add_argument("--gains", default="", help="dB above the recorded level, e.g. 10,20.")
     ap.add_argument("--out", help="JSON to write (default: results/functionals_fusion_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
@@ -378,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
-    out = Path(args.out or RESULTS / f"functionals_fusion_{run.name}.json")
+    suffix = "" if args.views == "functionals" else "_" + args.views.replace(",", "+")
+    out = Path(args.out or RESULTS / f"functionals_fusion{suffix}_{run.name}.json")
     if not (run / "run.json").is_file():
         print(f"{run}: no run.json (not an `emovox evaluate --out` folder)", file=sys.stderr)
         return 2
@@ -388,10 +429,12 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if start is None:
         return 2
     rows, result, have = start
+    result["views"] = [v.strip() for v in args.views.split(",") if v.strip()]
     gains = [float(g) for g in args.gains.split(",") if g.strip()]
     cache = FeatureCache(args.cache_dir) if args.cache_dir else None
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
     try:
-        data = Data.load(args.train, args.labels, cache, list(run_facts["labels"]))
+        data = Data.load(args.train, args.labels, cache, list(run_facts["labels"]), views)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

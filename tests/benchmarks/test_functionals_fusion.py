@@ -132,3 +132,27 @@ def test_a_model_that_chose_on_one_corpus_is_fused_on_that_corpus_alone(
         corpus_of[next(p for p in corpus_of if s.startswith(p))] == present
         for s in facts["validation_speakers"]
     )
+
+
+def test_the_regression_can_read_egemaps_beside_the_functionals(loco_run, tmp_path: Path) -> None:
+    pytest.importorskip("opensmile")
+    mod = benchmark_module("functionals_fusion")
+    run, train = loco_run
+    out = tmp_path / "views.json"
+    args = ["--run", str(run), *train, "--labels", LABELS, "--views", "functionals,egemaps"]
+    assert mod.main([*args, "--out", str(out), "--gains=20"]) == 0
+    result = json.loads(out.read_text())
+    assert result["views"] == ["functionals", "egemaps"]
+    for fold in result["folds"]:
+        assert fold["validation_ua"]["fused"] >= fold["validation_ua"]["cnn"]
+    data = mod.Data.load(train[1::2], LABELS, None, LABELS.split(","), ["functionals", "egemaps"])
+    assert data.x.shape[1] == len(mod.functional_columns()) + 88
+    assert np.isfinite(data.x).all()
+
+
+def test_an_unknown_view_is_refused(loco_run, tmp_path: Path, capsys) -> None:
+    mod = benchmark_module("functionals_fusion")
+    run, train = loco_run
+    args = ["--run", str(run), *train, "--labels", LABELS, "--views", "functionals,mfcc"]
+    assert mod.main([*args, "--out", str(tmp_path / "x.json")]) == 2
+    assert "unknown view 'mfcc'; known: functionals, egemaps" in capsys.readouterr().err
