@@ -128,13 +128,15 @@ ENSEMBLES = (
 FUSIONS = (
     (
         "cnn-augment-dims-cb-rows-clip",
+        "functionals",
         "`cnn-augment-dims-cb-rows-clip` fused with a logistic regression on the fast functionals "
         "(the level left out, no speaker statistics), its C and share chosen on each fold's "
         "validation speakers, on the saved fold models (`benchmarks/functionals_fusion.py`)",
     ),
 )
-"""Late fusions of a lever's saved fold models with a functionals regression:
-``results/functionals_fusion_loco[-pairs]-<name>.json``."""
+"""Late fusions of a lever's saved fold models with a regression on utterance functionals
+(``name``, the regression's ``--views``, what it is):
+``results/functionals_fusion[_<views>]_loco[-pairs]-<name>.json``."""
 LEVER_START, LEVER_END = "<!-- loco-levers -->", "<!-- /loco-levers -->"
 CORPORA = ("ased", "emodb", "nemo", "ravdess", "tess")
 LANGUAGE = {"ased": "am", "baved": "ar", "emodb": "de", "nemo": "pl", "ravdess": "en", "tess": "en"}
@@ -247,8 +249,8 @@ def lever_table() -> str:
             + " | ".join(_cell(x) for x in fours)
             + f" | {mean} | {arousal_cell(per)} | {wall} |"
         )
-    for name, what in FUSIONS:
-        row = fusion_row(name, what)
+    for name, views, what in FUSIONS:
+        row = fusion_row(name, what, views)
         if row:
             lines.append(row)
     for names, what in ENSEMBLES:
@@ -259,10 +261,12 @@ def lever_table() -> str:
     return "\n".join(lines)
 
 
-def fusion_row(name: str, what: str) -> str | None:
+def fusion_row(name: str, what: str, views: str = "functionals") -> str | None:
     """The lever row of ``name``'s functionals fusion (:data:`FUSIONS`); ``None`` before either
     of its results exists. The arousal head is the CNN's, unchanged: not repeated here."""
-    files = [RESULTS / f"functionals_fusion_loco{p}-{name}.json" for p in ("", "-pairs")]
+    suffix = "" if views == "functionals" else "_" + views.replace(",", "+")
+    stem = f"functionals_fusion{suffix}_loco"
+    files = [RESULTS / f"{stem}{p}-{name}.json" for p in ("", "-pairs")]
     loco, pairs = (json.loads(f.read_text()) if f.is_file() else None for f in files)
     if loco is None and pairs is None:
         return None
@@ -278,7 +282,7 @@ def fusion_row(name: str, what: str) -> str | None:
         if all(x is not None for x in fours):
             mean = f"**{_cell(sum(fours) / len(fours))}**"
     return (
-        f"| `loco-{name}` + functionals | {what} | {folds} | {val} | {nested} | "
+        f"| `loco-{name}` + {views.replace(',', ' + ')} | {what} | {folds} | {val} | {nested} | "
         + " | ".join(_cell(x) for x in fours)
         + f" | {mean} | — | none (closed form) |"
     )

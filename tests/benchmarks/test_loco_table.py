@@ -83,7 +83,7 @@ def test_a_functionals_fusion_row_reads_its_two_result_files(tmp_path: Path, mon
     monkeypatch.setattr(table, "RESULTS", tmp_path)
     monkeypatch.setattr(table, "LEVERS", ())
     monkeypatch.setattr(table, "ENSEMBLES", ())
-    monkeypatch.setattr(table, "FUSIONS", (("r", "r fused"),))
+    monkeypatch.setattr(table, "FUSIONS", (("r", "functionals", "r fused"),))
     assert table.fusion_row("r", "r fused") is None
     pairs = {"folds": [{}] * 5, "summary": {"fused": {"four_classes": 53.33}}}
     (tmp_path / "functionals_fusion_loco-pairs-r.json").write_text(json.dumps(pairs))
@@ -97,3 +97,6 @@ def test_a_functionals_fusion_row_reads_its_two_result_files(tmp_path: Path, mon
     assert lines[2].startswith("| `loco-r` + functionals | r fused | 5 | 61.0 | 53.3 (5 pairs) |")
     assert "| 50.0 | 51.0 | 52.0 | 53.0 | 54.0 | **52.0** |" in lines[2]
     assert lines[2].count("|") == lines[0].count("|")
+    (tmp_path / "functionals_fusion_functionals+egemaps_loco-r.json").write_text(json.dumps(loco))
+    row = table.fusion_row("r", "r and eGeMAPS", "functionals,egemaps")
+    assert row.startswith("| `loco-r` + functionals + egemaps | r and eGeMAPS | 5 | 61.0 | — |")
