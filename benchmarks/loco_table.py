@@ -133,6 +133,12 @@ FUSIONS = (
         "(the level left out, no speaker statistics), its C and share chosen on each fold's "
         "validation speakers, on the saved fold models (`benchmarks/functionals_fusion.py`)",
     ),
+    (
+        "cnn-augment-dims-cb-rows-clip",
+        "functionals,egemaps",
+        "the same, the regression reading openSMILE's eGeMAPS (at -20 dBFS) beside the fast "
+        "functionals (`--views functionals,egemaps`)",
+    ),
 )
 """Late fusions of a lever's saved fold models with a regression on utterance functionals
 (``name``, the regression's ``--views``, what it is):
