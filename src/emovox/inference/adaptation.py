@@ -22,7 +22,9 @@ a voice that sounds sad to the model in every clip pulls all of its clips toward
 dividing each clip's probabilities by the speaker's mean probabilities takes that pull out (the
 speaker is then assumed to use every class alike, which is what the guard checks, so a speaker
 heard in one emotion keeps the per-utterance prediction). Its guard,
-:data:`BALANCE_GUARD`, was chosen on nested validation (``benchmarks/adapt_guard.py``).
+:data:`BALANCE_GUARD`, was chosen on nested validation (``benchmarks/adapt_guard.py``); that of
+``speaker_norm`` models, :data:`DEFAULT_GUARD`, on the one-emotion tests of a leave-one-corpus-out
+run (``benchmarks/adapt_guard.py --speaker-norm``).
 """
 
 from __future__ import annotations
