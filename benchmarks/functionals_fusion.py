@@ -128,7 +128,7 @@ class Standardiser:
 
 
 def fit_regression(z: np.ndarray, y: np.ndarray, w: np.ndarray, C: float, n_classes: int):
-    """A multinomial logistic regression, and a function giving ``[N, n_classes]``
+    """A multinomial logistic regression fitted on ``z``, as a function giving ``[N, n_classes]``
     probabilities (0 for a class the training side lacks)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -139,7 +139,7 @@ def fit_regression(z: np.ndarray, y: np.ndarray, w: np.ndarray, C: float, n_clas
         p[:, lr.classes_] = lr.predict_proba(zz)
         return p
 
-    return lr, proba
+    return proba
 
 
 def ua(y: np.ndarray, p: np.ndarray, n_classes: int) -> float:
@@ -242,9 +242,9 @@ def measure_fold(
     Cs: Sequence[float],
     weights: Sequence[float],
     gains: Sequence[float],
-) -> tuple[dict, dict[str, list[dict]]]:
-    """One fold: the choice on its validation speakers, its test scores per corpus (and with
-    ``gains`` the labels kept), and the test prediction rows of each kind."""
+) -> dict:
+    """One fold: the choice on its validation speakers and its test scores per corpus (and with
+    ``gains`` the labels kept)."""
     facts = json.loads((run / f"fold_{fold}" / "metrics.json").read_text())
     test_speakers = set(facts.get("test_speakers") or [])
     model = Recognizer.load(run / f"fold_{fold}" / "model", guard=None)
@@ -269,7 +269,7 @@ def measure_fold(
     n = len(data.classes)
     w_tr = training_weights(training, [data.manifest[i].corpus for i in tr], data.y[tr])
     scale = Standardiser.fit(data.x[tr], w_tr)
-    models = {C: fit_regression(scale(data.x[tr]), data.y[tr], w_tr, C, n)[1] for C in Cs}
+    models = {C: fit_regression(scale(data.x[tr]), data.y[tr], w_tr, C, n) for C in Cs}
     val_paths = [data.manifest[i].path for i in va]
     p_val = np.array(
         [[p.probabilities[c] for c in data.classes] for p in model.predict_batch(val_paths)]
@@ -301,7 +301,7 @@ def measure_fold(
     }
     if gains:
         result["gains"] = _gain_agreement(model, rows, data, scale, models[C], w, gains)
-    return result, kinds
+    return result
 
 
 def _rows_ua(rows: list[dict], classes: list[str]) -> float:
@@ -333,7 +333,7 @@ def _gain_agreement(model, rows, data: Data, scale, reg, w: float, gains) -> dic
         p_c = np.array(
             [[p.probabilities[c] for c in data.classes] for p in model.predict_waveforms(ws, names)]
         )
-        x = np.hstack([view_columns(v, np.stack([f.vector(w) for w in ws])) for v, f in features])
+        x = np.hstack([view_columns(v, np.stack([f.vector(a) for a in ws])) for v, f in features])
         p_f = (1 - w) * p_c + w * reg(scale(x))
         return np.argmax(p_c, axis=1), np.argmax(p_f, axis=1)
 
@@ -442,7 +442,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         if fold in have or not any(r["label"] for r in rows[fold]):
             continue  # done, or a dimensions-only fold (no class to score)
         try:
-            row, _ = measure_fold(run, fold, rows[fold], data, DEFAULT_CS, DEFAULT_WEIGHTS, gains)
+            row = measure_fold(run, fold, rows[fold], data, DEFAULT_CS, DEFAULT_WEIGHTS, gains)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
