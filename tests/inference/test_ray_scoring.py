@@ -142,6 +142,11 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_file(
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    done = out.read_text().splitlines(keepends=True) if out.is_file() else []
+    if len(done) >= len(many):
+        # On a loaded machine Ray can hand the driver every batch before the poll sees the
+        # fourth line; keep what a kill after four lines leaves, so the resume has work to do.
+        out.write_text("".join(done[:4]))
     with out.open("a") as f:  # as if killed in the middle of a line
         f.write('{"file": "half a li')
     partial = len(out.read_text().splitlines()) - 1
