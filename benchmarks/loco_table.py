@@ -100,6 +100,12 @@ LEVERS = (
         "copies 10 % slower and faster, pitch and tempo together)",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-wide",
+        "`cnn-augment-dims-cb-rows-clip` with 1.5 times the channels "
+        "(`--param channels=[24,48,96,192]`, 2.2 times the weights): a larger network for ten "
+        "times the data",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
