@@ -106,6 +106,11 @@ LEVERS = (
         "times the data",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-ema",
+        "`cnn-augment-dims-cb-rows-clip` + `ema=0.999` (validation, the checkpoint and the model "
+        "use a moving average of the weights: flatter minima for unseen domains)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
