@@ -8,8 +8,10 @@ the validation speakers come from several corpora). The validation speakers are 
 fold's training side, so the test speakers never take part in the choice; only the winner's
 test scores are reported, as one honest number for "the setting chosen on validation".
 
-Reads each run's ``fold_N/metrics.json``; a fold missing from any candidate is left out (and
-named). Writes ``benchmarks/results/choose_<name>.json``:
+Reads each run's ``fold_N/metrics.json``, or the fused model of a ``functionals_fusion.py``
+result given as a file (its ``C`` and share were chosen on the same validation speakers); a fold
+missing from any candidate is left out (and named). Writes
+``benchmarks/results/choose_<name>.json``:
 
     python benchmarks/choose_on_validation.py --run results/A --run results/B \\
         [--corpus ravdess] --out benchmarks/results/choose_A_B.json
@@ -30,11 +32,38 @@ SCORES = ("ua", "wa", "macro_f1")
 
 
 def fold_rows(run: Path) -> dict[int, dict]:
-    """Each finished fold's ``metrics.json`` of ``run``, by fold number."""
+    """Each finished fold's ``metrics.json`` of ``run``, by fold number; or, when ``run`` is the
+    JSON that ``functionals_fusion.py`` wrote, each of its folds as the fused model scores it."""
+    if run.is_file():
+        return fusion_rows(run)
     out = {}
     for path in sorted(run.glob("fold_*/metrics.json")):
         row = json.loads(path.read_text())
         out[int(row["fold"])] = row
+    return out
+
+
+def fusion_rows(path: Path) -> dict[int, dict]:
+    """The fused model of a ``functionals_fusion.py`` result as fold rows: its test UA, and its
+    validation UA on the speakers that chose its ``C`` and share (those of the fold's
+    ``validation_corpus`` when it names one, so only that corpus's UA is known then)."""
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    folds = result.get("folds") if isinstance(result, dict) else None
+    if not isinstance(folds, list) or not all("test_ua" in f for f in folds):
+        raise ValueError(f"{path}: not a results folder nor a functionals_fusion.py result")
+    out = {}
+    for fold in folds:
+        val = fold["validation_ua"]["fused"]
+        corpus = fold.get("validation_corpus")
+        row = {"fold": int(fold["fold"]), "ua": fold["test_ua"]["fused"]}
+        if corpus:
+            row["best_val_ua_by_corpus"] = {corpus: val}
+        else:
+            row["best_val_ua"] = val
+        out[row["fold"]] = row
     return out
 
 
@@ -65,7 +94,7 @@ def choose(runs: dict[str, dict[int, dict]], corpus: str | None = None) -> dict:
         for name, rows in runs.items():
             v = validation_ua(rows[k], corpus)
             if v is None:
-                what = f"{corpus}'s validation UA" if corpus else "a validation UA"
+                what = f"{corpus}'s validation UA" if corpus else "pooled validation UA"
                 raise ValueError(f"{name} fold {k} has no {what}")
             vals[name] = float(v)
         winner = max(vals, key=lambda n: vals[n])  # the first of equal ones
@@ -100,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", help="choose on this corpus's validation speakers alone")
     ap.add_argument("--out", required=True, type=Path, help="the JSON to write")
     args = ap.parse_args(argv)
-    runs = {str(r): fold_rows(r) for r in args.run}
     try:
+        runs = {str(r): fold_rows(r) for r in args.run}
         result = choose(runs, args.corpus)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
