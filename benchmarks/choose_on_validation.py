@@ -125,7 +125,13 @@ def choose(runs: dict[str, dict[int, dict]], corpus: str | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", action="append", required=True, type=Path, help="a results folder")
+    ap.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        type=Path,
+        help="a results folder, or a functionals_fusion.py result (JSON)",
+    )
     ap.add_argument("--corpus", help="choose on this corpus's validation speakers alone")
     ap.add_argument("--out", required=True, type=Path, help="the JSON to write")
     args = ap.parse_args(argv)
