@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
-    suffix = "" if args.views == "functionals" else "_" + args.views.replace(",", "+")
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
+    suffix = "" if views == ["functionals"] else "_" + "+".join(views)
     out = Path(args.out or RESULTS / f"functionals_fusion{suffix}_{run.name}.json")
     if not (run / "run.json").is_file():
         print(f"{run}: no run.json (not an `emovox evaluate --out` folder)", file=sys.stderr)
@@ -429,10 +430,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if start is None:
         return 2
     rows, result, have = start
-    result["views"] = [v.strip() for v in args.views.split(",") if v.strip()]
+    result["views"] = views
     gains = [float(g) for g in args.gains.split(",") if g.strip()]
     cache = FeatureCache(args.cache_dir) if args.cache_dir else None
-    views = [v.strip() for v in args.views.split(",") if v.strip()]
     try:
         data = Data.load(args.train, args.labels, cache, list(run_facts["labels"]), views)
     except ValueError as exc:
