@@ -87,6 +87,12 @@ VIEWS = ("functionals", "egemaps")
 eGeMAPS values of the waveform scaled to -20 dBFS RMS (so that they do not move with the gain)."""
 
 
+def result_name(run_name: str, views: Sequence[str]) -> str:
+    """The default result file name of a fusion of run ``run_name`` reading ``views``."""
+    suffix = "" if list(views) == ["functionals"] else "_" + "+".join(views)
+    return f"functionals_fusion{suffix}_{run_name}.json"
+
+
 def view_feature(view: str):
     """The utterance feature of a view (:data:`VIEWS`)."""
     if view == "functionals":
@@ -419,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     views = [v.strip() for v in args.views.split(",") if v.strip()]
-    suffix = "" if views == ["functionals"] else "_" + "+".join(views)
-    out = Path(args.out or RESULTS / f"functionals_fusion{suffix}_{run.name}.json")
+    out = Path(args.out or RESULTS / result_name(run.name, views))
     if not (run / "run.json").is_file():
         print(f"{run}: no run.json (not an `emovox evaluate --out` folder)", file=sys.stderr)
         return 2

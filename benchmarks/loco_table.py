@@ -22,7 +22,12 @@ rest of the README is left as written.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from functionals_fusion import result_name
 
 from emovox.metrics import sign_ua
 
@@ -281,9 +286,7 @@ def lever_table() -> str:
 def fusion_row(name: str, what: str, views: str = "functionals") -> str | None:
     """The lever row of ``name``'s functionals fusion (:data:`FUSIONS`); ``None`` before either
     of its results exists. The arousal head is the CNN's, unchanged: not repeated here."""
-    suffix = "" if views == "functionals" else "_" + views.replace(",", "+")
-    stem = f"functionals_fusion{suffix}_loco"
-    files = [RESULTS / f"{stem}{p}-{name}.json" for p in ("", "-pairs")]
+    files = [RESULTS / result_name(f"loco{p}-{name}", views.split(",")) for p in ("", "-pairs")]
     loco, pairs = (json.loads(f.read_text()) if f.is_file() else None for f in files)
     if loco is None and pairs is None:
         return None
