@@ -156,3 +156,17 @@ def test_an_unknown_view_is_refused(loco_run, tmp_path: Path, capsys) -> None:
     args = ["--run", str(run), *train, "--labels", LABELS, "--views", "functionals,mfcc"]
     assert mod.main([*args, "--out", str(tmp_path / "x.json")]) == 2
     assert "unknown view 'mfcc'; known: functionals, egemaps" in capsys.readouterr().err
+
+
+def test_result_names_follow_the_views_and_name_the_committed_results() -> None:
+    mod = benchmark_module("functionals_fusion")
+    assert mod.result_name("loco-x", ["functionals"]) == "functionals_fusion_loco-x.json"
+    both = mod.result_name("loco-x", ["functionals", "egemaps"])
+    assert both == "functionals_fusion_functionals+egemaps_loco-x.json"
+    # the rows loco_table.py draws from results/ are the files functionals_fusion.py wrote there
+    table = benchmark_module("loco_table")
+    for name, views, what in table.FUSIONS:
+        stems = [f"loco{p}-{name}" for p in ("", "-pairs")]
+        files = [table.RESULTS / mod.result_name(s, views.split(",")) for s in stems]
+        assert any(f.is_file() for f in files), name
+        assert f"`loco-{name}` + {views.replace(',', ' + ')}" in table.fusion_row(name, what, views)
