@@ -53,6 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fusion_results import result_name
 from int8_folds import resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
@@ -85,12 +86,6 @@ def functional_columns() -> list[int]:
 VIEWS = ("functionals", "egemaps")
 """What the regression can read (``--views``): the fast functionals, and openSMILE's 88
 eGeMAPS values of the waveform scaled to -20 dBFS RMS (so that they do not move with the gain)."""
-
-
-def result_name(run_name: str, views: Sequence[str]) -> str:
-    """The default result file name of a fusion of run ``run_name`` reading ``views``."""
-    suffix = "" if list(views) == ["functionals"] else "_" + "+".join(views)
-    return f"functionals_fusion{suffix}_{run_name}.json"
 
 
 def view_feature(view: str):

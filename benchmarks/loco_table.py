@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from functionals_fusion import result_name
+from fusion_results import result_name
 
 from emovox.metrics import sign_ua
 
