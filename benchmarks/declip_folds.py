@@ -3,7 +3,8 @@
 For every finished fold of an ``emovox evaluate`` results folder (its saved ``fold_N/model`` and
 ``fold_N/predictions.csv``): each test file is read, scaled by each gain and clipped to [-1, 1]
 (as a recording that hits full scale), and predicted by the fold's model twice: as trained, and
-with the feature's ``declip`` on (:mod:`emovox.features.declip`, no retraining). Reported per
+with the feature's ``declip`` on (:mod:`emovox.features.declip`, no retraining; ``--method``
+picks how it redraws the runs, the spline by default). Reported per
 test corpus and gain: the share of files whose label equals their label at the recorded level
 (each front end against itself), the UA, and how many files of the recorded level declip
 changes at all (clean files must keep their label: ``unchanged_at_0db``). Results are written
@@ -17,7 +18,8 @@ with each frame scaled back to the unclipped frame's RMS (the distortion without
 flattening).
 
     python benchmarks/declip_folds.py --run benchmarks/results/loco-cnn-augment-dims-cb-rows-clip \\
-        [--gains=10,20] [--limit N] [--anatomy] [--out FILE]   (negative gains: --gains=-10,10)
+        [--gains=10,20] [--limit N] [--method spline|sparse] [--anatomy] [--out FILE]
+        (negative gains: --gains=-10,10; the default --out names the method unless spline)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from int8_folds import resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
+from emovox.features.declip import METHODS
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
 
@@ -71,13 +74,17 @@ def ua(rec: Recognizer, truth: list[str], pred: np.ndarray) -> float:
 
 
 def measure_fold(
-    model: Path, rows: list[dict], gains: list[float], anatomy: bool = False
+    model: Path,
+    rows: list[dict],
+    gains: list[float],
+    anatomy: bool = False,
+    method: str = "spline",
 ) -> dict:
-    """Labels and UA of one fold's test files at each gain, with and without declipping (and
-    with ``anatomy``, of the compressed and the distorted halves of clipping)."""
+    """Labels and UA of one fold's test files at each gain, with and without declipping by
+    ``method`` (and with ``anatomy``, of the compressed and the distorted halves of clipping)."""
     plain = Recognizer.load(model)
     fixed = Recognizer.load(model)
-    fixed.feature = dataclasses.replace(fixed.feature, declip=True)
+    fixed.feature = dataclasses.replace(fixed.feature, declip=True, declip_method=method)
     names = [r["path"] for r in rows]
     waves = [plain.feature.load(n) for n in names]
     corpora = np.array([r.get("corpus", "") for r in rows])
@@ -147,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--anatomy", action="store_true", help="Also the compressed and distorted halves."
     )
-    ap.add_argument("--out", help="JSON to write (default: results/declip_folds_<run>.json).")
+    ap.add_argument(
+        "--method", choices=METHODS, default="spline", help="How declip redraws clipped runs."
+    )
+    ap.add_argument(
+        "--out", help="JSON to write (default: results/declip_folds_<run>[_<method>].json)."
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     args = ap.parse_args(argv)
     return with_threads(args.threads, _main, args, argv)
@@ -156,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     run = Path(args.run)
     gains = [float(g) for g in args.gains.split(",")]
-    out = Path(args.out or RESULTS / f"declip_folds_{run.name}.json")
+    suffix = "" if args.method == "spline" else f"_{args.method}"
+    out = Path(args.out or RESULTS / f"declip_folds_{run.name}{suffix}.json")
     start = resumed_result("declip_folds.py", run, out, argv)
     if start is None:
         return 2
     rows, result, have = start
+    result["declip_method"] = args.method
     for fold in sorted(rows):
         test = [r for r in rows[fold] if r["label"]]
         if fold in have or not test:
@@ -168,7 +182,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         if args.limit and len(test) > args.limit:
             test = test[:: len(test) // args.limit][: args.limit]
         model = run / f"fold_{fold}" / "model"
-        row = {"fold": fold, **measure_fold(model, test, gains, args.anatomy)}
+        row = {"fold": fold, **measure_fold(model, test, gains, args.anatomy, args.method)}
         result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
         summarise(result, gains)
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")

@@ -61,6 +61,21 @@ def test_declip_folds_scores_each_corpus_at_each_gain_and_resumes(
     assert quiet["agreement_compressed"] == quiet["agreement_distorted"] == 100.0
 
 
+def test_declip_folds_takes_the_sparse_method_and_names_its_results_after_it(
+    synth_corpus: Path, trained_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
+    module = benchmark_module("declip_folds")
+    labels = json.loads((trained_bundle / "config.json").read_text())["labels"]
+    run = fake_run(tmp_path, trained_bundle, sorted(synth_corpus.rglob("*.wav")), labels)
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    assert module.main(["--run", str(run), "--gains=30", "--limit", "3", "--method", "sparse"]) == 0
+    result = json.loads((tmp_path / "results" / "declip_folds_run_sparse.json").read_text())
+    assert result["declip_method"] == "sparse"
+    entry = result["folds"][0]["corpora"]["ravdess"]
+    assert entry["unchanged_at_0db"] == 100.0 and entry["gains"]["+30"]["files_clipped"] == 3
+
+
 def test_the_two_halves_of_clipping_split_loudness_from_distortion() -> None:
     module = benchmark_module("declip_folds")
     t = np.arange(3200) / 16000

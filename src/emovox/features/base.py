@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from emovox.audio import SAMPLE_RATE, load_audio
-from emovox.features.declip import declip
+from emovox.features.declip import check_method, declip
 
 
 @dataclasses.dataclass
@@ -32,22 +32,31 @@ class Feature:
     declip: bool = False
     """Redraw hard-clipped runs before computing (:func:`emovox.features.declip.declip`); audio
     without clipped runs gets the same features either way."""
+    declip_method: str = "spline"
+    """How :attr:`declip` redraws them: ``spline`` or ``sparse``
+    (:data:`emovox.features.declip.METHODS`)."""
+
+    def __post_init__(self) -> None:
+        check_method(self.declip_method)
 
     # -- configuration -------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-ready parameters, with the registry name under ``"name"``. ``declip`` is left
-        out while it is off, so that configurations (bundles, caches, resumable runs) written
-        before it existed read as they were."""
+        out while it is off and ``declip_method`` while it is off or the spline, so that
+        configurations (bundles, caches, resumable runs) written before they existed read as
+        they were."""
         config = {"name": self.name, **dataclasses.asdict(self)}
         if not self.declip:
             del config["declip"]
+        if not self.declip or self.declip_method == "spline":
+            del config["declip_method"]
         return config
 
     def front(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`."""
         if not self.declip:
             return list(waves)
-        return [declip(np.asarray(w, dtype=np.float32)) for w in waves]
+        return [declip(np.asarray(w, dtype=np.float32), self.declip_method) for w in waves]
 
     @property
     def hop_seconds(self) -> float:

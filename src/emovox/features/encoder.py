@@ -219,6 +219,7 @@ class Encoder(Feature):
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.sample_rate != SAMPLE_RATE:
             raise ValueError(
                 f"speech encoders read {SAMPLE_RATE} Hz audio, not sample_rate={self.sample_rate}"

@@ -44,6 +44,7 @@ class LogMel(Feature):
     -20 dB) keep exactly their shape when their gain changes; the default matches librosa."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, not {self.normalize!r}")
         if self.deltas not in (0, 1, 2):

@@ -38,6 +38,7 @@ class UtteranceFeature(Feature):
     waveforms by :meth:`__call__` (a ``ValueError`` naming their position)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.min_seconds <= 0:
             raise ValueError(f"min_seconds must be positive, not {self.min_seconds}")
 
