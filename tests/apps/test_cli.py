@@ -321,6 +321,22 @@ def test_predict_with_a_label_subset(cli_model: SimpleNamespace, good_files: lis
 
 
 @pytest.mark.slow
+def test_predict_declip_keeps_clean_files_and_refuses_what_it_cannot_do(
+    cli_model: SimpleNamespace, good_files: list[str]
+) -> None:
+    _, plain = predict_json(cli_model.path, *good_files)
+    result, fixed = predict_json(cli_model.path, *good_files, extra=("--declip", "sparse"))
+    assert result.exit_code == 0, result.output
+    assert fixed == plain  # none of them clips
+    result = invoke("predict", *good_files, "--model", cli_model.path, "--declip", "cubic")
+    assert result.exit_code == 2 and "cubic" in result.output
+    result = invoke(
+        "predict", *good_files, "--declip", "sparse", "--engine", "ray", "-o", "x.jsonl"
+    )
+    assert result.exit_code == 2 and "--declip does not go with --engine ray" in result.output
+
+
+@pytest.mark.slow
 def test_predict_with_a_corrupt_model(
     cli_model: SimpleNamespace, good_files: list[str], tmp_path: Path
 ) -> None:

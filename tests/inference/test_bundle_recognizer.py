@@ -46,6 +46,27 @@ def assert_probabilities(pred: Prediction, labels: list[str]) -> None:
     assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
 
 
+def test_declip_at_prediction_changes_only_clipped_recordings(
+    trained_bundle: Path, files: list[str]
+) -> None:
+    plain = Recognizer.load(trained_bundle)
+    fixed = Recognizer.load(trained_bundle, declip="sparse")
+    assert fixed.feature.declip and fixed.feature.declip_method == "sparse"
+    assert not plain.feature.declip  # the bundle itself is not changed
+    clean = [load_audio(f) for f in files]
+    loud = [np.clip(8 * w, -1, 1).astype(np.float32) for w in clean]
+    names = [f"{i}.wav" for i in range(len(files))]
+
+    def probs(rec: Recognizer, waves: list[np.ndarray]) -> np.ndarray:
+        preds = rec.predict_waveforms(waves, names)
+        return np.array([list(p.probabilities.values()) for p in preds])
+
+    assert np.array_equal(probs(plain, clean), probs(fixed, clean))
+    assert not np.allclose(probs(plain, loud), probs(fixed, loud))
+    with pytest.raises(ValueError, match="declip method must be one of"):
+        Recognizer.load(trained_bundle, declip="cubic")
+
+
 # -- bundles ----------------------------------------------------------------------------------
 
 

@@ -138,6 +138,7 @@ class Recognizer:
         backend: str = "torch",
         onnx_path: str | os.PathLike | None = None,
         guard: AdaptationGuard | str | None = "default",
+        declip: str | None = None,
     ) -> Recognizer:
         """Load a bundle folder (``model.safetensors`` + ``config.json``).
 
@@ -154,6 +155,10 @@ class Recognizer:
             guard: how speaker adaptation is guarded (:mod:`emovox.inference.adaptation`;
                 ``"default"``: the guard of the model's kind of adaptation); ``None`` adapts
                 fully whenever speaker statistics are given.
+            declip: redraw hard-clipped runs before the features by this method (``"spline"``
+                or ``"sparse"``, :mod:`emovox.features.declip`), whatever the bundle was
+                trained with; for recordings that clip. Audio without clipped runs gets the
+                same predictions. ``None``: as the bundle was trained.
 
         Raises:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
@@ -171,7 +176,10 @@ class Recognizer:
 
             file = onnx_file_for(path, onnx_path, int8=backend == "onnx-int8")
             onnx_model = OnnxModel(file, bundle=bundle)
-        return cls(bundle, labels=labels, onnx_model=onnx_model, guard=guard)
+        rec = cls(bundle, labels=labels, onnx_model=onnx_model, guard=guard)
+        if declip is not None:
+            rec.feature = dataclasses.replace(rec.feature, declip=True, declip_method=declip)
+        return rec
 
     @property
     def backend(self) -> str:
