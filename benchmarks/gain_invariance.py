@@ -5,9 +5,12 @@ clipped samples are counted), and predicted; the result is the share of files wh
 the label of the unscaled audio, and the UA against the true labels at each gain.
 
     python benchmarks/gain_invariance.py --data ../shared/data/ravdess [--model MODEL_DIR] \
-        [--gains -20,-10,10,20] [--out benchmarks/results/gain_invariance.json]
+        [--corpus NAME] [--gains -20,-10,10,20] [--declip sparse|spline] [--limit N] \
+        [--out benchmarks/results/gain_invariance.json]
 
-Without ``--model`` the default model bundled with emovox is measured.
+Without ``--model`` the default model bundled with emovox is measured. ``--declip`` measures the
+model as ``emovox predict --declip`` runs it (clipped runs redrawn before the features);
+``--limit`` keeps N files spread evenly over the corpus (every k-th in manifest order).
 """
 
 from __future__ import annotations
@@ -39,15 +42,26 @@ HERE = Path(__file__).parent
     help="Model folder (default: the bundled default model).",
 )
 @click.option("--gains", default="-20,-10,10,20", show_default=True, help="dB, comma-separated.")
+@click.option(
+    "--declip", type=click.Choice(["sparse", "spline"]), help="Redraw clipped runs first."
+)
+@click.option("--limit", type=int, default=0, help="At most this many files, spread evenly.")
 @click.option("--out", default=str(HERE / "results" / "gain_invariance.json"), show_default=True)
-def main(data: str, corpus: str, model_dir: str, gains: str, out: str) -> None:
+def main(
+    data: str, corpus: str, model_dir: str, gains: str, declip: str | None, limit: int, out: str
+) -> None:
     if model_dir is None:
         from emovox.pretrained import default_model_path
 
         model_dir = str(default_model_path())
-    rec = Recognizer.load(model_dir)
+    rec = Recognizer.load(model_dir, declip=declip)
     manifest = scan_corpus(corpus, data)
     manifest = manifest.filter(lambda u: u.label in rec.labels)
+    if not len(manifest):
+        raise click.ClickException(f"{data}: no file of {corpus} has one of {rec.labels}")
+    if limit and len(manifest) > limit:
+        keep = set(manifest.paths[:: len(manifest) // limit][:limit])
+        manifest = manifest.filter(lambda u: u.path in keep)
     waves = [rec.feature.load(u.path) for u in manifest]
     truth = np.array([rec.labels.index(u.label) for u in manifest])
     index = {c: i for i, c in enumerate(rec.labels)}
@@ -90,6 +104,8 @@ def main(data: str, corpus: str, model_dir: str, gains: str, out: str) -> None:
     result = {
         "command": ["python", *sys.argv],
         "model": str(model_dir),
+        "corpus": corpus,
+        "declip": declip,
         "files": len(manifest),
         "note": "UA here is on the model's own training data when the model was trained on it: "
         "read the agreement, not the UA",
