@@ -277,6 +277,22 @@ def test_cli_live_with_input_file(trained_bundle, tmp_path):
     assert len(list((tmp_path / "saved").glob("*.wav"))) == 3
 
 
+def test_cli_live_declip_predicts_audio_that_does_not_clip_as_without_it(trained_bundle, tmp_path):
+    from emovox.audio import load_audio
+    from emovox.features.declip import clipped_mask
+
+    wav = utterances_wav(tmp_path / "u.wav")
+    assert not clipped_mask(load_audio(wav)).any()
+    runs = {}
+    for extra in ((), ("--declip", "sparse")):
+        out = tmp_path / f"live{len(extra)}.json"
+        args = ["live", "--model", str(trained_bundle), "--input", str(wav), "--speed", "0"]
+        res = CliRunner().invoke(main, [*args, "--vad", "energy", "--json", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        runs[extra] = [u["label"] for u in json.loads(out.read_text())["utterances"]]
+    assert len(runs[()]) == 3 and runs[()] == runs[("--declip", "sparse")]
+
+
 def test_cli_live_without_a_device_exits_with_a_plain_message(trained_bundle, monkeypatch):
     monkeypatch.setattr(live_mod, "_sounddevice", lambda: fake_sounddevice(np.zeros(1), False))
     res = CliRunner().invoke(main, ["live", "--model", str(trained_bundle)])

@@ -343,6 +343,28 @@ def test_cli_serve_defaults_to_the_bundled_model(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "no such model folder" in res.output
 
 
+def test_cli_serve_declip_loads_the_model_with_it(tmp_path, monkeypatch):
+    import uvicorn
+
+    from emovox.apps.cli import serve as serve_cli
+
+    loaded = []
+    real = serve_cli.load_recognizer
+
+    def spy(model_dir, labels=None, declip=None):
+        rec = real(model_dir, labels, declip)
+        loaded.append(rec)
+        return rec
+
+    monkeypatch.setattr(serve_cli, "load_recognizer", spy)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: [s.close() for s in sockets])
+    res = CliRunner().invoke(main, ["serve", "--port", str(free_port()), "--declip", "sparse"])
+    assert res.exit_code == 0, res.output
+    assert loaded[0].feature.declip and loaded[0].feature.declip_method == "sparse"
+    res = CliRunner().invoke(main, ["serve", "--declip", "magic"])
+    assert res.exit_code == 2 and "magic" in res.output
+
+
 # -- hostile clients, against a real socket (issue 15) ------------------------------------------
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import VAD_OPTION, load_recognizer
+from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, load_recognizer
 
 
 @click.command()
@@ -33,8 +33,20 @@ from emovox.apps.cli.options import VAD_OPTION, load_recognizer
     "(guarded; speaker-adapted).",
 )
 @VAD_OPTION
+@DECLIP_OPTION
 def live(
-    model_dir, input_file, speed, window, hop, save_dir, device, labels, json_out, one_speaker, vad
+    model_dir,
+    input_file,
+    speed,
+    window,
+    hop,
+    save_dir,
+    device,
+    labels,
+    json_out,
+    one_speaker,
+    vad,
+    declip,
 ) -> None:
     """Listen to the microphone and print the emotion of every utterance as it ends."""
     from emovox.apps.live import (
@@ -49,7 +61,7 @@ def live(
     )
     from emovox.audio import AudioError
 
-    rec = load_recognizer(model_dir, labels)
+    rec = load_recognizer(model_dir, labels, declip)
     try:
         session = LiveSession(
             rec, window=window, hop=hop, save_dir=save_dir, vad=vad, one_speaker=one_speaker

@@ -333,13 +333,18 @@ def command_line() -> list[str]:
     return ["emovox", *(sys.argv[1:] if argv is None else argv)]
 
 
-def load_recognizer(model_dir: str | None, labels: str | None = None):
-    """The model of ``live``/``serve``: ``--model``, else the default model bundled with emovox."""
+def load_recognizer(
+    model_dir: str | None, labels: str | None = None, declip: str | None = None
+):
+    """The model of ``live``/``serve``: ``--model``, else the default model bundled with emovox
+    (``declip``: as ``--declip``)."""
     from emovox.inference.bundle import BundleError
     from emovox.inference.recognizer import Recognizer
 
     try:
-        return Recognizer.load(model_dir or None, labels=labels.split(",") if labels else None)
+        return Recognizer.load(
+            model_dir or None, labels=labels.split(",") if labels else None, declip=declip
+        )
     except (BundleError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -361,6 +366,14 @@ def engine_options(ray_help: str):
 
     return decorate
 
+
+DECLIP_OPTION = click.option(
+    "--declip",
+    type=click.Choice(["sparse", "spline"]),
+    help="Recordings that clip: redraw their clipped runs before the features (sparse: "
+    "closer to the true wave, about a second per badly clipped 3-s clip; spline: fast). "
+    "Audio that does not clip is predicted as without it; the same in predict, live and serve.",
+)
 
 VAD_OPTION = click.option(
     "--vad",

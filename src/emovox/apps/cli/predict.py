@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
+from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, check_target, engine_options
 
 
 @click.command()
@@ -37,13 +37,7 @@ from emovox.apps.cli.options import VAD_OPTION, check_target, engine_options
     "onnx-int8: MODEL/model.int8.onnx from `emovox export --quantize int8`).",
 )
 @click.option("--onnx", "onnx_file", type=click.Path(), help="The ONNX file of --backend onnx.")
-@click.option(
-    "--declip",
-    type=click.Choice(["sparse", "spline"]),
-    help="Recordings that clip: redraw their clipped runs before the features (sparse: "
-    "closer to the true wave, about a second per badly clipped 3-s clip; spline: fast). "
-    "Files that do not clip are predicted as without it.",
-)
+@DECLIP_OPTION
 @click.option("--manifest", "manifest_file", type=click.Path(), help="Score a manifest's files.")
 @click.option(
     "-o",
