@@ -15,9 +15,13 @@ times above it, by one of two :data:`METHODS`:
   the analysis form of SPADE (Kitic et al., 2015, "Sparsity and cosparsity for audio
   declipping: a flexible non-convex approach"), solved frame by frame with ADMM and a
   sparsity that grows until the frame is consistent. Voiced speech is a few harmonics per
-  frame, so the peaks it redraws are the harmonics' own. About 5 dB closer to the true wave
-  than the spline under heavy overdrive, and about 100 times slower (a second per
-  heavily clipped 3-s clip on one core); clean audio costs nothing either way.
+  frame, so the peaks it redraws are the harmonics' own. On real speech driven 20 dB past
+  full scale (120 files of six corpora, a tenth of their samples clipped) it comes about 5 dB
+  closer to the true wave than the spline (SDR 20.4 against 15.2 dB; 11.8 clipped;
+  ``benchmarks/declip_sdr.py``), at up to 0.2 s per second of badly clipped audio on one
+  core, thirty to a hundred times the spline's time; clean audio costs nothing either way.
+  Where most of a wave is clipped it can overshoot (no method knows the peaks then). Its
+  settings below were chosen on that SDR (14 EmoDB and nEMO clips), never on emotion labels.
 
 Clipping also flattens the loudness contour (loud frames lose up to the overdrive in level
 while quiet ones keep theirs), which the redrawing gives back only as far as its peaks reach.

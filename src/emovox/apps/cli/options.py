@@ -371,7 +371,7 @@ DECLIP_OPTION = click.option(
     "--declip",
     type=click.Choice(["sparse", "spline"]),
     help="Recordings that clip: redraw their clipped runs before the features (sparse: "
-    "closer to the true wave, about a second per badly clipped 3-s clip; spline: fast). "
+    "closer to the true wave, about half a second per badly clipped 3-s clip; spline: fast). "
     "Audio that does not clip is predicted as without it; the same in predict, live and serve.",
 )
 
