@@ -71,6 +71,9 @@ the difference as a fraction of the frame's norm)."""
 SPARSE_MAX_ITERATIONS = 300
 """At most this many iterations per frame."""
 
+SPARSE_BATCH = 512
+"""Frames solved together (about 30 s of audio; their arrays take some 40 MB)."""
+
 
 def runs_at_least(flags: np.ndarray, length: int) -> np.ndarray:
     """``flags`` with the true runs shorter than ``length`` set to false."""
@@ -146,7 +149,9 @@ def sparse_runs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     window = np.hanning(SPARSE_FRAME + 1)[:SPARSE_FRAME]
     frames *= window
     touched = np.flatnonzero(clipped[index].any(axis=1))
-    frames[touched] = spade_frames(frames[touched], clipped[index[touched]])
+    for start in range(0, len(touched), SPARSE_BATCH):  # bounded memory for long recordings
+        rows = touched[start : start + SPARSE_BATCH]
+        frames[rows] = spade_frames(frames[rows], clipped[index[rows]])
     total, weight = np.zeros_like(padded), np.zeros_like(padded)
     np.add.at(total, index, frames)
     np.add.at(weight, index, np.broadcast_to(window, index.shape))
