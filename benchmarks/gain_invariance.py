@@ -26,6 +26,7 @@ import numpy as np
 from emovox._fs import atomic_write_text
 from emovox.data.corpora import scan_corpus
 from emovox.evaluate.runner import machine_info
+from emovox.features.declip import METHODS
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
 
@@ -43,7 +44,7 @@ HERE = Path(__file__).parent
 )
 @click.option("--gains", default="-20,-10,10,20", show_default=True, help="dB, comma-separated.")
 @click.option(
-    "--declip", type=click.Choice(["sparse", "spline"]), help="Redraw clipped runs first."
+    "--declip", type=click.Choice(METHODS), help="Redraw clipped runs first."
 )
 @click.option("--limit", type=int, default=0, help="At most this many files, spread evenly.")
 @click.option("--out", default=str(HERE / "results" / "gain_invariance.json"), show_default=True)

@@ -320,6 +320,16 @@ def test_predict_with_a_label_subset(cli_model: SimpleNamespace, good_files: lis
     assert "bored" in result.output
 
 
+def test_the_declip_option_offers_the_features_methods_and_the_cli_starts_without_torch() -> None:
+    from emovox.apps.cli.options import DECLIP_METHODS
+    from emovox.features.declip import METHODS
+
+    assert DECLIP_METHODS == METHODS
+    code = "import sys, emovox.apps.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.slow
 def test_predict_declip_keeps_clean_files_and_refuses_what_it_cannot_do(
     cli_model: SimpleNamespace, good_files: list[str]

@@ -367,9 +367,13 @@ def engine_options(ray_help: str):
     return decorate
 
 
+DECLIP_METHODS = ("spline", "sparse")
+"""``emovox.features.declip.METHODS``, spelt out so that the CLI starts without torch (a test
+keeps the two equal)."""
+
 DECLIP_OPTION = click.option(
     "--declip",
-    type=click.Choice(["sparse", "spline"]),
+    type=click.Choice(DECLIP_METHODS),
     help="Recordings that clip: redraw their clipped runs before the features (sparse: "
     "closer to the true wave, about half a second per badly clipped 3-s clip; spline: fast). "
     "Audio that does not clip is predicted as without it; the same in predict, live and serve.",
