@@ -95,6 +95,11 @@ LEVERS = (
         "features, in training and at test)",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-sparse",
+        "`cnn-augment-dims-cb-rows-clip` + `declip=true`, `declip_method=sparse` (the sparse "
+        "declipper, in training and at test)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-clip-pitch",
         "`cnn-augment-dims-cb-rows-clip` + the `pitch` augmentation (each augmented copy, with "
         "chance 1/2, shifted -2 to +2 semitones, duration kept: other voices)",

@@ -59,6 +59,7 @@ def run_demo(out: Path, progress: bool = True, epochs: int = 60, n_speakers: int
         out / "model",
         progress=progress,
         metadata={"command": ["emovox", "demo"]},
+        overwrite=True,  # the demo's own model, remade with its corpus on every run
     )
     console.print(f"model saved in {model_dir}")
 

@@ -52,7 +52,7 @@ from emovox.inference.adaptation import (
 from emovox.metrics import classification_metrics, dimension_metrics, sign_ua
 from emovox.progress import console
 from emovox.train.aux import dimension_targets
-from emovox.train.checkpoint import check_resumable
+from emovox.train.checkpoint import check_resumable, check_unclaimed
 from emovox.train.dataset import Dataset, dimension_only_rows, load_dataset, variant_options
 from emovox.train.pipeline import fit, predict_subset, run_identity
 from emovox.train.recipe import Recipe, as_recipe
@@ -671,6 +671,7 @@ def evaluate(
     command: list[str] | None = None,
     conditions: Sequence[str] = (),
     engine=None,
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Run ``protocol`` over ``manifest`` and write the results into ``out_dir``.
 
@@ -684,11 +685,18 @@ def evaluate(
             test files under each (``conditions`` in the fold rows and in ``metrics.json``).
         engine: where the folds run (:mod:`emovox.evaluate.engines`: here one after the other,
             or ``RayFolds()`` in parallel on Ray); the results are the same.
+        overwrite: replace the results of an earlier run in ``out_dir``; without it (or
+            ``resume``) such a folder is refused before any work.
 
     Returns:
         The result (a mapping of the content of ``metrics.json``).
+
+    Raises:
+        FileExistsError: ``out_dir`` holds an earlier run and neither ``resume`` nor
+            ``overwrite`` is given.
     """
-    started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
+    started, recipe = time.time(), as_recipe(recipe)
+    out = _results_folder(out_dir, resume, overwrite)
     dropped = _dropped(manifest, scheme, recipe.training)
     _log_dropped(dropped, scheme)
     conds = parse_conditions(conditions)  # a typo fails here, before any training
@@ -760,6 +768,7 @@ def evaluate_cross_corpus(
     progress: bool = True,
     command: list[str] | None = None,
     sources: dict[str, list[str]] | None = None,
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Train on ``train`` (the union of the training corpora), test on ``test`` (other corpora).
 
@@ -770,10 +779,12 @@ def evaluate_cross_corpus(
 
     Args:
         sources: what to record as the corpora, e.g. ``{"train": ["ravdess:DIR"], "test": [...]}``.
+        overwrite: replace the results of an earlier run in ``out_dir`` (refused without it).
 
     Returns the result, as :func:`evaluate` does.
     """
-    started, recipe, out = time.time(), as_recipe(recipe), _results_folder(out_dir)
+    started, recipe = time.time(), as_recipe(recipe)
+    out = _results_folder(out_dir, False, overwrite)
     _warn_shared_speakers(train, test)
     dropped = {
         "train": _dropped(train, scheme, recipe.training),
@@ -846,8 +857,13 @@ def _cross_corpus_facts(data, train, test, dropped, is_test, sources) -> dict:
     }
 
 
-def _results_folder(out_dir: str | os.PathLike) -> Path:
+RUN_MARKS = ("run.json", "metrics.json")
+"""What marks a folder as holding an evaluation's results."""
+
+
+def _results_folder(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> Path:
     out = Path(out_dir)
+    check_unclaimed(out, RUN_MARKS, resume=resume, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -14,6 +16,25 @@ RUN_FILE = "run.json"
 """What a resumable folder was started with (model, feature, labels, data, ...)."""
 
 _NAMES = {"model_params": "model parameters", "data": "data (files, speakers or labels)"}
+
+
+def check_unclaimed(
+    folder: str | os.PathLike, marks: Sequence[str], *, resume: bool, overwrite: bool
+) -> None:
+    """Refuse to start a new run in ``folder`` over an earlier run's results (any of ``marks``,
+    paths inside it) unless told to continue it (``resume``) or to replace it (``overwrite``).
+
+    Raises:
+        FileExistsError: naming the folder, what marks the earlier run and the two ways on.
+    """
+    if resume or overwrite:
+        return
+    found = [m for m in marks if (Path(folder) / m).exists()]
+    if found:
+        raise FileExistsError(
+            f"{folder}: holds an earlier run ({found[0]}); continue it with --resume "
+            "(resume=True) or replace it with --overwrite (overwrite=True)"
+        )
 
 
 def check_resumable(folder: Path, run: dict, resume: bool) -> None:

@@ -27,7 +27,7 @@ from emovox.inference.predict import crop_frames, multi_crop_proba, predict_prob
 from emovox.models import SERModel
 from emovox.progress import console
 from emovox.train.aux import aux_labels, dimension_targets
-from emovox.train.checkpoint import check_resumable
+from emovox.train.checkpoint import check_resumable, check_unclaimed
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import (
     Dataset,
@@ -198,6 +198,10 @@ def inference_settings(config: TrainConfig, feature: Feature) -> dict:
     }
 
 
+TRAINING_MARKS = ("config.json", "checkpoint/run.json")
+"""What marks a folder as holding a bundle or a started training."""
+
+
 def train(
     manifest: Manifest,
     scheme: LabelScheme,
@@ -208,16 +212,20 @@ def train(
     resume: bool = False,
     progress: bool = True,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train a recipe (or a model name: its own recipe) on a manifest; save a bundle in
     ``out_dir``.
 
     Besides the bundle, ``out_dir`` gets ``training_curves.csv``/``.png`` and a ``checkpoint/``
     folder for ``resume``. On Ctrl-C the best weights so far are saved as the bundle and
-    :class:`~emovox.train.trainer.TrainingInterrupted` is raised.
+    :class:`~emovox.train.trainer.TrainingInterrupted` is raised. A folder that already holds a
+    bundle or a started training is refused (:class:`FileExistsError`, before any work) unless
+    ``resume`` continues it or ``overwrite`` replaces it.
     """
     recipe = as_recipe(recipe)
     out = Path(out_dir)
+    check_unclaimed(out, TRAINING_MARKS, resume=resume, overwrite=overwrite)
     config, feature = recipe.training, recipe.feature
     data = load_dataset(manifest, scheme, feature, cache, progress, **variant_options(config))
     identity = run_identity(recipe, data)

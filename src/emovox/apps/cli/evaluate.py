@@ -58,7 +58,7 @@ from emovox.apps.cli.options import (
     help="With --engine ray: CPUs (and torch threads) of each fold's task.",
 )
 def evaluate(
-    corpus, data, protocol, k, folds, out, resume, train_specs, test_specs, conditions,
+    corpus, data, protocol, k, folds, out, resume, overwrite, train_specs, test_specs, conditions,
     engine, address, cpus_per_fold, **options,
 ) -> None:
     """Cross-validated, speaker-independent evaluation; writes metrics.json and a report.
@@ -89,7 +89,7 @@ def evaluate(
         if conditions:
             raise click.UsageError("--condition does not apply to a cross-corpus run (--test)")
         default_labels = ctx.get_parameter_source("labels") == click.core.ParameterSource.DEFAULT
-        _cross_corpus(train_specs, test_specs, default_labels, options, out)
+        _cross_corpus(train_specs, test_specs, default_labels, options, out, overwrite)
         return
     if ":" in protocol:
         protocol, k_text = protocol.split(":", 1)
@@ -112,11 +112,20 @@ def evaluate(
             command=command_line(),
             conditions=conditions,
             engine=fold_engine,
+            overwrite=overwrite,
         )
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except RuntimeError as exc:  # Ray missing, or a fold's task failed
         raise click.ClickException(str(exc)) from exc
+    echo_summary(m, out)
+
+
+def echo_summary(m, out) -> None:
+    """What a folds run prints when it is done: the headline, the speaker-adapted line, the
+    per-corpus and nested lines and the test conditions."""
     echo_dropped(m)
     click.echo(
         f"{m.model} on {m.protocol}: UA {m.ua:.2f} ± {m.ua_std:.2f}  "
@@ -148,7 +157,9 @@ def _engine(name: str, address: str | None, cpus_per_fold: int):
         raise click.UsageError(str(exc)) from exc
 
 
-def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, out) -> None:
+def _cross_corpus(
+    train_specs, test_specs, default_labels: bool, options: dict, out, overwrite: bool
+) -> None:
     """``emovox evaluate --train ... --test ...``: train on the union, test on the others."""
     from emovox.data.taxonomy import common_labels
     from emovox.evaluate.runner import evaluate_cross_corpus
@@ -182,7 +193,10 @@ def _cross_corpus(train_specs, test_specs, default_labels: bool, options: dict, 
             progress=setup.progress,
             command=command_line(),
             sources={"train": list(train_specs), "test": list(test_specs)},
+            overwrite=overwrite,
         )
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     echo_dropped(m)

@@ -216,12 +216,15 @@ def training_options(fn):
 
 
 def training_command(out_help: str, resume_help: str, train_help: str):
-    """A command that trains: the corpus and training options, ``--out``, ``--resume`` and
-    ``--train CORPUS:PATH`` (repeatable)."""
+    """A command that trains: the corpus and training options, ``--out``, ``--resume``,
+    ``--overwrite`` and ``--train CORPUS:PATH`` (repeatable)."""
 
     def wrap(fn):
         fn = click.option(
             "--train", "train_specs", multiple=True, metavar="CORPUS:PATH", help=train_help
+        )(fn)
+        fn = click.option(
+            "--overwrite", is_flag=True, help="Replace the results of an earlier run in --out."
         )(fn)
         fn = click.option("--resume", is_flag=True, help=resume_help)(fn)
         fn = click.option("-o", "--out", required=True, type=click.Path(), help=out_help)(fn)

@@ -32,7 +32,7 @@ from emovox.apps.cli.options import (
     help="Train on N processes with DistributedDataParallel (launches torchrun; gloo on CPU, "
     "NCCL on GPUs). `torchrun --nproc-per-node N -m emovox train ...` does the same.",
 )
-def train(corpus, data, out, resume, train_specs, nproc, **options) -> None:
+def train(corpus, data, out, resume, overwrite, train_specs, nproc, **options) -> None:
     """Train a model; validation speakers are held out of the training speakers."""
     from emovox.train.distributed import finish, init_from_env, is_main
     from emovox.train.pipeline import train as train_model
@@ -61,6 +61,7 @@ def train(corpus, data, out, resume, train_specs, nproc, **options) -> None:
             resume=resume,
             progress=setup.progress,
             metadata={"command": command_line()},
+            overwrite=overwrite,
         )
     except TrainingInterrupted as exc:
         click.echo(
@@ -69,7 +70,7 @@ def train(corpus, data, out, resume, train_specs, nproc, **options) -> None:
             err=True,
         )
         sys.exit(130)
-    except ValueError as exc:
+    except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     main_process = is_main()
     finish()
