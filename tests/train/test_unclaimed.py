@@ -95,3 +95,23 @@ def test_cli_refuses_an_earlier_run_and_says_how_to_go_on(
         assert "Traceback" not in result.output
     assert json.loads((out / "metrics.json").read_text()) == {"ua": 99.0}
     assert (out / "config.json").read_text() == "{}"
+
+
+def test_train_on_several_processes_refuses_before_they_start(
+    synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emovox.apps.cli import main
+    from emovox.apps.cli import train as train_cli
+
+    def no_launch(nproc: int) -> None:
+        raise AssertionError("processes were started for a refused folder")
+
+    monkeypatch.setattr(train_cli, "_launch", no_launch)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "model"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "run.json").write_text("{}")
+    data = ["--data", synth_corpus, "--labels", "neutral,happy,sad,angry"]
+    result = CliRunner().invoke(main, [str(a) for a in tiny_cli("train", data, out, "--nproc", 2)])
+    assert result.exit_code != 0
+    assert "checkpoint/run.json" in result.output and "--resume" in result.output

@@ -225,7 +225,8 @@ def train(
     """
     recipe = as_recipe(recipe)
     out = Path(out_dir)
-    check_unclaimed(out, TRAINING_MARKS, resume=resume, overwrite=overwrite)
+    if is_main():  # the other processes of a group would see process 0's checkpoint/run.json
+        check_unclaimed(out, TRAINING_MARKS, resume=resume, overwrite=overwrite)
     config, feature = recipe.training, recipe.feature
     data = load_dataset(manifest, scheme, feature, cache, progress, **variant_options(config))
     identity = run_identity(recipe, data)

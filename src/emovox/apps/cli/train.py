@@ -34,7 +34,9 @@ from emovox.apps.cli.options import (
 )
 def train(corpus, data, out, resume, overwrite, train_specs, nproc, **options) -> None:
     """Train a model; validation speakers are held out of the training speakers."""
+    from emovox.train.checkpoint import check_unclaimed
     from emovox.train.distributed import finish, init_from_env, is_main
+    from emovox.train.pipeline import TRAINING_MARKS
     from emovox.train.pipeline import train as train_model
     from emovox.train.trainer import TrainingInterrupted
 
@@ -43,6 +45,10 @@ def train(corpus, data, out, resume, overwrite, train_specs, nproc, **options) -
     if nproc < 1:
         raise click.UsageError("--nproc must be at least 1")
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        try:  # refused here, before the processes start
+            check_unclaimed(out, TRAINING_MARKS, resume=resume, overwrite=overwrite)
+        except FileExistsError as exc:
+            raise click.ClickException(str(exc)) from exc
         _launch(nproc)
         return
     check_target(out, folder=True)
