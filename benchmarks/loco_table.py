@@ -121,6 +121,11 @@ LEVERS = (
         "use a moving average of the weights: flatter minima for unseen domains)",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-ls",
+        "`cnn-augment-dims-cb-rows-clip` + `label_smoothing=0.1` (cross-entropy against targets "
+        "mixed 9:1 with the uniform: a less confident network for corpora it has not heard)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
