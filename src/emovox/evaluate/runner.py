@@ -52,7 +52,7 @@ from emovox.inference.adaptation import (
 from emovox.metrics import classification_metrics, dimension_metrics, sign_ua
 from emovox.progress import console
 from emovox.train.aux import dimension_targets
-from emovox.train.checkpoint import check_resumable, check_unclaimed
+from emovox.train.checkpoint import RUN_FILE, check_resumable, check_unclaimed
 from emovox.train.dataset import Dataset, dimension_only_rows, load_dataset, variant_options
 from emovox.train.pipeline import fit, predict_subset, run_identity
 from emovox.train.recipe import Recipe, as_recipe
@@ -857,7 +857,7 @@ def _cross_corpus_facts(data, train, test, dropped, is_test, sources) -> dict:
     }
 
 
-RUN_MARKS = ("run.json", "metrics.json")
+RUN_MARKS = (RUN_FILE, "metrics.json")
 """What marks a folder as holding an evaluation's results."""
 
 

@@ -22,12 +22,12 @@ from emovox.data.labels import LabelScheme
 from emovox.data.manifest import Manifest
 from emovox.data.protocols import validation_split
 from emovox.features import Feature, FeatureCache
-from emovox.inference.bundle import save_bundle
+from emovox.inference.bundle import CONFIG, save_bundle
 from emovox.inference.predict import crop_frames, multi_crop_proba, predict_proba, predict_scores
 from emovox.models import SERModel
 from emovox.progress import console
 from emovox.train.aux import aux_labels, dimension_targets
-from emovox.train.checkpoint import check_resumable, check_unclaimed
+from emovox.train.checkpoint import RUN_FILE, check_resumable, check_unclaimed
 from emovox.train.config import TrainConfig
 from emovox.train.dataset import (
     Dataset,
@@ -198,7 +198,7 @@ def inference_settings(config: TrainConfig, feature: Feature) -> dict:
     }
 
 
-TRAINING_MARKS = ("config.json", "checkpoint/run.json")
+TRAINING_MARKS = (CONFIG, f"checkpoint/{RUN_FILE}")
 """What marks a folder as holding a bundle or a started training."""
 
 
