@@ -126,6 +126,11 @@ LEVERS = (
         "mixed 9:1 with the uniform: a less confident network for corpora it has not heard)",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-wd",
+        "`cnn-augment-dims-cb-rows-clip` + `weight_decay=0.05` (500 times AdamW's decoupled "
+        "decay: smaller weights, a smoother function for corpora it has not heard)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
