@@ -12,6 +12,11 @@ from conftest import synth_manifest, synth_scheme, tiny_cli, tiny_recipe
 from emovox.train.checkpoint import check_unclaimed
 
 
+def no_work(*args, **kwargs):
+    """A stand-in for ``load_dataset``: a refused folder must fail before any data are loaded."""
+    raise AssertionError("the data were loaded for a refused folder")
+
+
 def test_check_unclaimed_names_the_folder_and_the_ways_on(tmp_path: Path) -> None:
     check_unclaimed(tmp_path / "absent", ("run.json",), resume=False, overwrite=False)
     check_unclaimed(tmp_path, ("run.json",), resume=False, overwrite=False)  # empty folder
@@ -30,9 +35,6 @@ def test_train_refuses_a_bundle_folder_before_any_work(
 ) -> None:
     import emovox.train.pipeline as pipeline
 
-    def no_work(*args, **kwargs):
-        raise AssertionError("the data were loaded for a refused folder")
-
     monkeypatch.setattr(pipeline, "load_dataset", no_work)
     before = (trained_bundle / "config.json").read_bytes()
     with pytest.raises(FileExistsError, match=r"config\.json"):
@@ -49,9 +51,6 @@ def test_evaluate_refuses_an_earlier_run_and_overwrite_replaces_it(
     out.mkdir()
     (out / "run.json").write_text('{"mine": true}')
     (out / "metrics.json").write_text('{"ua": 99.0}')
-
-    def no_work(*args, **kwargs):
-        raise AssertionError("the data were loaded for a refused folder")
 
     with monkeypatch.context() as m:
         m.setattr(runner, "load_dataset", no_work)
