@@ -26,7 +26,9 @@ speakers:
    mean over folds and over test corpora.
 
 ``--views functionals,egemaps`` lets the regression read openSMILE's eGeMAPS too (computed on
-the waveform scaled to -20 dBFS RMS), beside the fast functionals.
+the waveform scaled to -20 dBFS RMS), beside the fast functionals; ``--views encoder-l4
+--encoder DIR`` reads layer 4 of a pretrained encoder instead (its pooled frames, cached as
+``encoder-svm`` caches them), so a frozen encoder is fused with the run's CNN.
 
 With ``--gains`` each test file is also scaled by each gain and clipped to [-1, 1] (as a
 recording that hits full scale), and the share of files whose fused label equals its fused
@@ -83,17 +85,24 @@ def functional_columns() -> list[int]:
     return [i for i, n in enumerate(functional_names()) if n != LEVEL_FUNCTIONAL]
 
 
-VIEWS = ("functionals", "egemaps")
-"""What the regression can read (``--views``): the fast functionals, and openSMILE's 88
-eGeMAPS values of the waveform scaled to -20 dBFS RMS (so that they do not move with the gain)."""
+VIEWS = ("functionals", "egemaps", "encoder-l<K>")
+"""What the regression can read (``--views``): the fast functionals, openSMILE's 88 eGeMAPS
+values of the waveform scaled to -20 dBFS RMS (so that they do not move with the gain), and
+layer ``K`` of the pretrained encoder given by ``--encoder`` (``encoder-pooled``: its frames'
+mean and standard deviation over the clip)."""
+ENCODER_VIEW = "encoder-l"
 
 
-def view_feature(view: str):
-    """The utterance feature of a view (:data:`VIEWS`)."""
+def view_feature(view: str, encoder: str | None = None):
+    """The utterance feature of a view (:data:`VIEWS`; ``encoder-l<K>`` reads ``encoder``)."""
     if view == "functionals":
         return make_feature("functionals")
     if view == "egemaps":
         return make_feature("egemaps", level_db=LEVEL_DB)
+    if view.startswith(ENCODER_VIEW) and view[len(ENCODER_VIEW) :].isdigit():
+        if not encoder:
+            raise ValueError(f"the view {view} needs --encoder PATH")
+        return make_feature("encoder-pooled", path=encoder, layer=int(view[len(ENCODER_VIEW) :]))
     raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
 
 
@@ -175,6 +184,7 @@ class Data:
     index: dict[str, int]
     corpus_of: dict[str, str]
     views: tuple[str, ...] = ("functionals",)
+    encoder: str | None = None
 
     @classmethod
     def load(
@@ -184,6 +194,7 @@ class Data:
         cache: FeatureCache | None,
         classes: list[str],
         views: Sequence[str] = ("functionals",),
+        encoder: str | None = None,
     ) -> Data:
         manifest = Manifest()
         for spec in train:
@@ -200,7 +211,8 @@ class Data:
         manifest = manifest.filter(lambda u: bool(u.label))
         per_view, failed = [], set()
         for view in views:
-            feats, errors = extract_files(view_feature(view), manifest.paths, cache, progress=False)
+            feature = view_feature(view, encoder)
+            feats, errors = extract_files(feature, manifest.paths, cache, progress=False)
             for path, why in errors.items():
                 print(f"{path}: skipped ({why})", file=sys.stderr)
             failed |= {i for i, f in enumerate(feats) if f is None}
@@ -214,7 +226,7 @@ class Data:
         y = np.array([classes.index(u.label) for u in manifest])
         index = {u.path: i for i, u in enumerate(manifest)}
         speakers = {u.speaker: u.corpus for u in manifest}
-        return cls(manifest, classes, x, y, index, speakers, tuple(views))
+        return cls(manifest, classes, x, y, index, speakers, tuple(views), encoder)
 
     def rows_where(self, keep) -> np.ndarray:
         return np.array([i for i, u in enumerate(self.manifest) if keep(u)], dtype=int)
@@ -325,7 +337,7 @@ def _corpus_cells(rows: list[dict], classes: list[str]) -> dict[str, dict]:
 
 def _gain_agreement(model, rows, data: Data, scale, reg, w: float, gains) -> dict:
     """Labels kept (%) per test corpus at each gain, for the CNN alone and for the fusion."""
-    features = [(v, view_feature(v)) for v in data.views]
+    features = [(v, view_feature(v, data.encoder)) for v in data.views]
     names = [r["path"] for r in rows]
     waves = [model.feature.load(p) for p in names]
     corpora = np.array([r["corpus"] for r in rows])
@@ -410,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         default="functionals",
         help=f"What the regression reads, comma list of {', '.join(VIEWS)} (default functionals).",
     )
+    ap.add_argument("--encoder", help="The encoder folder of the encoder-l<K> views.")
     ap.add_argument("--gains", default="", help="dB above the recorded level, e.g. 10,20.")
     ap.add_argument("--out", help="JSON to write (default: results/functionals_fusion_<run>.json).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
@@ -434,7 +447,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     gains = [float(g) for g in args.gains.split(",") if g.strip()]
     cache = FeatureCache(args.cache_dir) if args.cache_dir else None
     try:
-        data = Data.load(args.train, args.labels, cache, list(run_facts["labels"]), views)
+        data = Data.load(
+            args.train, args.labels, cache, list(run_facts["labels"]), views, args.encoder
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -154,6 +154,18 @@ ENSEMBLES = (
         ("cnn-augment-dims-cb-rows-clip", "cnn-augment-dims-cb-rows-clip-seed1"),
         "an ensemble of the clip recipe's two seeds (0 and 1)",
     ),
+    (
+        tuple(
+            "cnn-augment-dims-cb-rows-clip" + tail
+            for tail in (
+                "", "-seed1", "-seed2", "-sparse", "-ls", "-wd", "-pitch", "-speed", "-wide",
+                "-ema", "-cons1",
+            )
+        ),
+        "an ensemble of the eleven nested runs of the clip recipe and its levers (three seeds, "
+        "the sparse declipper, label smoothing, weight decay, pitch, speed, width, EMA, "
+        "consistency): the ceiling of every lever of this network together",
+    ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
 FUSIONS = (
@@ -169,6 +181,12 @@ FUSIONS = (
         "functionals,egemaps",
         "the same, the regression reading openSMILE's eGeMAPS (at -20 dBFS) beside the fast "
         "functionals (`--views functionals,egemaps`)",
+    ),
+    (
+        "cnn-augment-dims-cb-rows-clip-sparse",
+        "functionals",
+        "the functionals fusion on the saved fold models of the recipe trained with the sparse "
+        "declipper",
     ),
 )
 """Late fusions of a lever's saved fold models with a regression on utterance functionals

@@ -170,3 +170,16 @@ def test_result_names_follow_the_views_and_name_the_committed_results() -> None:
         files = [table.RESULTS / mod.result_name(s, views.split(",")) for s in stems]
         assert any(f.is_file() for f in files), name
         assert f"`loco-{name}` + {views.replace(',', ' + ')}" in table.fusion_row(name, what, views)
+
+
+def test_an_encoder_layer_is_a_view(tmp_path: Path) -> None:
+    from tiny_whisper import make_tiny_whisper
+
+    mod = benchmark_module("functionals_fusion")
+    folder = str(make_tiny_whisper(tmp_path / "whisper"))
+    feature = mod.view_feature("encoder-l1", folder)
+    assert (feature.name, feature.layer, feature.pooling) == ("encoder-pooled", 1, "meanstd")
+    with pytest.raises(ValueError, match="needs --encoder"):
+        mod.view_feature("encoder-l1")
+    with pytest.raises(ValueError, match="unknown view 'encoder-lx'"):
+        mod.view_feature("encoder-lx", folder)

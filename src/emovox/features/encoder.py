@@ -4,10 +4,14 @@ local folder.
 Self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) saved in Hugging
 Face's layout (``config.json``, ``model.safetensors`` or ``pytorch_model.bin``, optionally
 ``preprocessor_config.json``) are loaded with ``transformers`` from a path on this machine only:
-nothing is ever downloaded. ``encoder`` gives one layer's frames, ``[1, D, T]`` (one frame per
-20 ms for the usual front end), for the sequence models; ``encoder-pooled`` their mean (and
-standard deviation) over the utterance, ``[1, D or 2D, 1]``, for the SVM (``encoder-svm``) and
-other utterance models, the frozen-encoder recipe of published benchmarks.
+nothing is ever downloaded. Whisper folders (``"model_type": "whisper"``, ``model.safetensors``;
+:func:`emovox.features.whisper.convert_ctranslate2` writes one from a CTranslate2 model) are run
+by :mod:`emovox.features.whisper` without ``transformers``.
+
+``encoder`` gives one layer's frames, ``[1, D, T]`` (one frame per 20 ms for the usual front
+ends), for the sequence models; ``encoder-pooled`` their mean (and standard deviation) over the
+utterance, ``[1, D or 2D, 1]``, for the SVM (``encoder-svm``) and other utterance models, the
+frozen-encoder recipe of published benchmarks.
 
 The feature records a fingerprint of the encoder's files. A bundle trained on it carries the
 path and the fingerprint, never the encoder's weights (hundreds of megabytes): where the path does
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 from emovox.audio import SAMPLE_RATE
+from emovox.features import whisper
 from emovox.features.base import Feature
 
 ENCODER_PATH_ENV = "EMOVOX_ENCODER_PATH"
@@ -144,6 +149,8 @@ class EncoderShape:
 
     hop: int
     n_layers: int
+    max_seconds: float | None = None
+    """The longest audio the encoder takes in one pass (Whisper: its positions, 30 s), if any."""
 
 
 def encoder_shape(folder: str | os.PathLike) -> EncoderShape:
@@ -154,11 +161,18 @@ def encoder_shape(folder: str | os.PathLike) -> EncoderShape:
         ValueError: the folder holds a model that is not a speech encoder.
     """
     config = json.loads((Path(folder) / "config.json").read_text())
+    if config.get("model_type") == whisper.MODEL_TYPE:
+        positions = int(config.get("max_source_positions", 1500))
+        return EncoderShape(
+            hop=whisper.ENCODER_HOP,
+            n_layers=int(config["encoder_layers"]),
+            max_seconds=positions * whisper.ENCODER_HOP / SAMPLE_RATE,
+        )
     strides = config.get("conv_stride")
     if not strides or "hidden_size" not in config:
         raise ValueError(
-            f"{folder} is not a speech encoder of the wav2vec 2.0 family (its config.json has "
-            "no conv_stride or hidden_size)"
+            f"{folder} is not a speech encoder of the wav2vec 2.0 family or Whisper (its "
+            "config.json has no conv_stride or hidden_size, and its model_type is not whisper)"
         )
     return EncoderShape(
         hop=int(math.prod(strides)),
@@ -173,14 +187,26 @@ class LoadedEncoder:
     model: torch.nn.Module
     normalize: bool
 
+    def hidden_states(self, chunk: np.ndarray) -> list[torch.Tensor]:
+        """Every hidden state of one waveform chunk (at most :data:`CHUNK_SECONDS`), each
+        ``[T, D]``: the front end's output first, the last layer's last."""
+        if isinstance(self.model, whisper.WhisperEncoder):
+            return self.model.encode(chunk)
+        out = self.model(input_values=torch.from_numpy(chunk)[None], output_hidden_states=True)
+        return [h[0] for h in out.hidden_states]
+
 
 @functools.lru_cache(maxsize=2)
 def load_encoder(folder: str) -> LoadedEncoder:
     """The encoder in ``folder`` (local files only), in eval mode on the CPU; memoised.
+    Whisper's encoder is run by :mod:`emovox.features.whisper` (torch alone); the wav2vec 2.0
+    family by ``transformers``.
 
     Raises:
         ImportError: ``transformers`` is not installed (the message says how to install it).
     """
+    if whisper.is_whisper_folder(folder):
+        return LoadedEncoder(model=whisper.load_whisper_encoder(folder), normalize=False)
     try:
         import transformers
     except ImportError as exc:
@@ -266,25 +292,32 @@ class Encoder(Feature):
             )
         return self.layer % n
 
-    @torch.no_grad()
     def frames(self, wave: np.ndarray) -> np.ndarray:
-        """``[D, T]`` hidden states of one waveform (chunks of :data:`CHUNK_SECONDS` joined)."""
+        """``[D, T]`` hidden states of :attr:`layer` for one waveform."""
+        return self.every_layer(wave)[self.layer_index()]
+
+    @torch.no_grad()
+    def every_layer(self, wave: np.ndarray) -> list[np.ndarray]:
+        """``[D, T]`` frames of every hidden state (0: the front end's) for one waveform, chunks
+        of :data:`CHUNK_SECONDS` (or fewer, as the encoder allows) joined: one pass of the
+        encoder serves any layer."""
         enc = self.encoder
         x = np.asarray(wave, dtype=np.float32)
         if len(x) < MIN_SAMPLES:
             x = np.pad(x, (0, MIN_SAMPLES - len(x)))
         if enc.normalize:  # as the encoder's own feature extractor does
             x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-        index = self.layer_index()
-        step = int(CHUNK_SECONDS * self.sample_rate)
-        parts = []
+        step = int(min(CHUNK_SECONDS, self._shape.max_seconds or math.inf) * self.sample_rate)
+        parts: list[list[np.ndarray]] = []
         for start in range(0, len(x), step):
             chunk = x[start : start + step]
             if start and len(chunk) < MIN_SAMPLES:
                 break  # a sliver after the last whole chunk: no frame of its own
-            out = enc.model(input_values=torch.from_numpy(chunk)[None], output_hidden_states=True)
-            parts.append(out.hidden_states[index][0].float().T.numpy())
-        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+            parts.append([h.float().T.numpy() for h in enc.hidden_states(chunk)])
+        return [
+            np.ascontiguousarray(np.concatenate(layer, axis=1), dtype=np.float32)
+            for layer in zip(*parts, strict=True)
+        ]
 
     # -- the feature ---------------------------------------------------------------------------
     def summarise(self, frames: np.ndarray) -> np.ndarray:

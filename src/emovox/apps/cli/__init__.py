@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "export",
+    "encoder",
     "plot",
     "demo",
     "live",

@@ -1,0 +1,110 @@
+"""Fill the feature cache with every layer of a pretrained encoder in one pass per clip.
+
+``emovox evaluate --arch encoder-svm --feature-param layer=K`` reads one hidden state of the
+encoder (``encoder-pooled``: its frames' mean and standard deviation over the utterance). Which
+layer carries emotion best to corpora the training never heard is chosen on nested validation
+(``--protocol loco-pairs``), one run per layer; extracting each layer on its own would run the
+encoder once per layer and clip. This script runs it once per clip and stores the pooled state
+of every layer in the cache, under exactly the key each ``--feature-param layer=K`` run looks
+up, so those runs start at the SVM. With ``--condition`` (as ``emovox evaluate`` spells it) the
+changed copies of the test conditions are stored too.
+
+Resumable (what is cached is skipped) and shardable (``--shard I/N`` takes every N-th file
+from the I-th; run N processes side by side)::
+
+    python benchmarks/encoder_layers.py --encoder /work/encoders/whisper-base \\
+        --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
+        --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--shard 0/2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emovox.audio import AudioError
+from emovox.augment import condition_transform
+from emovox.data.corpora import scan_corpus
+from emovox.data.manifest import Manifest
+from emovox.evaluate.conditions import parse_conditions
+from emovox.features import FeatureCache, make_feature
+from emovox.features.encoder import Encoder, encoder_shape, locate_encoder
+from emovox.progress import progress_bar
+
+
+def layer_features(encoder: str, pooling: str = "meanstd") -> list[Encoder]:
+    """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end)."""
+    n = encoder_shape(locate_encoder(encoder)).n_layers + 1
+    return [
+        make_feature("encoder-pooled", path=encoder, layer=k, pooling=pooling) for k in range(n)
+    ]
+
+
+def fill(
+    features: Sequence[Encoder],
+    paths: Sequence[str],
+    cache: FeatureCache,
+    condition: str | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Cache every feature of ``features`` for every path (under ``condition``'s variant when
+    given); returns the files that could not be read, with the reason."""
+    transform = condition_transform(parse_conditions([condition])[-1]) if condition else None
+    variant = transform.variant if transform is not None else ""
+    todo = [p for p in paths if any(cache.get(f, p, variant) is None for f in features)]
+    base, errors = features[0], {}
+    label = f"encoder layers ({condition or 'clean'})"
+    with progress_bar(len(todo), label, enabled=progress and bool(todo)) as bar:
+        for path in todo:
+            try:
+                wave = base.load(path)
+                clipped = 0
+                if transform is not None:
+                    wave, clipped = transform(wave, base.sample_rate, path)
+            except AudioError as exc:
+                errors[path] = exc.reason
+                bar.advance(1)
+                continue
+            states = base.every_layer(base.front([wave])[0])
+            info = {"clipped": int(clipped)} if transform is not None else None
+            for feature in features:
+                value = feature.summarise(states[feature.layer_index()])
+                cache.put(feature, path, value, variant, info)
+            bar.advance(1)
+    return errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--encoder", required=True, help="the encoder's folder")
+    ap.add_argument("--train", action="append", required=True, help="CORPUS:PATH (repeat)")
+    ap.add_argument("--cache-dir", required=True)
+    ap.add_argument("--condition", action="append", default=[], help="as emovox evaluate")
+    ap.add_argument("--pooling", default="meanstd")
+    ap.add_argument("--shard", default="0/1", help="I/N: every N-th file from the I-th")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    index, _, count = args.shard.partition("/")
+    index, count = int(index), int(count or 1)
+    if not 0 <= index < count:
+        ap.error(f"--shard {args.shard}: I must be in 0..N-1")
+    manifest = Manifest()
+    for spec in args.train:
+        name, _, path = spec.partition(":")
+        if not path:
+            ap.error(f"--train wants CORPUS:PATH, not {spec!r}")
+        manifest = manifest + scan_corpus(name, path)
+    paths = manifest.paths[index::count]
+    features = layer_features(args.encoder, args.pooling)
+    cache = FeatureCache(args.cache_dir)
+    for condition in [None, *args.condition]:
+        errors = fill(features, paths, cache, condition, progress=not args.quiet)
+        for path, why in errors.items():
+            print(f"{path}: skipped ({why})", file=sys.stderr)
+    print(f"{len(paths)} files, {len(features)} layers cached in {args.cache_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

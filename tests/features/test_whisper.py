@@ -1,0 +1,126 @@
+"""Whisper's encoder run by torch alone (:mod:`emovox.features.whisper`), on tiny random models:
+the same hidden states as ``transformers``' own Whisper, the CTranslate2 conversion, the
+log-mel front end, and the ``encoder`` features reading a Whisper folder."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tone
+from tiny_whisper import TINY, as_ctranslate2, make_tiny_whisper, write_ctranslate2
+
+from emovox.features import make_feature
+from emovox.features import whisper as wh
+from emovox.features.encoder import Encoder, EncoderPooled
+from emovox.features.spectral import hz_to_mel, mel_to_hz
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-whisper")
+
+
+def test_the_hidden_states_are_those_of_transformers_whisper(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    config = transformers.WhisperConfig(
+        d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=64,
+        max_source_positions=150, max_target_positions=16, num_mel_bins=80, pad_token_id=0,
+        bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )  # fmt: skip
+    reference = transformers.WhisperModel(config).eval()
+    reference.save_pretrained(tmp_path / "hf")
+    ours = wh.load_whisper_encoder(tmp_path / "hf")
+    mel = torch.randn(1, 80, 300)
+    with torch.no_grad():
+        want = reference.encoder(mel, output_hidden_states=True).hidden_states
+        got = ours.hidden_states(mel)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_a_conditional_generation_checkpoint_is_read_too(tmp_path: Path) -> None:
+    plain = wh.load_whisper_encoder(make_tiny_whisper(tmp_path / "a", seed=3))
+    nested = make_tiny_whisper(tmp_path / "b", seed=3, prefix="model.encoder.")
+    nested = wh.load_whisper_encoder(nested)
+    mel = torch.randn(1, 80, 40)
+    with torch.no_grad():
+        for x, y in zip(plain.hidden_states(mel), nested.hidden_states(mel), strict=True):
+            torch.testing.assert_close(x, y)
+
+
+def test_log_mel_is_whispers_front_end() -> None:
+    wave = tone(1.0, sr=16000, freq=440.0).astype(np.float32)
+    mel = wh.whisper_log_mel(torch.from_numpy(wave))
+    assert mel.shape == (80, 100)  # one frame per 10 ms, the last STFT frame dropped
+    top = float(mel.max())
+    assert float(mel.min()) >= top - wh.DYNAMIC_RANGE / wh.LOG_OFFSET - 1e-6  # 80 dB kept
+    band = int(mel.mean(dim=1).argmax())  # the tone's band is the loudest
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(8000.0), 82))
+    assert edges[band] <= 440.0 <= edges[band + 2]
+
+
+def test_ctranslate2_models_convert_to_the_same_encoder(tmp_path: Path, tiny_whisper: Path) -> None:
+    model = wh.load_whisper_encoder(tiny_whisper)
+    source = tmp_path / "ct2"
+    source.mkdir()
+    write_ctranslate2(source / "model.bin", as_ctranslate2(model, n_heads=2))
+    target = wh.convert_ctranslate2(source, tmp_path / "converted")
+    config = json.loads((target / "config.json").read_text())
+    assert {k: config[k] for k in TINY} == TINY
+    converted = wh.load_whisper_encoder(target)
+    mel = torch.randn(1, 80, 60)
+    with torch.no_grad():
+        for x, y in zip(model.hidden_states(mel), converted.hidden_states(mel), strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-2, atol=1e-2)  # float16 on disk
+    with pytest.raises(FileExistsError, match="already holds a model"):
+        wh.convert_ctranslate2(source, target)
+
+
+def test_other_files_are_refused_by_name(tmp_path: Path) -> None:
+    write_ctranslate2(tmp_path / "model.bin", {"x": np.zeros(2)}, spec="TransformerSpec")
+    with pytest.raises(ValueError, match="TransformerSpec, not a Whisper model"):
+        wh.read_ctranslate2(tmp_path / "model.bin")
+    (tmp_path / "short.bin").write_bytes(struct.pack("I", 6) + b"\x05")
+    with pytest.raises(ValueError, match="cut short"):
+        wh.read_ctranslate2(tmp_path / "short.bin")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "config.json").write_text(json.dumps(TINY))
+    with pytest.raises(FileNotFoundError, match=r"no model\.safetensors"):
+        wh.load_whisper_encoder(tmp_path / "nothing")
+
+
+def test_too_long_input_is_refused(tiny_whisper: Path) -> None:
+    model = wh.load_whisper_encoder(tiny_whisper)
+    with pytest.raises(ValueError, match="exceed Whisper's 150"):
+        model.hidden_states(torch.randn(1, 80, 302))
+
+
+def test_encoder_features_read_a_whisper_folder(tiny_whisper: Path) -> None:
+    wave = tone(2.0, sr=16000, freq=200.0).astype(np.float32)
+    frames = Encoder(path=str(tiny_whisper), layer=1)
+    assert frames.hop_seconds == pytest.approx(0.02)
+    x = frames.extract(wave)
+    assert x.shape == (1, 16, 100)
+    every = frames.every_layer(wave)
+    assert len(every) == 3
+    np.testing.assert_allclose(x[0], every[1])
+    direct = wh.load_whisper_encoder(tiny_whisper).encode(wave)[1].T.numpy()
+    np.testing.assert_allclose(x[0], direct, rtol=1e-5, atol=1e-5)
+    pooled = EncoderPooled(path=str(tiny_whisper), layer=-1).extract(wave)
+    assert pooled.shape == (1, 32, 1)
+    np.testing.assert_allclose(pooled[0, :16, 0], every[2].mean(axis=1), rtol=1e-5, atol=1e-6)
+    long = np.tile(wave, 2)  # 4 s: a chunk of 3 s (all the positions it has), then 1 s
+    joined = frames.extract(long)
+    assert joined.shape == (1, 16, 200)
+    np.testing.assert_allclose(joined[0, :, :150], frames.extract(long[:48000])[0], atol=1e-5)
+    with pytest.raises(ValueError, match=r"layer 3 out of range.*hidden states 0-2"):
+        make_feature("encoder-pooled", path=str(tiny_whisper), layer=3)
