@@ -151,7 +151,7 @@ class _Service:
         """Runs in the pool; owns ``path`` and deletes it."""
         try:
             t0 = time.perf_counter()
-            r = Recognizer(self.rec.bundle, labels=labels) if labels else self.rec
+            r = self.rec.restricted(labels) if labels else self.rec
             sr = r.sample_rate
             limit = self.limits.max_duration_s
             try:
@@ -407,7 +407,7 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
         subset = [c.strip() for c in labels.split(",") if c.strip()] if labels else None
         if subset:
             try:
-                Recognizer(service.rec.bundle, labels=subset)
+                service.rec.restricted(subset)
             except ValueError as exc:
                 raise HTTPException(422, f"labels: {exc}") from None
         name = audio.filename or "upload"

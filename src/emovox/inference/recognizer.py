@@ -24,7 +24,14 @@ from emovox.inference.adaptation import (
     AdaptationGuard,
     balance_priors,
 )
-from emovox.inference.bundle import Bundle, load_bundle
+from emovox.inference.bundle import Bundle, BundleError, load_bundle
+from emovox.inference.fusion import (
+    FusedFeature,
+    fuse_scores,
+    is_fusion,
+    label_orders,
+    read_fusion,
+)
 from emovox.inference.predict import multi_crop_proba, predict_scores
 
 log = logging.getLogger(__name__)
@@ -169,6 +176,13 @@ class Recognizer:
         from emovox.pretrained import resolve_model
 
         path = resolve_model(path)
+        if is_fusion(path):
+            if backend != "torch":
+                raise BundleError(
+                    f"{path} is a fused model: its members run with torch (an ONNX backend runs "
+                    "a single model)"
+                )
+            return FusedRecognizer.load_fusion(path, device, labels, guard, declip)
         bundle = load_bundle(path, device=device)
         onnx_model = None
         if backend != "torch":
@@ -180,6 +194,14 @@ class Recognizer:
         if declip is not None:
             rec.feature = dataclasses.replace(rec.feature, declip=True, declip_method=declip)
         return rec
+
+    def restricted(self, labels: Sequence[str] | None) -> Recognizer:
+        """This recognizer answering only ``labels`` (the same model, backend and guard).
+
+        Raises:
+            ValueError: a label the model does not know, or fewer than two.
+        """
+        return type(self)(self.bundle, labels=labels, onnx_model=self.onnx_model, guard=self.guard)
 
     @property
     def backend(self) -> str:
@@ -281,7 +303,7 @@ class Recognizer:
                 )
             # the call's items are the speaker's material: the weight (and, without
             # speaker_norm, the mean prediction) are measured on them in _proba, in one pass
-            speaker_stats = _speaker_stats(good_feats) if good_feats else None
+            speaker_stats = self._feature_stats(good_feats) if good_feats else None
         proba = self._proba(good_feats, batch_size, speaker_stats) if good else np.zeros((0, 0))
         out: list[Prediction] = []
         row = {i: r for r, i in enumerate(good)}
@@ -418,7 +440,7 @@ class Recognizer:
 
     def stats_of_features(self, feats: Sequence[np.ndarray]) -> SpeakerStats:
         """:meth:`speaker_stats` of the features of one speaker's recordings."""
-        stats = _speaker_stats(feats)
+        stats = self._feature_stats(feats)
         if self.speaker_norm and self.guard is None:
             return stats
         per_utt = self._per_utterance(feats, 32)[:, : len(self.bundle.labels)]
@@ -427,6 +449,10 @@ class Recognizer:
         return dataclasses.replace(stats, weight=weight, mean_proba=mean)
 
     # -- internals -----------------------------------------------------------------------------
+    def _feature_stats(self, feats: Sequence[np.ndarray]) -> SpeakerStats:
+        """The per-bin statistics of one speaker's features (what ``speaker_norm`` uses)."""
+        return _speaker_stats(feats)
+
     def _proba(
         self,
         feats: Sequence[np.ndarray],
@@ -536,6 +562,121 @@ class Recognizer:
         if len(set(labels)) < 2:
             raise ValueError("restricting to fewer than two classes leaves nothing to predict")
         return [all_labels.index(c) for c in dict.fromkeys(labels)]
+
+
+@dataclasses.dataclass
+class FusionInfo:
+    """What a fused model tells of itself where a single model shows its bundle: its classes
+    (the first member's order), continuous scores, settings and folder."""
+
+    labels: list[str]
+    dimensions: list[str]
+    config: dict
+    path: Path | None = None
+
+
+class FusedRecognizer(Recognizer):
+    """Several recognizers answering the same classes, read as one: each computes its own
+    features of a clip (:class:`~emovox.inference.fusion.FusedFeature`), and the prediction is
+    the weighted mean of their probabilities (their arousal and valence averaged over the
+    members that give them). Speaker adaptation balances the fused output, as for any model
+    without ``speaker_norm``, as far as the guard allows (:data:`BALANCE_GUARD` by default).
+
+    Args:
+        members: the recognizers (each answering all its classes).
+        weights: their shares of the fused probability (normalised to sum to 1).
+        labels: restrict predictions to these classes.
+        guard: as :class:`Recognizer`.
+        path: the fused model's folder, if it has one.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Recognizer],
+        weights: Sequence[float],
+        labels: Sequence[str] | None = None,
+        guard: AdaptationGuard | str | None = "default",
+        path: Path | None = None,
+    ) -> None:
+        if len(members) < 2 or len(weights) != len(members):
+            raise ValueError("a fusion needs two or more members, and one weight for each")
+        if any(m.speaker_norm for m in members):
+            raise ValueError("a member trained with speaker_norm cannot be fused (yet)")
+        self.members = list(members)
+        total = float(sum(weights))
+        self.weights = [float(w) / total for w in weights]
+        names = [m.bundle.labels for m in self.members]
+        self._orders = label_orders(names)
+        dims = [m.dimensions for m in self.members]
+        fused_dims = [d for d in DIMENSIONS if any(d in x for x in dims)]
+        config = {
+            "model": {"name": "fusion", "members": [m.config.get("model") for m in members]},
+            "fusion": [
+                {"model": m.bundle.path and Path(m.bundle.path).name, "weight": w}
+                for m, w in zip(self.members, self.weights, strict=True)
+            ],
+            "emovox_version": members[0].config.get("emovox_version"),
+        }
+        self.bundle = FusionInfo(list(names[0]), fused_dims, config, path)  # type: ignore[assignment]
+        self.model = None  # type: ignore[assignment]
+        self.onnx_model = None
+        self.feature = FusedFeature([m.feature for m in self.members])  # type: ignore[assignment]
+        self._keep = self._resolve_subset(labels)
+        self.test_crops, self.crop_frames, self.speaker_norm = 1, None, False
+        self._warned_speaker_norm = False
+        if guard == "default":
+            guard = BALANCE_GUARD
+        elif isinstance(guard, str):
+            raise ValueError(f"guard must be an AdaptationGuard, 'default' or None, not {guard!r}")
+        self.guard = guard
+
+    @classmethod
+    def load_fusion(
+        cls,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        labels: Sequence[str] | None = None,
+        guard: AdaptationGuard | str | None = "default",
+        declip: str | None = None,
+    ) -> FusedRecognizer:
+        """The fused model in the folder ``path`` (see :mod:`emovox.inference.fusion`).
+
+        Raises:
+            BundleError: ``fusion.json`` or a member is missing, corrupt or does not fit.
+        """
+        path = Path(path)
+        members = read_fusion(path)
+        recs = [
+            Recognizer.load(path / m.path, device=device, guard=None, declip=declip)
+            for m in members
+        ]
+        try:
+            return cls(recs, [m.weight for m in members], labels=labels, guard=guard, path=path)
+        except ValueError as exc:
+            if "classes" in str(exc) or "speaker_norm" in str(exc):
+                raise BundleError(f"{path}: {exc}") from exc
+            raise
+
+    def restricted(self, labels: Sequence[str] | None) -> FusedRecognizer:
+        return type(self)(self.members, self.weights, labels, self.guard, self.bundle.path)
+
+    def _feature_stats(self, feats: Sequence) -> SpeakerStats:
+        """No feature statistics (no member standardises by speaker): only the count."""
+        empty = np.zeros((1, 1, 1))
+        return SpeakerStats(empty, empty + 1.0, 0, len(feats))
+
+    def _run(self, feats: Sequence, batch_size: int) -> np.ndarray:
+        scores = [
+            m._run([f[i] for f in feats], batch_size) for i, m in enumerate(self.members)
+        ]
+        return fuse_scores(
+            scores,
+            self.weights,
+            self._orders,
+            len(self.bundle.labels),
+            [m.dimensions for m in self.members],
+            self.bundle.dimensions,
+        )
 
 
 NO_SPEECH = "no speech found (silent, or too quiet for the voice detector)"

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "export",
+    "fuse",
     "encoder",
     "plot",
     "demo",

@@ -71,6 +71,13 @@ def export(model_arg, model_dir, fmt, out, opset, quantize, calibrate) -> None:
                 "exporting a model shipped inside emovox (no MODEL_DIR, or a shipped name) "
                 "needs --out FILE"
             )
+        from emovox.inference.fusion import is_fusion
+
+        if is_fusion(model_dir):
+            raise click.ClickException(
+                f"{model_dir} is a fused model: ONNX holds one model; export each member folder "
+                "inside it instead"
+            )
         click.echo(f"exporting {model_dir} to ONNX (checked against torch; ~15 s)...", err=True)
         path = export_onnx(model_dir, out, opset=opset, quantize=quantize, calibrate=files)
     except (BundleError, OnnxUnavailable, RuntimeError, ValueError) as exc:
