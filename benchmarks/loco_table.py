@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,6 +131,16 @@ LEVERS = (
         "`cnn-augment-dims-cb-rows-clip` + `weight_decay=0.05` (500 times AdamW's decoupled "
         "decay: smaller weights, a smoother function for corpora it has not heard)",
     ),
+    *(
+        (
+            f"encoder-svm-whisper-base-l{k}",
+            f"`encoder-svm` on layer {k} of Whisper `base`'s encoder (0: its convolutional front "
+            "end, 6: its last layer; mean and standard deviation over the clip, RBF SVM, `C` "
+            "chosen on the validation speakers; no CNN): a representation learnt from 680,000 "
+            "hours of speech",
+        )
+        for k in range(7)
+    ),
     (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
@@ -165,6 +176,14 @@ ENSEMBLES = (
         "an ensemble of the eleven nested runs of the clip recipe and its levers (three seeds, "
         "the sparse declipper, label smoothing, weight decay, pitch, speed, width, EMA, "
         "consistency): the ceiling of every lever of this network together",
+    ),
+    *(
+        (
+            ("cnn-augment-dims-cb-rows-clip", f"encoder-svm-whisper-base-l{k}"),
+            "the fusion (equal weights, fixed before any run) of the shipped recipe's CNN and "
+            f"`encoder-svm` on Whisper `base`'s layer {k}",
+        )
+        for k in range(7)
     ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
@@ -310,10 +329,35 @@ def lever_table() -> str:
             lines.append(row)
     for names, what in ENSEMBLES:
         nested = nested_cell(*names)
-        if nested != "—":
+        if nested == "—":
+            continue
+        loco = loco_ensemble(names)
+        if loco is None:
             row = f"| ensemble of {len(names)} | {what} | — | — | {nested} | {dashes} {tail}"
-            lines.append(row)
+        else:
+            fours = [loco.get(c) for c in CORPORA]
+            known = [x for x in fours if x is not None]
+            mean = _cell(sum(known) / len(known)) if len(known) == len(CORPORA) else "—"
+            row = (
+                f"| ensemble of {len(names)} | {what} | {len(CORPORA)} | — | {nested} | "
+                + " | ".join(_cell(x) for x in fours)
+                + f" | **{mean}** | — | none (the members' runs) |"
+            )
+        lines.append(row)
     return "\n".join(lines)
+
+
+def loco_ensemble(names: Sequence[str]) -> dict[str, float] | None:
+    """The 4-class UA of each left-out corpus for the ensemble of the ``loco-<name>`` runs (the
+    mean of their probabilities, clip by clip), or ``None`` unless every run has predictions."""
+    from emovox.evaluate.runner import per_corpus_scores
+
+    runs = [f"loco-{name}" for name in names]
+    if not all(list((RESULTS / run).glob("fold_*/predictions.csv")) for run in runs):
+        return None
+    rows, classes = mean_predictions(runs, by_fold=False)
+    scores = per_corpus_scores([r for r in rows if r.get("label")], classes)
+    return {c: s["four_classes"]["ua"] for c, s in scores.items() if "four_classes" in s}
 
 
 def fusion_row(name: str, what: str, views: str = "functionals") -> str | None:
@@ -407,22 +451,28 @@ def _predictions(run: str) -> tuple[list[dict], list[str]]:
     return rows, classes
 
 
-def mean_predictions(runs: list[str]) -> tuple[list[dict], list[str]]:
+def mean_predictions(runs: list[str], by_fold: bool = True) -> tuple[list[dict], list[str]]:
     """:func:`_predictions` of one run, or of several as an ensemble: for every clip that all
-    of them predicted in the same fold, the mean of their probabilities (and its argmax as the
-    prediction; the other columns, the arousal head's included, from the first run)."""
+    of them predicted in the same fold (``by_fold=False``: in any fold, for runs that test each
+    clip once, as ``loco`` does, whatever their fold numbers), the mean of their probabilities
+    (and its argmax as the prediction; the other columns, the arousal head's included, from the
+    first run)."""
     first, classes = _predictions(runs[0])
     if len(runs) == 1:
         return first, classes
+
+    def key_of(r: dict) -> tuple:
+        return (r["fold"], r["path"]) if by_fold else (r["path"],)
+
     others = []
     for run in runs[1:]:
         rows, theirs = _predictions(run)
         if theirs != classes:
             raise SystemExit(f"{run}: classes {theirs} differ from {runs[0]}'s {classes}")
-        others.append({(r["fold"], r["path"]): r for r in rows})
+        others.append({key_of(r): r for r in rows})
     out = []
     for r in first:
-        key = (r["fold"], r["path"])
+        key = key_of(r)
         if all(key in o for o in others):
             mean = {
                 f"p_{c}": (float(r[f"p_{c}"]) + sum(float(o[key][f"p_{c}"]) for o in others))

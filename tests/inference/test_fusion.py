@@ -137,6 +137,10 @@ def test_fuse_command(
     assert again.exit_code == 1 and "already exists" in again.output
     odd = runner.invoke(main, ["fuse", str(trained_bundle), str(whisper_svm), "-w", "1", "-o", "x"])
     assert odd.exit_code == 2 and "one --weight per model" in odd.output
+    missing = runner.invoke(main, ["fuse", "default", str(tmp_path / "nope"), "-o", "y"])
+    assert missing.exit_code == 1 and "nope: no such model folder" in missing.output
+    shipped = runner.invoke(main, ["fuse", "default", str(whisper_svm), "-o", str(tmp_path / "z")])
+    assert shipped.exit_code == 1 and "same classes" in shipped.output  # found by name: 7 vs 4
     exported = runner.invoke(main, ["export", str(out), "-o", str(tmp_path / "m.onnx")])
     assert exported.exit_code == 1 and "is a fused model" in exported.output
     predicted = run_cli(["predict", files[0], "--model", out])
