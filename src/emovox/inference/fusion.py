@@ -108,7 +108,7 @@ def save_fusion(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for model, name in zip(models, names, strict=True):
-        shutil.copytree(model, tmp / name, ignore=shutil.ignore_patterns("*.onnx"))
+        shutil.copytree(model, tmp / name, ignore=shutil.ignore_patterns("*.onnx", "checkpoint"))
     spec = {
         "format": FUSION_FORMAT,
         "members": [{"path": n, "weight": w} for n, w in zip(names, weights, strict=True)],
