@@ -8,6 +8,7 @@ from emovox.models.conformer import Conformer
 from emovox.models.crnn import CRNN
 from emovox.models.ensemble import Ensemble, ensemble_of
 from emovox.models.fusion import CNNEGeMAPS, CNNFunctionals, CNNFunctionalsEGeMAPS
+from emovox.models.logistic import EncoderLR
 from emovox.models.resnet import ResNet
 from emovox.models.svm import EGeMAPSSVM, EncoderSVM, LibrosaStatsSVM
 from emovox.models.timnet import TIMNet
@@ -19,6 +20,7 @@ MODELS: dict[str, type[SERModel]] = {
     "egemaps-svm": EGeMAPSSVM,
     "librosa-stats-svm": LibrosaStatsSVM,
     "encoder-svm": EncoderSVM,
+    "encoder-lr": EncoderLR,
     "resnet": ResNet,
     "crnn": CRNN,
     "conformer": Conformer,

@@ -1,0 +1,59 @@
+"""``encoder-lr`` (:mod:`emovox.models.logistic`): a logistic regression fitted in closed form,
+``C`` chosen on validation speakers, held in buffers (safetensors like any weight)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest, toy_data
+from tiny_whisper import make_tiny_whisper
+
+from emovox.inference.recognizer import Recognizer
+from emovox.models import build_model
+from emovox.models.logistic import EncoderLR
+
+
+def test_c_is_chosen_on_validation_and_the_fit_is_refitted_on_everything() -> None:
+    xs, y = toy_data(n_per_class=12, bins=6)
+    model = EncoderLR(n_classes=3, in_shape=(1, 6), c_grid=(0.001, 1.0))
+    fit = model.fit_closed_form((xs[:16], y[:16]), (xs[16:], y[16:]), progress=False)
+    assert [r["epoch"] for r in fit.history] == [1, 2, 3] and fit.history[-1]["refit"] == 1
+    assert fit.best_val_ua == pytest.approx(100.0)  # separable toy classes
+    assert fit.history[fit.best_epoch - 1]["selected"] == 1
+    assert float(model.penalty) == pytest.approx(fit.history[-1]["C"])
+    assert float(model.temperature) > 0
+    batch = torch.zeros(len(xs), 1, 6, max(x.shape[-1] for x in xs))
+    mask = torch.zeros(len(xs), batch.shape[-1], dtype=torch.bool)
+    for i, x in enumerate(xs):
+        batch[i, ..., : x.shape[-1]] = torch.from_numpy(x)
+        mask[i, : x.shape[-1]] = True
+    with torch.no_grad():
+        logits = model(batch, mask)
+    assert (logits.argmax(1).numpy() == y).mean() == 1.0  # separable: every clip right
+    assert (logits.argmax(1) != 2).all()  # a class never seen is never predicted
+    with pytest.raises(ValueError, match="single class"):
+        EncoderLR(3, (1, 6)).fit_closed_form(([xs[0], xs[2]], np.array([0, 0])), None, False)
+    with pytest.raises(ValueError, match="c_grid"):
+        build_model("encoder-lr", 3, (1, 6), c_grid=[0])
+
+
+def test_trained_on_a_whisper_folder_it_is_a_small_bundle(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    encoder = make_tiny_whisper(tmp_path / "whisper")
+    out = tmp_path / "whisper-lr"
+    run_cli([
+        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
+        "--arch", "encoder-lr", "--feature-param", f"path={encoder}",
+        "--feature-param", "layer=2", "--out", out, "--quiet", "--no-cache",
+    ])  # fmt: skip
+    assert (out / "model.safetensors").stat().st_size < 10_000  # 4 x 32 weights, not vectors
+    rec = Recognizer.load(out)
+    files = [u.path for u in synth_manifest(synth_corpus)][:4]
+    preds = rec.predict_batch(files)
+    assert all(p.ok and sum(p.probabilities.values()) == pytest.approx(1.0) for p in preds)
+    again = Recognizer.load(out).predict_batch(files)
+    assert [p.probabilities for p in again] == [p.probabilities for p in preds]
