@@ -141,6 +141,15 @@ LEVERS = (
         )
         for k in range(7)
     ),
+    *(
+        (
+            f"encoder-lr-whisper-base-l{k}",
+            f"`encoder-lr` on layer {k} of Whisper `base`'s encoder: the same pooled layer read by "
+            "a class-balanced logistic regression (`C` chosen on the validation speakers), "
+            "kilobytes instead of the SVM's tens of megabytes",
+        )
+        for k in range(7)
+    ),
     (
         "cnn-augment-dims-cb-rows-adv",
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
@@ -182,6 +191,14 @@ ENSEMBLES = (
             ("cnn-augment-dims-cb-rows-clip", f"encoder-svm-whisper-base-l{k}"),
             "the fusion (equal weights, fixed before any run) of the shipped recipe's CNN and "
             f"`encoder-svm` on Whisper `base`'s layer {k}",
+        )
+        for k in range(7)
+    ),
+    *(
+        (
+            ("cnn-augment-dims-cb-rows-clip", f"encoder-lr-whisper-base-l{k}"),
+            "the fusion (equal weights) of the shipped recipe's CNN and `encoder-lr` on Whisper "
+            f"`base`'s layer {k}",
         )
         for k in range(7)
     ),
