@@ -7,6 +7,28 @@ import numpy as np
 import torch
 from torch import nn
 
+CLOSED_FORM_TRAINING: dict = {
+    "epochs": 1,  # unused: the model is fitted in closed form (fit_closed_form)
+    "crop_seconds": None,
+    "specaugment": False,
+    "mixup": 0.0,
+    "label_smoothing": 0.0,
+    "val_fraction": 0.2,
+}
+"""The training settings of models fitted in closed form on whole utterances (SVMs, regressions):
+no crops or gradient-time augmentation, a fifth of the speakers kept to choose on."""
+
+
+def frame_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, S, F, T]`` features -> ``[B, S * F]``: each item's mean over its frames (``mask``:
+    ``[B, T]``, true on real frames; padding left out)."""
+    if mask is None:
+        v = x.mean(dim=-1)
+    else:
+        m = mask[:, None, None, :].to(x.dtype)
+        v = (x * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+    return v.reshape(x.shape[0], -1)
+
 
 def standardize_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and standard deviation (1 where a dimension is constant)."""

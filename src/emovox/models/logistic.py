@@ -23,7 +23,13 @@ import torch
 
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split
-from emovox.models.linear import fit_logistic, logistic_logits, register_logistic
+from emovox.models.linear import (
+    CLOSED_FORM_TRAINING,
+    fit_logistic,
+    frame_mean,
+    logistic_logits,
+    register_logistic,
+)
 from emovox.models.svm import fit_temperature, pool_utterances
 
 DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0)
@@ -42,14 +48,7 @@ class LogisticModel(SERModel):
     """
 
     name: ClassVar[str] = ""
-    default_training: ClassVar[dict] = {
-        "epochs": 1,  # unused: fitted in closed form
-        "crop_seconds": None,
-        "specaugment": False,
-        "mixup": 0.0,
-        "label_smoothing": 0.0,
-        "val_fraction": 0.2,
-    }
+    default_training: ClassVar[dict] = CLOSED_FORM_TRAINING
 
     def __init__(
         self,
@@ -74,12 +73,7 @@ class LogisticModel(SERModel):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, S, F, T]`` features -> ``[B, n_classes]`` logits (divided by the temperature)."""
-        if mask is None:
-            v = x.mean(dim=-1)
-        else:
-            m = mask[:, None, None, :].to(x.dtype)
-            v = (x * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        return logistic_logits(self, "", v.reshape(x.shape[0], -1)) / self.temperature
+        return logistic_logits(self, "", frame_mean(x, mask)) / self.temperature
 
     def gradient_part(self) -> GradientPart | None:
         """None: fitted in closed form only (:meth:`fit_closed_form`)."""

@@ -33,7 +33,7 @@ import torch
 
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split
-from emovox.models.linear import standardize_stats
+from emovox.models.linear import CLOSED_FORM_TRAINING, frame_mean, standardize_stats
 from emovox.progress import console
 
 DEFAULT_C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -68,14 +68,7 @@ class SVMModel(SERModel):
     """
 
     name: ClassVar[str] = ""
-    default_training: ClassVar[dict] = {
-        "epochs": 1,  # unused: the SVM is fitted in closed form, see fit_arrays
-        "crop_seconds": None,
-        "specaugment": False,
-        "mixup": 0.0,
-        "label_smoothing": 0.0,
-        "val_fraction": 0.2,
-    }
+    default_training: ClassVar[dict] = CLOSED_FORM_TRAINING
 
     def __init__(
         self,
@@ -134,12 +127,7 @@ class SVMModel(SERModel):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, S, F, T]`` features -> ``[B, n_classes]`` logits (scores / temperature)."""
-        if mask is None:
-            v = x.mean(dim=-1)
-        else:
-            m = mask[:, None, None, :].to(x.dtype)
-            v = (x * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        v = v.reshape(x.shape[0], -1).to(self.support.dtype)
+        v = frame_mean(x, mask).to(self.support.dtype)
         return (self.scores(v) / self.temperature).to(x.dtype)
 
     def scores(self, v: torch.Tensor) -> torch.Tensor:
