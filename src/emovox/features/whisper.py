@@ -325,19 +325,12 @@ def _convert_layer(v: dict, ct2: str, hf: str, out: dict) -> None:
         out[f"{hf}.{fc}.bias"] = v[f"{ct2}/ffn/linear_{i}/bias"]
 
 
-def n_hidden_states(folder: str | Path) -> int:
-    """``encoder_layers + 1`` of a Whisper folder's ``config.json`` (the network not loaded)."""
-    config = json.loads((Path(folder) / "config.json").read_text())
-    return int(config["encoder_layers"]) + 1
-
-
 __all__ = [
     "ENCODER_HOP",
     "WhisperEncoder",
     "convert_ctranslate2",
     "is_whisper_folder",
     "load_whisper_encoder",
-    "n_hidden_states",
     "read_ctranslate2",
     "whisper_log_mel",
 ]

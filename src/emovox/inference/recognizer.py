@@ -130,11 +130,7 @@ class Recognizer:
         self.crop_frames: int | None = inference.get("crop_frames")
         self.speaker_norm: bool = bool(inference.get("speaker_norm", False))
         self._warned_speaker_norm = False
-        if guard == "default":
-            guard = DEFAULT_GUARD if self.speaker_norm else BALANCE_GUARD
-        elif isinstance(guard, str):
-            raise ValueError(f"guard must be an AdaptationGuard, 'default' or None, not {guard!r}")
-        self.guard: AdaptationGuard | None = guard
+        self.guard: AdaptationGuard | None = _resolve_guard(guard, self.speaker_norm)
 
     @classmethod
     def load(
@@ -624,11 +620,7 @@ class FusedRecognizer(Recognizer):
         self._keep = self._resolve_subset(labels)
         self.test_crops, self.crop_frames, self.speaker_norm = 1, None, False
         self._warned_speaker_norm = False
-        if guard == "default":
-            guard = BALANCE_GUARD
-        elif isinstance(guard, str):
-            raise ValueError(f"guard must be an AdaptationGuard, 'default' or None, not {guard!r}")
-        self.guard = guard
+        self.guard = _resolve_guard(guard, speaker_norm=False)
 
     @classmethod
     def load_fusion(
@@ -651,11 +643,10 @@ class FusedRecognizer(Recognizer):
             for m in members
         ]
         try:
-            return cls(recs, [m.weight for m in members], labels=labels, guard=guard, path=path)
-        except ValueError as exc:
-            if "classes" in str(exc) or "speaker_norm" in str(exc):
-                raise BundleError(f"{path}: {exc}") from exc
-            raise
+            fused = cls(recs, [m.weight for m in members], guard=guard, path=path)
+        except ValueError as exc:  # the members do not go together
+            raise BundleError(f"{path}: {exc}") from exc
+        return fused.restricted(labels) if labels else fused
 
     def restricted(self, labels: Sequence[str] | None) -> FusedRecognizer:
         return type(self)(self.members, self.weights, labels, self.guard, self.bundle.path)
@@ -677,6 +668,22 @@ class FusedRecognizer(Recognizer):
             [m.dimensions for m in self.members],
             self.bundle.dimensions,
         )
+
+
+def _resolve_guard(
+    guard: AdaptationGuard | str | None, speaker_norm: bool
+) -> AdaptationGuard | None:
+    """The guard a recognizer uses: ``"default"`` is :data:`DEFAULT_GUARD` for a
+    ``speaker_norm`` model and :data:`BALANCE_GUARD` for any other.
+
+    Raises:
+        ValueError: any other string.
+    """
+    if guard == "default":
+        return DEFAULT_GUARD if speaker_norm else BALANCE_GUARD
+    if isinstance(guard, str):
+        raise ValueError(f"guard must be an AdaptationGuard, 'default' or None, not {guard!r}")
+    return guard
 
 
 NO_SPEECH = "no speech found (silent, or too quiet for the voice detector)"
