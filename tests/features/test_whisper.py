@@ -124,3 +124,10 @@ def test_encoder_features_read_a_whisper_folder(tiny_whisper: Path) -> None:
     np.testing.assert_allclose(joined[0, :, :150], frames.extract(long[:48000])[0], atol=1e-5)
     with pytest.raises(ValueError, match=r"layer 3 out of range.*hidden states 0-2"):
         make_feature("encoder-pooled", path=str(tiny_whisper), layer=3)
+
+
+def test_a_128_band_encoder_gets_128_bands(tmp_path: Path) -> None:
+    config = {**TINY, "num_mel_bins": 128}  # as large-v3 is
+    model = wh.WhisperEncoder.from_config(config)
+    states = model.encode(tone(1.0, sr=16000, freq=300.0).astype(np.float32))
+    assert model.n_mels == 128 and states[-1].shape == (50, 16)

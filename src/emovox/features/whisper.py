@@ -154,8 +154,9 @@ class WhisperEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, wave: np.ndarray) -> list[torch.Tensor]:
         """:meth:`hidden_states` of one 16 kHz waveform (at most 30 s), each ``[T', d_model]``."""
-        log_mel = whisper_log_mel(torch.from_numpy(np.asarray(wave, dtype=np.float32)))
-        return [s[0] for s in self.hidden_states(log_mel[None, : self.n_mels])]
+        wave_t = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+        log_mel = whisper_log_mel(wave_t, n_mels=self.n_mels)  # 80 bands; 128 for large-v3
+        return [s[0] for s in self.hidden_states(log_mel[None])]
 
 
 def is_whisper_folder(folder: str | Path) -> bool:
