@@ -294,13 +294,18 @@ class Encoder(Feature):
 
     def frames(self, wave: np.ndarray) -> np.ndarray:
         """``[D, T]`` hidden states of :attr:`layer` for one waveform."""
-        return self.every_layer(wave)[self.layer_index()]
+        return self._layers(wave, [self.layer_index()])[0]
 
-    @torch.no_grad()
     def every_layer(self, wave: np.ndarray) -> list[np.ndarray]:
         """``[D, T]`` frames of every hidden state (0: the front end's) for one waveform, chunks
         of :data:`CHUNK_SECONDS` (or fewer, as the encoder allows) joined: one pass of the
         encoder serves any layer."""
+        return self._layers(wave, None)
+
+    @torch.no_grad()
+    def _layers(self, wave: np.ndarray, indices: Sequence[int] | None) -> list[np.ndarray]:
+        """``[D, T]`` frames of the hidden states ``indices`` (``None``: all) of one waveform;
+        only those are copied out of the encoder's output."""
         enc = self.encoder
         x = np.asarray(wave, dtype=np.float32)
         if len(x) < MIN_SAMPLES:
@@ -313,7 +318,9 @@ class Encoder(Feature):
             chunk = x[start : start + step]
             if start and len(chunk) < MIN_SAMPLES:
                 break  # a sliver after the last whole chunk: no frame of its own
-            parts.append([h.float().T.numpy() for h in enc.hidden_states(chunk)])
+            states = enc.hidden_states(chunk)
+            keep = range(len(states)) if indices is None else indices
+            parts.append([states[i].float().T.numpy() for i in keep])
         return [
             np.ascontiguousarray(np.concatenate(layer, axis=1), dtype=np.float32)
             for layer in zip(*parts, strict=True)
