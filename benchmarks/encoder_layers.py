@@ -7,14 +7,16 @@ layer carries emotion best to corpora the training never heard is chosen on nest
 encoder once per layer and clip. This script runs it once per clip and stores the pooled state
 of every layer in the cache, under exactly the key each ``--feature-param layer=K`` run looks
 up, so those runs start at the SVM. With ``--condition`` (as ``emovox evaluate`` spells it) the
-changed copies of the test conditions are stored too.
+changed copies of the test conditions are stored too. ``--join 2,3`` also stores the feature of
+``--feature-param layers=2,3`` (several layers side by side; ``--join 1,2,3,4:mean`` averaged, as
+``combine=mean``), built from the cached single layers without running the encoder again.
 
 Resumable (what is cached is skipped) and shardable (``--shard I/N`` takes every N-th file
 from the I-th; run N processes side by side)::
 
     python benchmarks/encoder_layers.py --encoder /work/encoders/whisper-base \\
         --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
-        --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--shard 0/2]
+        --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--join 2,3 ...] [--shard 0/2]
 """
 
 from __future__ import annotations
@@ -41,15 +43,32 @@ def layer_features(encoder: str, pooling: str = "meanstd") -> list[Encoder]:
     ]
 
 
+def joined_features(encoder: str, joins: Sequence[str], pooling: str = "meanstd") -> list[Encoder]:
+    """One ``encoder-pooled`` feature per ``--join`` comma list of layers (``LAYERS:mean``:
+    averaged, ``combine=mean``; else side by side)."""
+    out = []
+    for spec in joins:
+        layers, _, combine = spec.partition(":")
+        out.append(
+            make_feature(
+                "encoder-pooled", path=encoder, layers=layers, combine=combine or "stack",
+                pooling=pooling,
+            )
+        )  # fmt: skip
+    return out
+
+
 def fill(
     features: Sequence[Encoder],
     paths: Sequence[str],
     cache: FeatureCache,
     condition: str | None = None,
     progress: bool = True,
+    joined: Sequence[Encoder] = (),
 ) -> dict[str, str]:
-    """Cache every feature of ``features`` for every path (under ``condition``'s variant when
-    given); returns the files that could not be read, with the reason."""
+    """Cache every feature of ``features`` (one per layer, :func:`layer_features`) for every
+    path (under ``condition``'s variant when given), then each feature of ``joined`` from them;
+    returns the files that could not be read, with the reason."""
     transform = condition_transform(parse_conditions([condition])[-1]) if condition else None
     variant = transform.variant if transform is not None else ""
     todo = [p for p in paths if any(cache.get(f, p, variant) is None for f in features)]
@@ -69,10 +88,38 @@ def fill(
             states = base.every_layer(base.front([wave])[0])
             info = {"clipped": int(clipped)} if transform is not None else None
             for feature in features:
-                value = feature.summarise(states[feature.layer_index()])
+                value = feature.from_states(feature.select(states))
                 cache.put(feature, path, value, variant, info)
             bar.advance(1)
+    for feature in joined:
+        join(feature, features, [p for p in paths if p not in errors], cache, variant)
     return errors
+
+
+def join(
+    feature: Encoder,
+    singles: Sequence[Encoder],
+    paths: Sequence[str],
+    cache: FeatureCache,
+    variant: str = "",
+) -> int:
+    """Cache ``feature`` (several layers) for each path from the cached single-layer features
+    ``singles`` (as :func:`layer_features` gives them); returns how many were added. A path
+    lacking a single layer is left out."""
+    parts = [singles[k] for k in feature.layer_indices()]
+    added = 0
+    for path in paths:
+        if cache.get(feature, path, variant) is not None:
+            continue
+        summaries = [cache.get(f, path, variant) for f in parts]
+        if any(s is None for s in summaries):
+            continue
+        cache.put(
+            feature, path, feature.combine_summaries(summaries), variant,
+            cache.info(parts[0], path, variant) if variant else None,
+        )  # fmt: skip
+        added += 1
+    return added
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache-dir", required=True)
     ap.add_argument("--condition", action="append", default=[], help="as emovox evaluate")
     ap.add_argument("--pooling", default="meanstd")
+    ap.add_argument(
+        "--join", action="append", default=[], help="also cache LAYERS[:mean], e.g. 2,3"
+    )
     ap.add_argument("--shard", default="0/1", help="I/N: every N-th file from the I-th")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -97,12 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = manifest + scan_corpus(name, path)
     paths = manifest.paths[index::count]
     features = layer_features(args.encoder, args.pooling)
+    try:
+        joined = joined_features(args.encoder, args.join, args.pooling)
+    except ValueError as exc:
+        ap.error(f"--join: {exc}")
     cache = FeatureCache(args.cache_dir)
     for condition in [None, *args.condition]:
-        errors = fill(features, paths, cache, condition, progress=not args.quiet)
+        errors = fill(features, paths, cache, condition, not args.quiet, joined)
         for path, why in errors.items():
             print(f"{path}: skipped ({why})", file=sys.stderr)
-    print(f"{len(paths)} files, {len(features)} layers cached in {args.cache_dir}")
+    print(
+        f"{len(paths)} files, {len(features)} layers and {len(joined)} joins cached in "
+        f"{args.cache_dir}"
+    )
     return 0
 
 

@@ -39,3 +39,30 @@ def test_every_layer_is_cached_as_the_single_layer_feature_computes_it(tmp_path:
     stamp = {p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")}
     mod.fill(features, paths, cache, progress=False)  # all there: nothing recomputed
     assert {p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")} == stamp
+
+
+def test_joined_layers_are_built_from_the_cached_single_layers(tmp_path: Path) -> None:
+    mod = benchmark_module("encoder_layers")
+    folder = str(make_tiny_whisper(tmp_path / "whisper"))
+    paths = [
+        str(write_tone(tmp_path / f"{i}.wav", 0.6 + 0.3 * i, freq=180.0 * (i + 1)))
+        for i in range(2)
+    ]
+    cache = FeatureCache(tmp_path / "cache")
+    features = mod.layer_features(folder)
+    joined = mod.joined_features(folder, ["2,0", "1,2:mean"])
+    mod.fill(features, paths, cache, progress=False)  # the single layers alone first
+    assert all(cache.get(j, p) is None for j in joined for p in paths)
+    assert mod.join(joined[0], features, paths, cache) == 2
+    mod.fill(features, paths, cache, progress=False, joined=joined)  # builds "1,2:mean"
+    assert joined[1].combine == "mean" and cache.get(joined[1], paths[0]).shape == (1, 32, 1)
+    mod.fill(features, paths, cache, condition="gain:20", progress=False, joined=joined)
+    variant = condition_transform("gain:20").variant
+    for j in joined:
+        fresh, _ = extract_files(j, paths, cache=None, progress=False)
+        for p, want in zip(paths, fresh, strict=True):
+            np.testing.assert_allclose(cache.get(j, p), want, rtol=1e-5, atol=1e-6)
+        assert cache.get(j, paths[0], variant) is not None
+        assert cache.info(j, paths[0], variant)["clipped"] > 0  # the condition's record kept
+    (tmp_path / "cache" / FeatureCache.config_key(features[1])).rename(tmp_path / "gone")
+    assert mod.join(joined[1], features, paths, FeatureCache(tmp_path / "cache")) == 0

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import make_tiny_encoder, tone
 
+from emovox.features import FeatureCache, feature_from_dict, make_feature
 from emovox.features import encoder as enc_mod
-from emovox.features import feature_from_dict, make_feature
 from emovox.features.encoder import ENCODER_PATH_ENV, Encoder, EncoderPooled
 
 pytest.importorskip("transformers")
@@ -48,7 +48,7 @@ def test_the_shape_is_read_without_loading_the_network(tiny_encoder: Path) -> No
     enc_mod.load_encoder.cache_clear()
     f = EncoderPooled(path=str(tiny_encoder), layer=-2)
     assert Encoder(path=str(tiny_encoder)).hop_seconds == pytest.approx(20 / 16000)
-    assert f.layer_index() == 1 and f.hop_seconds == 0.0
+    assert f.layer_indices() == [1] and f.hop_seconds == 0.0
     assert enc_mod.load_encoder.cache_info().currsize == 0  # cached features need no encoder
 
 
@@ -63,6 +63,60 @@ def test_pooling_summarises_the_frames(tiny_encoder: Path) -> None:
     assert mean.extract(wave).shape == (1, 16, 1) and mean.hop_seconds == 0.0
     with pytest.raises(ValueError, match="pooling must be one of mean, meanstd"):
         EncoderPooled(path=str(tiny_encoder), pooling="max")
+
+
+def test_layers_stack_several_hidden_states(tiny_encoder: Path) -> None:
+    wave = tone(0.9, sr=16000, freq=260.0).astype(np.float32)
+    both = Encoder(path=str(tiny_encoder), layers="0,2").extract(wave)
+    assert both.shape[:2] == (1, 32)
+    np.testing.assert_allclose(both[0, :16], reference(tiny_encoder, wave, 0), atol=1e-5)
+    np.testing.assert_allclose(both[0, 16:], reference(tiny_encoder, wave, 2), atol=1e-5)
+    pooled = EncoderPooled(path=str(tiny_encoder), layers="2,-3")  # -3 is the front end
+    singles = [EncoderPooled(path=str(tiny_encoder), layer=k).extract(wave) for k in (2, 0)]
+    joined = pooled.extract(wave)
+    assert joined.shape == (1, 64, 1)
+    np.testing.assert_allclose(pooled.combine_summaries(singles), joined, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(joined[0, :16, 0], singles[0][0, :16, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(joined[0, 32:48, 0], singles[0][0, 16:, 0], rtol=1e-5, atol=1e-6)
+    mean = EncoderPooled(path=str(tiny_encoder), layers="1,2", pooling="mean")
+    parts = [EncoderPooled(path=str(tiny_encoder), layer=k, pooling="mean") for k in (1, 2)]
+    np.testing.assert_allclose(
+        mean.combine_summaries([f.extract(wave) for f in parts]), mean.extract(wave), atol=1e-6
+    )
+    averaged = EncoderPooled(path=str(tiny_encoder), layers="1,2", combine="mean")
+    pooled = [EncoderPooled(path=str(tiny_encoder), layer=k).extract(wave) for k in (1, 2)]
+    assert averaged.extract(wave).shape == (1, 32, 1)  # the width of one layer
+    np.testing.assert_allclose(averaged.extract(wave), (pooled[0] + pooled[1]) / 2, atol=1e-5)
+    frames = Encoder(path=str(tiny_encoder), layers="0,2", combine="mean").extract(wave)
+    want = (reference(tiny_encoder, wave, 0) + reference(tiny_encoder, wave, 2)) / 2
+    np.testing.assert_allclose(frames[0], want, atol=1e-5)
+
+
+def test_layers_is_left_out_of_single_layer_configurations(tiny_encoder: Path) -> None:
+    one = EncoderPooled(path=str(tiny_encoder), layer=1)
+    assert "layers" not in one.to_dict()  # caches and bundles written before it read the same
+    assert "combine" not in one.to_dict()
+    two = EncoderPooled(path=str(tiny_encoder), layers="1,2")
+    assert two.to_dict()["layers"] == "1,2"
+    assert feature_from_dict(two.to_dict()).layer_indices() == [1, 2]
+    assert make_feature("encoder-pooled", path=str(tiny_encoder), layers=[1, 2]) == two
+    assert make_feature("encoder-pooled", path=str(tiny_encoder), layers=2).layers == "2"
+    assert FeatureCache.config_key(one) != FeatureCache.config_key(two)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"layers": "1,2", "layer": 1}, "either layer .* or layers"),
+        ({"layers": "1;2"}, "comma list of integers"),
+        ({"layers": "1,-2"}, "names a hidden state twice"),
+        ({"layers": "0,5"}, r"layer 5 out of range"),
+        ({"layers": "0,1", "combine": "max"}, "combine must be one of stack, mean"),
+    ],
+)
+def test_bad_layers_are_refused(tiny_encoder: Path, params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EncoderPooled(path=str(tiny_encoder), **params)
 
 
 def test_batches_long_and_short_audio(tiny_encoder: Path, monkeypatch) -> None:

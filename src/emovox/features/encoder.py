@@ -11,7 +11,11 @@ by :mod:`emovox.features.whisper` without ``transformers``.
 ``encoder`` gives one layer's frames, ``[1, D, T]`` (one frame per 20 ms for the usual front
 ends), for the sequence models; ``encoder-pooled`` their mean (and standard deviation) over the
 utterance, ``[1, D or 2D, 1]``, for the SVM (``encoder-svm``) and other utterance models, the
-frozen-encoder recipe of published benchmarks.
+frozen-encoder recipe of published benchmarks. ``layers="2,3"`` instead of ``layer`` reads several
+hidden states from the same single pass of the encoder and combines them: side by side
+(``combine="stack"``, ``[1, kD, T]``; pooled: every layer's means, then every layer's standard
+deviations) or averaged (``combine="mean"``, ``[1, D, T]``; pooled: the mean of the layers'
+pooled summaries).
 
 The feature records a fingerprint of the encoder's files. A bundle trained on it carries the
 path and the fingerprint, never the encoder's weights (hundreds of megabytes): where the path does
@@ -60,6 +64,8 @@ MIN_SAMPLES = 400
 convolutional front end) so that it yields at least one frame."""
 
 POOLINGS = ("mean", "meanstd")
+COMBINES = ("stack", "mean")
+"""How the hidden states of ``layers`` are combined: side by side, or averaged."""
 """How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
 
 INSTALL_HINT = "pip install 'emovox[encoders]'"
@@ -235,6 +241,10 @@ class Encoder(Feature):
         path: the encoder's folder (Hugging Face layout) on this machine.
         layer: which hidden state: 0 is the convolutional front end's projection, ``k`` the
             ``k``-th transformer layer, negative counts from the last (-1).
+        layers: several hidden states, a comma list (``"2,3"``); given, it replaces
+            :attr:`layer` (which must then be left at its default). Empty: :attr:`layer` alone.
+        combine: how the states of :attr:`layers` are combined (:data:`COMBINES`): ``stack``
+            (side by side, ``k`` times the width) or ``mean`` (averaged, the width of one).
         fingerprint: the encoder's :func:`encoder_fingerprint`; filled in when empty, checked
             when given (a bundle's feature must come from the encoder it was trained on).
     """
@@ -243,9 +253,21 @@ class Encoder(Feature):
     path: str = ""
     layer: int = -1
     fingerprint: str = ""
+    layers: str = ""
+    combine: str = "stack"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.layers, int | list | tuple) and not isinstance(self.layers, bool):
+            # --feature-param layers=3 or layers=[2,3] parse as JSON: the same as "3" / "2,3"
+            items = self.layers if isinstance(self.layers, list | tuple) else [self.layers]
+            self.layers = ",".join(str(k) for k in items)
+        if self.combine not in COMBINES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINES)}, not {self.combine!r}")
+        if self.layers and self.layer != -1:
+            raise ValueError(
+                f"give either layer ({self.layer}) or layers ({self.layers!r}), not both"
+            )
         if self.sample_rate != SAMPLE_RATE:
             raise ValueError(
                 f"speech encoders read {SAMPLE_RATE} Hz audio, not sample_rate={self.sample_rate}"
@@ -266,7 +288,17 @@ class Encoder(Feature):
         self.fingerprint = found
         self._folder = str(folder.resolve())
         self._shape = encoder_shape(folder)
-        self.layer_index()  # a layer the encoder lacks is refused here, not at the first clip
+        self.layer_indices()  # a layer the encoder lacks is refused here, not at the first clip
+
+    def to_dict(self) -> dict:
+        """As :meth:`Feature.to_dict`, leaving ``layers`` out while it is empty and ``combine``
+        while it is ``stack`` (configurations written before they existed read as they were)."""
+        config = super().to_dict()
+        if not self.layers:
+            del config["layers"]
+        if self.combine == "stack":
+            del config["combine"]
+        return config
 
     # -- the network ---------------------------------------------------------------------------
     @property
@@ -278,23 +310,55 @@ class Encoder(Feature):
     def hop_seconds(self) -> float:
         return self._shape.hop / self.sample_rate
 
-    def layer_index(self) -> int:
-        """:attr:`layer` as an index into the ``n_layers + 1`` hidden states.
+    def layer_indices(self) -> list[int]:
+        """:attr:`layers` (or :attr:`layer`) as indices into the ``n_layers + 1`` hidden states.
 
         Raises:
-            ValueError: the encoder has no such layer (its count named).
+            ValueError: ``layers`` is not a comma list of distinct integers, or the encoder has no
+                such layer (its count named).
         """
         n = self._shape.n_layers + 1
-        if not -n <= self.layer < n:
-            raise ValueError(
-                f"layer {self.layer} out of range: the encoder at {self.path} has hidden states "
-                f"0-{n - 1} (0: its front end, {n - 1}: its last layer)"
-            )
-        return self.layer % n
+        if self.layers:
+            try:
+                asked = [int(k) for k in str(self.layers).split(",")]
+            except ValueError:
+                raise ValueError(
+                    f"layers must be a comma list of integers such as '2,3', not {self.layers!r}"
+                ) from None
+        else:
+            asked = [self.layer]
+        for k in asked:
+            if not -n <= k < n:
+                raise ValueError(
+                    f"layer {k} out of range: the encoder at {self.path} has hidden states "
+                    f"0-{n - 1} (0: its front end, {n - 1}: its last layer)"
+                )
+        indices = [k % n for k in asked]
+        if len(set(indices)) < len(indices):
+            raise ValueError(f"layers {self.layers!r} names a hidden state twice")
+        return indices
 
     def frames(self, wave: np.ndarray) -> np.ndarray:
-        """``[D, T]`` hidden states of :attr:`layer` for one waveform."""
-        return self._layers(wave, [self.layer_index()])[0]
+        """``[D, T]`` hidden states of :attr:`layer` for one waveform (with :attr:`layers`, the
+        states combined: ``[kD, T]`` stacked or ``[D, T]`` averaged)."""
+        return self.combine_frames(self._layers(wave, self.layer_indices()))
+
+    def combine_frames(self, states: Sequence[np.ndarray]) -> np.ndarray:
+        """The ``[D, T]`` states of :meth:`layer_indices`, in that order, combined as
+        :attr:`combine` says (one state: itself)."""
+        if len(states) == 1:
+            return states[0]
+        if self.combine == "mean":
+            return np.mean(states, axis=0, dtype=np.float32)
+        return np.concatenate(states, axis=0)
+
+    def select(self, every: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The states of :meth:`layer_indices` out of :meth:`every_layer`'s output."""
+        return [every[i] for i in self.layer_indices()]
+
+    def from_states(self, states: Sequence[np.ndarray]) -> np.ndarray:
+        """This feature's array from the ``[D, T]`` states of :meth:`layer_indices`."""
+        return self.summarise(self.combine_frames(states))
 
     def every_layer(self, wave: np.ndarray) -> list[np.ndarray]:
         """``[D, T]`` frames of every hidden state (0: the front end's) for one waveform, chunks
@@ -336,7 +400,8 @@ class Encoder(Feature):
     ) -> list[np.ndarray]:
         """One array per waveform, encoded one at a time on the CPU (no padding reaches the
         encoder; ``device`` and ``batch_size`` are unused)."""
-        return [self.summarise(self.frames(w)) for w in self.front(waves)]
+        indices = self.layer_indices()
+        return [self.from_states(self._layers(w, indices)) for w in self.front(waves)]
 
     def compute(
         self, audio: torch.Tensor, lengths: torch.Tensor
@@ -376,3 +441,23 @@ class EncoderPooled(Encoder):
         if self.pooling == "meanstd":
             parts.append(frames.std(axis=1))
         return np.concatenate(parts)[None, :, None].astype(np.float32)
+
+    def from_states(self, states: Sequence[np.ndarray]) -> np.ndarray:
+        """Each state pooled on its own, then combined (:meth:`combine_summaries`)."""
+        return self.combine_summaries([self.summarise(s) for s in states])
+
+    def combine_summaries(self, summaries: Sequence[np.ndarray]) -> np.ndarray:
+        """This feature's array from the ``[1, D or 2D, 1]`` arrays of single-layer features with
+        the same pooling, one per layer of :meth:`layer_indices` in order, so that cached single
+        layers make it without running the encoder again. ``stack``: every layer's means, then
+        every layer's standard deviations (the pooled stacked frames); ``mean``: their average."""
+        flat = [np.asarray(s, dtype=np.float32).reshape(-1) for s in summaries]
+        if len(flat) == 1:
+            out = flat[0]
+        elif self.combine == "mean":
+            out = np.mean(flat, axis=0)
+        else:
+            n_parts = POOLINGS.index(self.pooling) + 1
+            split = [np.split(f, n_parts) for f in flat]
+            out = np.concatenate([s[i] for i in range(n_parts) for s in split])
+        return out[None, :, None].astype(np.float32)
