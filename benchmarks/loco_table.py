@@ -36,6 +36,15 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 START, END = "<!-- loco -->", "<!-- /loco -->"
 RECIPES = ("cnn-augment-dims", "cnn", "cnn-functionals", "tutorial-cnn1d")
+ENCODER_LAYER_SETS = (
+    ("l23", "2 and 3", "side by side"),
+    ("l123mean", "1-3", "their pooled summaries averaged, `combine=mean`"),
+    ("l234mean", "2-4", "averaged"),
+    ("l1234mean", "1-4", "averaged"),
+    ("l12345mean", "1-5", "averaged"),
+    ("lallmean", "0-6 (all)", "averaged"),
+)
+"""Runs of ``encoder-lr`` on several Whisper layers: (name tail, layers, how combined)."""
 LEVERS = (
     ("cnn", "the `cnn` of issue 13 (utterance-normalised log-mel)"),
     ("cnn-cmvn", "+ log-mel normalised per bin over the utterance (`normalize=cmvn`)"),
@@ -155,6 +164,14 @@ LEVERS = (
         "`cnn-augment-dims-cb-rows` + `corpus_adversary=0.5` (domain-adversarial training "
         "against the corpus)",
     ),
+    *(
+        (
+            f"encoder-lr-whisper-base-{tag}",
+            f"`encoder-lr` on Whisper `base`'s layers {layers} ({how}; `--feature-param "
+            f"layers=...`, one encoder pass): what several layers carry that one does not",
+        )
+        for tag, layers, how in ENCODER_LAYER_SETS
+    ),
 )
 """The levers: ``results/loco-<name>`` (LOCO) and ``results/loco-pairs-<name>`` (nested
 validation); a lever with only one of the two gets dashes for the other."""
@@ -201,6 +218,14 @@ ENSEMBLES = (
             f"`base`'s layer {k}",
         )
         for k in range(7)
+    ),
+    *(
+        (
+            ("cnn-augment-dims-cb-rows-clip", f"encoder-lr-whisper-base-{tag}"),
+            "the fusion (equal weights) of the shipped recipe's CNN and `encoder-lr` on Whisper "
+            f"`base`'s layers {layers} ({how})",
+        )
+        for tag, layers, how in ENCODER_LAYER_SETS
     ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""
