@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +41,26 @@ def test_c_is_chosen_on_validation_and_the_fit_is_refitted_on_everything() -> No
         build_model("encoder-lr", 3, (1, 6), c_grid=[0])
 
 
+@pytest.mark.parametrize(
+    "layer_params", [["layer=2"], ["layers=1,2", "combine=mean"]], ids=["one", "averaged"]
+)
 def test_trained_on_a_whisper_folder_it_is_a_small_bundle(
-    synth_corpus: Path, tmp_path: Path
+    synth_corpus: Path, tmp_path: Path, layer_params: list[str]
 ) -> None:
     encoder = make_tiny_whisper(tmp_path / "whisper")
     out = tmp_path / "whisper-lr"
+    layer_args = [arg for item in layer_params for arg in ("--feature-param", item)]
     run_cli([
         "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
-        "--arch", "encoder-lr", "--feature-param", f"path={encoder}",
-        "--feature-param", "layer=2", "--out", out, "--quiet", "--no-cache",
+        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", *layer_args,
+        "--out", out, "--quiet", "--no-cache",
     ])  # fmt: skip
     assert (out / "model.safetensors").stat().st_size < 10_000  # 4 x 32 weights, not vectors
+    saved = json.loads((out / "config.json").read_text())["feature"]
+    for item in layer_params:  # the bundle names the layers it was trained on
+        key, value = item.split("=")
+        assert str(saved[key]) == value
+    assert ("layers" in saved) == (len(layer_params) > 1)
     rec = Recognizer.load(out)
     files = [u.path for u in synth_manifest(synth_corpus)][:4]
     preds = rec.predict_batch(files)
