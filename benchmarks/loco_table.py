@@ -35,7 +35,13 @@ from emovox.metrics import sign_ua
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 START, END = "<!-- loco -->", "<!-- /loco -->"
-RECIPES = ("cnn-augment-dims", "cnn", "cnn-functionals", "tutorial-cnn1d")
+RECIPES = (
+    "cnn-augment-dims",
+    "cnn",
+    "cnn-functionals",
+    "tutorial-cnn1d",
+    "encoder-lr-whisper-base-l123mean",
+)
 ENCODER_LAYER_SETS = (
     ("l23", "2 and 3", "side by side"),
     ("l123mean", "1-3", "their pooled summaries averaged, `combine=mean`"),
