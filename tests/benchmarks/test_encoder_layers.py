@@ -13,13 +13,19 @@ from emovox.augment import condition_transform
 from emovox.features import FeatureCache, extract_files
 
 
-def test_every_layer_is_cached_as_the_single_layer_feature_computes_it(tmp_path: Path) -> None:
-    mod = benchmark_module("encoder_layers")
+def whisper_and_tones(tmp_path: Path, n: int) -> tuple[str, list[str]]:
+    """A tiny Whisper folder and ``n`` tones of different lengths and pitches."""
     folder = str(make_tiny_whisper(tmp_path / "whisper"))
     paths = [
         str(write_tone(tmp_path / f"{i}.wav", 0.5 + 0.25 * i, freq=150.0 * (i + 1)))
-        for i in range(3)
+        for i in range(n)
     ]
+    return folder, paths
+
+
+def test_every_layer_is_cached_as_the_single_layer_feature_computes_it(tmp_path: Path) -> None:
+    mod = benchmark_module("encoder_layers")
+    folder, paths = whisper_and_tones(tmp_path, 3)
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     cache = FeatureCache(tmp_path / "cache")
     features = mod.layer_features(folder)
@@ -43,11 +49,7 @@ def test_every_layer_is_cached_as_the_single_layer_feature_computes_it(tmp_path:
 
 def test_joined_layers_are_built_from_the_cached_single_layers(tmp_path: Path) -> None:
     mod = benchmark_module("encoder_layers")
-    folder = str(make_tiny_whisper(tmp_path / "whisper"))
-    paths = [
-        str(write_tone(tmp_path / f"{i}.wav", 0.6 + 0.3 * i, freq=180.0 * (i + 1)))
-        for i in range(2)
-    ]
+    folder, paths = whisper_and_tones(tmp_path, 2)
     cache = FeatureCache(tmp_path / "cache")
     features = mod.layer_features(folder)
     joined = mod.joined_features(folder, ["2,0", "1,2:mean"])
