@@ -64,9 +64,10 @@ MIN_SAMPLES = 400
 convolutional front end) so that it yields at least one frame."""
 
 POOLINGS = ("mean", "meanstd")
+"""How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
+
 COMBINES = ("stack", "mean")
 """How the hidden states of ``layers`` are combined: side by side, or averaged."""
-"""How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
 
 INSTALL_HINT = "pip install 'emovox[encoders]'"
 
