@@ -25,10 +25,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import click
+
+from emovox.apps.cli.options import load_specs
 from emovox.audio import AudioError
 from emovox.augment import condition_transform
-from emovox.data.corpora import scan_corpus
-from emovox.data.manifest import Manifest
 from emovox.evaluate.conditions import parse_conditions
 from emovox.features import FeatureCache, make_feature
 from emovox.features.encoder import Encoder, encoder_shape, locate_encoder
@@ -139,12 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     index, count = int(index), int(count or 1)
     if not 0 <= index < count:
         ap.error(f"--shard {args.shard}: I must be in 0..N-1")
-    manifest = Manifest()
-    for spec in args.train:
-        name, _, path = spec.partition(":")
-        if not path:
-            ap.error(f"--train wants CORPUS:PATH, not {spec!r}")
-        manifest = manifest + scan_corpus(name, path)
+    try:
+        manifest = load_specs(args.train)  # the files `emovox evaluate --train` reads
+    except click.UsageError as exc:
+        ap.error(exc.format_message())
     paths = manifest.paths[index::count]
     features = layer_features(args.encoder, args.pooling)
     try:

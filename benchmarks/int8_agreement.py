@@ -23,10 +23,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import click
 import numpy as np
 
 from emovox._fs import atomic_write_text
-from emovox.data.corpora import scan_corpus
+from emovox.apps.cli.options import load_manifest, parse_spec
 from emovox.evaluate.machine import machine_info
 from emovox.inference.onnx_backend import INT8_FILE
 from emovox.inference.recognizer import Recognizer
@@ -79,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     corpora = {}
     for spec in args.data:
-        name, _, path = spec.partition(":")
-        if not path:
-            ap.error(f"--data wants CORPUS:PATH, not {spec!r}")
-        paths = scan_corpus(name, path).paths
+        try:
+            name, path = parse_spec(spec)
+            paths = load_manifest(name, path).paths
+        except click.UsageError as exc:
+            ap.error(exc.format_message())
         random.Random(0).shuffle(paths)
         corpora[name] = paths[: args.limit]
     rec = Recognizer.load(args.model)

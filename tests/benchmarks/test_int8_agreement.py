@@ -44,3 +44,10 @@ def test_the_default_model_on_its_own_int8_file_and_on_a_given_one(
     mod.main([*data, "--int8", str(given), "--out", str(tmp_path / "given.json")])
     again = json.loads((tmp_path / "given.json").read_text())
     assert again["per_corpus"] == own["per_corpus"] and again["int8"] == str(given)
+
+
+def test_a_bad_corpus_spec_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    mod = benchmark_module("int8_agreement")
+    with pytest.raises(SystemExit):
+        mod.main(["--data", f"nosuch:{tmp_path}", "--out", str(tmp_path / "x.json")])
+    assert "'nosuch:" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
