@@ -7,16 +7,21 @@ layer carries emotion best to corpora the training never heard is chosen on nest
 encoder once per layer and clip. This script runs it once per clip and stores the pooled state
 of every layer in the cache, under exactly the key each ``--feature-param layer=K`` run looks
 up, so those runs start at the SVM. With ``--condition`` (as ``emovox evaluate`` spells it) the
-changed copies of the test conditions are stored too. ``--join 2,3`` also stores the feature of
-``--feature-param layers=2,3`` (several layers side by side; ``--join 1,2,3,4:mean`` averaged, as
-``combine=mean``), built from the cached single layers without running the encoder again.
+changed copies of the test conditions are stored too, and with ``--augment KINDS
+--augment-copies N --seed S`` the augmented training copies that ``--train-param augment=KINDS
+--train-param augment_copies=N --train-param seed=S`` asks for. ``--up-to K`` keeps the states
+0..K only and stops the encoder there (Whisper's layers above are not run). ``--join 2,3``
+also stores the feature of ``--feature-param layers=2,3`` (several layers side by side;
+``--join 1,2,3,4:mean`` averaged, as ``combine=mean``), built from the cached single layers
+without running the encoder again.
 
 Resumable (what is cached is skipped) and shardable (``--shard I/N`` takes every N-th file
 from the I-th; run N processes side by side)::
 
     python benchmarks/encoder_layers.py --encoder /work/encoders/whisper-base \\
         --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
-        --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--join 2,3 ...] [--shard 0/2]
+        --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--join 2,3 ...] [--shard 0/2] \\
+        [--up-to 3] [--augment noise,gain,telephone --augment-copies 1 --seed 0]
 """
 
 from __future__ import annotations
@@ -29,16 +34,27 @@ import click
 
 from emovox.apps.cli.options import load_specs
 from emovox.audio import AudioError
-from emovox.augment import condition_transform
+from emovox.augment import WaveTransform, augment_transform, condition_transform
 from emovox.evaluate.conditions import parse_conditions
 from emovox.features import FeatureCache, make_feature
 from emovox.features.encoder import Encoder, encoder_shape, locate_encoder
 from emovox.progress import progress_bar
 
 
-def layer_features(encoder: str, pooling: str = "meanstd") -> list[Encoder]:
-    """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end)."""
+def layer_features(
+    encoder: str, pooling: str = "meanstd", up_to: int | None = None
+) -> list[Encoder]:
+    """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end), or per
+    state ``0..up_to``.
+
+    Raises:
+        ValueError: ``up_to`` is not one of the encoder's states.
+    """
     n = encoder_shape(locate_encoder(encoder)).n_layers + 1
+    if up_to is not None:
+        if not 0 <= up_to < n:
+            raise ValueError(f"--up-to {up_to}: the encoder has hidden states 0-{n - 1}")
+        n = up_to + 1
     return [
         make_feature("encoder-pooled", path=encoder, layer=k, pooling=pooling) for k in range(n)
     ]
@@ -63,18 +79,21 @@ def fill(
     features: Sequence[Encoder],
     paths: Sequence[str],
     cache: FeatureCache,
-    condition: str | None = None,
+    condition: str | WaveTransform | None = None,
     progress: bool = True,
     joined: Sequence[Encoder] = (),
 ) -> dict[str, str]:
-    """Cache every feature of ``features`` (one per layer, :func:`layer_features`) for every
-    path (under ``condition``'s variant when given), then each feature of ``joined`` from them;
+    """Cache every feature of ``features`` (one per state ``0..K``, :func:`layer_features`) for
+    every path (under the variant of ``condition``, a test condition as ``--condition`` spells
+    it or any waveform transform, when given), then each feature of ``joined`` from them;
     returns the files that could not be read, with the reason."""
-    transform = condition_transform(parse_conditions([condition])[-1]) if condition else None
+    transform = condition
+    if isinstance(condition, str):
+        transform = condition_transform(parse_conditions([condition])[-1])
     variant = transform.variant if transform is not None else ""
     todo = [p for p in paths if any(cache.get(f, p, variant) is None for f in features)]
     base, errors = features[0], {}
-    label = f"encoder layers ({condition or 'clean'})"
+    label = f"encoder layers ({variant or 'clean'})"
     with progress_bar(len(todo), label, enabled=progress and bool(todo)) as bar:
         for path in todo:
             try:
@@ -86,7 +105,7 @@ def fill(
                 errors[path] = exc.reason
                 bar.advance(1)
                 continue
-            states = base.every_layer(base.front([wave])[0])
+            states = base.every_layer(base.front([wave])[0], up_to=len(features) - 1)
             info = {"clipped": int(clipped)} if transform is not None else None
             for feature in features:
                 value = feature.from_states(feature.select(states))
@@ -133,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--join", action="append", default=[], help="also cache LAYERS[:mean], e.g. 2,3"
     )
+    ap.add_argument("--up-to", type=int, help="cache the states 0..K only (K: the last)")
+    ap.add_argument("--augment", default="", help="training copies: KINDS, as the train-param")
+    ap.add_argument("--augment-copies", type=int, default=0, help="as the train-param")
+    ap.add_argument("--seed", type=int, default=0, help="as the train-param (the copies' draws)")
     ap.add_argument("--shard", default="0/1", help="I/N: every N-th file from the I-th")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -145,13 +168,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         ap.error(exc.format_message())
     paths = manifest.paths[index::count]
-    features = layer_features(args.encoder, args.pooling)
     try:
+        features = layer_features(args.encoder, args.pooling, args.up_to)
         joined = joined_features(args.encoder, args.join, args.pooling)
+        outside = [j.layers for j in joined if max(j.layer_indices()) >= len(features)]
+        if outside:
+            raise ValueError(f"--join {outside[0]} reads states above --up-to {args.up_to}")
+        copies = [
+            augment_transform(args.augment, args.seed, copy)
+            for copy in range(args.augment_copies if args.augment else 0)
+        ]
     except ValueError as exc:
-        ap.error(f"--join: {exc}")
+        ap.error(str(exc))
     cache = FeatureCache(args.cache_dir)
-    for condition in [None, *args.condition]:
+    for condition in [None, *args.condition, *copies]:
         errors = fill(features, paths, cache, condition, not args.quiet, joined)
         for path, why in errors.items():
             print(f"{path}: skipped ({why})", file=sys.stderr)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import benchmark_module, write_tone
 from tiny_whisper import make_tiny_whisper
 
-from emovox.augment import condition_transform
+from emovox.apps.cli.options import load_specs
+from emovox.augment import augment_transform, condition_transform
 from emovox.features import FeatureCache, extract_files
 
 
@@ -68,3 +70,36 @@ def test_joined_layers_are_built_from_the_cached_single_layers(tmp_path: Path) -
         assert cache.info(j, paths[0], variant)["clipped"] > 0  # the condition's record kept
     (tmp_path / "cache" / FeatureCache.config_key(features[1])).rename(tmp_path / "gone")
     assert mod.join(joined[1], features, paths, FeatureCache(tmp_path / "cache")) == 0
+
+
+def test_up_to_and_augmented_copies_fill_the_keys_a_training_run_reads(
+    tmp_path: Path, synth_corpus: Path
+) -> None:
+    mod = benchmark_module("encoder_layers")
+    folder = str(make_tiny_whisper(tmp_path / "whisper"))
+    cache_dir = tmp_path / "cache"
+    common = [
+        "--encoder", folder, "--train", f"ravdess:{synth_corpus}", "--cache-dir", str(cache_dir),
+        "--quiet",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit):  # layer 2 is above --up-to 1
+        mod.main([*common, "--up-to", "1", "--join", "1,2:mean"])
+    with pytest.raises(SystemExit):  # the tiny encoder has states 0-2
+        mod.main([*common, "--up-to", "3"])
+    assert mod.main([
+        *common, "--up-to", "1", "--join", "0,1:mean", "--augment", "noise,telephone",
+        "--augment-copies", "2", "--seed", "3",
+    ]) == 0  # fmt: skip
+    cache = FeatureCache(cache_dir)
+    paths = [u.path for u in load_specs([f"ravdess:{synth_corpus}"])][:3]
+    singles = mod.layer_features(folder)
+    assert all(cache.get(singles[1], p) is not None for p in paths)
+    assert all(cache.get(singles[2], p) is None for p in paths)  # above --up-to: not cached
+    joined = mod.joined_features(folder, ["0,1:mean"])[0]
+    for copy in range(2):
+        transform = augment_transform("noise,telephone", 3, copy)
+        fresh, _ = extract_files(joined, paths, transform=transform, progress=False)
+        for p, want in zip(paths, fresh, strict=True):  # the pipeline's copy, under its key
+            np.testing.assert_allclose(
+                cache.get(joined, p, transform.variant), want, rtol=1e-5, atol=1e-6
+            )

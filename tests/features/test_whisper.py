@@ -104,6 +104,36 @@ def test_too_long_input_is_refused(tiny_whisper: Path) -> None:
         model.hidden_states(torch.randn(1, 80, 302))
 
 
+def test_up_to_runs_only_the_layers_asked_for(tiny_whisper: Path) -> None:
+    model = wh.load_whisper_encoder(tiny_whisper)
+    mel = torch.randn(1, 80, 60)
+    ran: list[int] = []
+    hooks = [
+        layer.register_forward_hook(lambda *_, k=k: ran.append(k))
+        for k, layer in enumerate(model.layers)
+    ]
+    with torch.no_grad():
+        full = model.hidden_states(mel)
+        assert ran == [0, 1]
+        ran.clear()
+        part = model.hidden_states(mel, up_to=1)
+    for h in hooks:
+        h.remove()
+    assert ran == [0]  # the second (last) layer is not run
+    assert len(full) == 3 and len(part) == 2
+    for x, y in zip(part, full, strict=False):
+        torch.testing.assert_close(x, y)
+    assert len(model.hidden_states(mel, up_to=0)) == 1
+    torch.testing.assert_close(model.hidden_states(mel, up_to=2)[-1], full[-1])  # layer norm kept
+    wave = tone(1.0, sr=16000, freq=200.0).astype(np.float32)
+    first = EncoderPooled(path=str(tiny_whisper), layer=1).extract(wave)
+    both = EncoderPooled(path=str(tiny_whisper), layers="0,1", combine="mean").extract(wave)
+    every = Encoder(path=str(tiny_whisper), layer=0).every_layer(wave)
+    np.testing.assert_allclose(first[0, :16, 0], every[1].mean(axis=1), rtol=1e-5, atol=1e-6)
+    mean01 = (every[0] + every[1]) / 2
+    np.testing.assert_allclose(both[0, :16, 0], mean01.mean(axis=1), rtol=1e-5, atol=1e-6)
+
+
 def test_encoder_features_read_a_whisper_folder(tiny_whisper: Path) -> None:
     wave = tone(2.0, sr=16000, freq=200.0).astype(np.float32)
     frames = Encoder(path=str(tiny_whisper), layer=1)

@@ -67,3 +67,46 @@ def test_trained_on_a_whisper_folder_it_is_a_small_bundle(
     assert all(p.ok and sum(p.probabilities.values()) == pytest.approx(1.0) for p in preds)
     again = Recognizer.load(out).predict_batch(files)
     assert [p.probabilities for p in again] == [p.probabilities for p in preds]
+
+
+def test_augmented_copies_are_rows_of_their_own() -> None:
+    xs, y = toy_data(n_per_class=12, bins=6)
+    copies = [x + 0.5 for x in xs[:16]]  # a "shifted microphone" copy of every training clip
+    tupled = EncoderLR(3, (1, 6), c_grid=(0.1,), calibrate=False)
+    fit = tupled.fit_closed_form(
+        ([(x, c) for x, c in zip(xs[:16], copies, strict=True)], y[:16]), (xs[16:], y[16:]), False
+    )
+    assert fit.history[0]["n_train"] == 32  # 16 clips, each twice
+    flat = EncoderLR(3, (1, 6), c_grid=(0.1,), calibrate=False)
+    flat.fit_closed_form(([*xs[:16], *copies], np.r_[y[:16], y[:16]]), (xs[16:], y[16:]), False)
+    for name in ("mean", "scale", "coef", "intercept"):
+        torch.testing.assert_close(getattr(tupled, name), getattr(flat, name))
+    plain = EncoderLR(3, (1, 6), c_grid=(0.1,), calibrate=False)
+    plain.fit_closed_form((xs[:16], y[:16]), (xs[16:], y[16:]), False)
+    assert not torch.allclose(plain.mean, tupled.mean)  # the copies moved the standardisation
+
+
+def test_train_param_augment_gives_the_regression_its_copies(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    encoder = make_tiny_whisper(tmp_path / "whisper")
+    common = [
+        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
+        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", "--feature-param",
+        "layers=1,2", "--feature-param", "combine=mean", "--quiet", "--cache-dir",
+        tmp_path / "cache",
+    ]  # fmt: skip
+    run_cli([*common, "--out", tmp_path / "plain"])
+    run_cli([
+        *common, "--train-param", "augment=noise,telephone", "--train-param", "augment_copies=2",
+        "--out", tmp_path / "augmented",
+    ])  # fmt: skip
+    rows = {}
+    for name in ("plain", "augmented"):
+        curves = (tmp_path / name / "training_curves.csv").read_text().splitlines()
+        header, first = curves[0].split(","), curves[1].split(",")
+        rows[name] = int(first[header.index("n_train")])
+    assert rows["augmented"] == 3 * rows["plain"]  # the original and two copies of each clip
+    rec = Recognizer.load(tmp_path / "augmented")
+    preds = rec.predict_batch([u.path for u in synth_manifest(synth_corpus)][:3])
+    assert all(p.ok for p in preds)

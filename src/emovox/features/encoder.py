@@ -194,11 +194,12 @@ class LoadedEncoder:
     model: torch.nn.Module
     normalize: bool
 
-    def hidden_states(self, chunk: np.ndarray) -> list[torch.Tensor]:
+    def hidden_states(self, chunk: np.ndarray, up_to: int | None = None) -> list[torch.Tensor]:
         """Every hidden state of one waveform chunk (at most :data:`CHUNK_SECONDS`), each
-        ``[T, D]``: the front end's output first, the last layer's last."""
+        ``[T, D]``: the front end's output first, the last layer's last. With ``up_to``, at
+        least the states ``0..up_to`` (Whisper's encoder stops there; others run whole)."""
         if isinstance(self.model, whisper.WhisperEncoder):
-            return self.model.encode(chunk)
+            return self.model.encode(chunk, up_to)
         out = self.model(input_values=torch.from_numpy(chunk)[None], output_hidden_states=True)
         return [h[0] for h in out.hidden_states]
 
@@ -361,11 +362,11 @@ class Encoder(Feature):
         """This feature's array from the ``[D, T]`` states of :meth:`layer_indices`."""
         return self.summarise(self.combine_frames(states))
 
-    def every_layer(self, wave: np.ndarray) -> list[np.ndarray]:
-        """``[D, T]`` frames of every hidden state (0: the front end's) for one waveform, chunks
-        of :data:`CHUNK_SECONDS` (or fewer, as the encoder allows) joined: one pass of the
-        encoder serves any layer."""
-        return self._layers(wave, None)
+    def every_layer(self, wave: np.ndarray, up_to: int | None = None) -> list[np.ndarray]:
+        """``[D, T]`` frames of every hidden state (0: the front end's; with ``up_to``, the
+        states ``0..up_to`` only) for one waveform, chunks of :data:`CHUNK_SECONDS` (or fewer, as
+        the encoder allows) joined: one pass of the encoder serves any layer."""
+        return self._layers(wave, None if up_to is None else range(up_to + 1))
 
     @torch.no_grad()
     def _layers(self, wave: np.ndarray, indices: Sequence[int] | None) -> list[np.ndarray]:
@@ -383,7 +384,7 @@ class Encoder(Feature):
             chunk = x[start : start + step]
             if start and len(chunk) < MIN_SAMPLES:
                 break  # a sliver after the last whole chunk: no frame of its own
-            states = enc.hidden_states(chunk)
+            states = enc.hidden_states(chunk, None if indices is None else max(indices))
             keep = range(len(states)) if indices is None else indices
             parts.append([states[i].float().T.numpy() for i in keep])
         return [

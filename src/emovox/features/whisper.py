@@ -130,9 +130,11 @@ class WhisperEncoder(nn.Module):
         """Encoder frames of the longest input (Whisper's 30 s: 1500)."""
         return self.embed_positions.num_embeddings
 
-    def hidden_states(self, log_mel: torch.Tensor) -> list[torch.Tensor]:
+    def hidden_states(self, log_mel: torch.Tensor, up_to: int | None = None) -> list[torch.Tensor]:
         """``n_layers + 1`` tensors ``[B, T', d_model]``: the input of the first layer, then
-        each layer's output, the last one after the final layer norm.
+        each layer's output, the last one after the final layer norm. With ``up_to``, only the
+        states ``0..up_to`` (the layers above are not run: a probe of layer 3 of 6 costs about
+        half the encoder).
 
         Raises:
             ValueError: more frames than the positions the encoder was trained with.
@@ -144,19 +146,22 @@ class WhisperEncoder(nn.Module):
                 "encode longer audio in chunks"
             )
         x = x + self.embed_positions.weight[: x.shape[1]]
+        n_run = len(self.layers) if up_to is None else max(0, min(up_to, len(self.layers)))
         states = [x]
-        for layer in self.layers:
+        for layer in self.layers[:n_run]:
             x = layer(x)
             states.append(x)
-        states[-1] = self.layer_norm(x)
+        if n_run == len(self.layers):
+            states[-1] = self.layer_norm(x)
         return states
 
     @torch.no_grad()
-    def encode(self, wave: np.ndarray) -> list[torch.Tensor]:
-        """:meth:`hidden_states` of one 16 kHz waveform (at most 30 s), each ``[T', d_model]``."""
+    def encode(self, wave: np.ndarray, up_to: int | None = None) -> list[torch.Tensor]:
+        """:meth:`hidden_states` (``0..up_to``, or all) of one 16 kHz waveform (at most 30 s),
+        each ``[T', d_model]``."""
         wave_t = torch.from_numpy(np.asarray(wave, dtype=np.float32))
         log_mel = whisper_log_mel(wave_t, n_mels=self.n_mels)  # 80 bands; 128 for large-v3
-        return [s[0] for s in self.hidden_states(log_mel[None])]
+        return [s[0] for s in self.hidden_states(log_mel[None], up_to)]
 
 
 def is_whisper_folder(folder: str | Path) -> bool:

@@ -220,6 +220,14 @@ class EmbeddingModel(SERModel):
         return self.classifier(self.dropout(emb)), emb
 
 
+def every_variant(items: Sequence, y: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Training items as rows (a closed-form fit with ``trains_on_variants``): each variant of
+    a tuple an item of its own with the tuple's label; a plain array stays one row."""
+    per_item = [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in items]
+    rows = [v for vs in per_item for v in vs]
+    return rows, np.repeat(np.asarray(y, dtype=int), [len(vs) for vs in per_item])
+
+
 def embedding_width(model: SERModel) -> int:
     """The width of ``model.embed(x, mask)``: ``model.embed_dim``, or measured on a dummy input.
 

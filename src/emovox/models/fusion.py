@@ -40,6 +40,7 @@ from emovox.models.base import (
     GradientPart,
     SERModel,
     Split,
+    every_variant,
 )
 from emovox.models.cnn import CNN
 from emovox.models.linear import fit_logistic, logistic_logits, register_logistic
@@ -153,12 +154,10 @@ class CNNEGeMAPS(SERModel):
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        items, y = train[0], np.asarray(train[1], dtype=int)
+        rows, y = every_variant(*train)
         if len(np.unique(y)) < 2:
             raise ValueError(f"{self.name} needs at least two classes in the training data")
-        per_item = [_variants(a) for a in items]
-        func = self.functionals_of([v for vs in per_item for v in vs])
-        self.fit_regression(func, np.repeat(y, [len(vs) for vs in per_item]))
+        self.fit_regression(self.functionals_of(rows), y)
         return ClosedFormFit()
 
 
@@ -259,11 +258,6 @@ class CNNFunctionalsEGeMAPS(CNNFunctionals):
         x = np.asarray(functionals)
         fit_logistic(self, "", x[:, : self.first_dim], y, self.C)
         fit_logistic(self, "second_", x[:, self.first_dim :], y, self.second_C)
-
-
-def _variants(item) -> tuple:
-    """An item's variants: the tuple itself, or a one-element tuple for a plain array."""
-    return tuple(item) if isinstance(item, (list, tuple)) else (item,)
 
 
 class _Branch(nn.Module):

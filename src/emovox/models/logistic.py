@@ -10,6 +10,11 @@ Training (the model contract, :mod:`emovox.models.base`): each ``C`` of the grid
 the training speakers and scored on the validation speakers (UA); the best ``C``'s scores
 calibrate a softmax temperature, and the regression is refitted on training and validation
 speakers together. Without validation speakers ``C`` = :data:`DEFAULT_C`.
+
+With augmented training copies (``--train-param augment=... --train-param augment_copies=N``)
+every copy of a training clip is a row of its own, with the clip's label (the features of noisy,
+band-limited or clipped copies teach the regression what does not change the emotion); the
+validation speakers are scored on their original clips only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 
 from emovox.metrics import unweighted_accuracy
-from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split
+from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split, every_variant
 from emovox.models.linear import (
     CLOSED_FORM_TRAINING,
     fit_logistic,
@@ -49,6 +54,8 @@ class LogisticModel(SERModel):
 
     name: ClassVar[str] = ""
     default_training: ClassVar[dict] = CLOSED_FORM_TRAINING
+    trains_on_variants: ClassVar[bool] = True
+    """Augmented copies of a training clip are rows of their own (:func:`every_variant`)."""
 
     def __init__(
         self,
@@ -88,13 +95,14 @@ class LogisticModel(SERModel):
         self, train: Split, val: Split | None = None, progress: bool = True
     ) -> ClosedFormFit:
         """Choose ``C`` on the validation set, then refit on training + validation (each grid
-        point a history row: ``epoch``, ``C``, ``val_ua``; a last ``refit`` row).
+        point a history row: ``epoch``, ``C``, ``val_ua``, ``n_train`` rows; a last ``refit``
+        row). Training items may be tuples of variants (every one a row).
 
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        (train_x, train_y), (val_x, val_y) = train, val or (None, None)
-        x_tr, y_tr = pool_utterances(train_x), np.asarray(train_y, dtype=int)
+        (train_x, train_y), (val_x, val_y) = every_variant(*train), val or (None, None)
+        x_tr, y_tr = pool_utterances(train_x), train_y
         if len(np.unique(y_tr)) < 2:
             raise ValueError(f"{self.name}: the training data hold a single class; need two")
         history: list[dict] = []
@@ -108,8 +116,9 @@ class LogisticModel(SERModel):
                 scores = self._logits(x_va)
                 ua = 100.0 * unweighted_accuracy(y_va, scores.argmax(1), self.n_classes)
                 history.append(
-                    {"epoch": k, "C": cand, "val_ua": ua, "seconds": round(time.time() - t, 3)}
-                )
+                    {"epoch": k, "C": cand, "val_ua": ua, "n_train": len(y_tr),
+                     "seconds": round(time.time() - t, 3)}
+                )  # fmt: skip
                 if best_ua is None or ua > best_ua:
                     best_epoch, best_ua, c, best_scores = k, ua, cand, scores
             for row in history:
