@@ -178,6 +178,17 @@ LEVERS = (
         )
         for tag, layers, how in ENCODER_LAYER_SETS
     ),
+    (
+        "encoder-lr-whisper-base-l123mean-augment",
+        "`encoder-lr` on layers 1-3 averaged + one augmented copy of every training clip "
+        "(`augment=noise,gain,reverb,telephone,codec,clip`, `augment_copies=1`; each copy a row "
+        "of its own, `C` still chosen on the validation speakers' original clips)",
+    ),
+    (
+        "encoder-svm-whisper-base-l123mean",
+        "`encoder-svm` on Whisper `base`'s layers 1-3 averaged (the RBF SVM instead of the "
+        "regression)",
+    ),
 )
 """The levers: ``results/loco-<name>`` (LOCO) and ``results/loco-pairs-<name>`` (nested
 validation); a lever with only one of the two gets dashes for the other."""
@@ -232,6 +243,11 @@ ENSEMBLES = (
             f"`base`'s layers {layers} ({how})",
         )
         for tag, layers, how in ENCODER_LAYER_SETS
+    ),
+    (
+        ("encoder-lr-whisper-base-l123mean", "encoder-svm-whisper-base-l123mean"),
+        "the fusion (equal weights) of `encoder-lr` and `encoder-svm` on Whisper `base`'s layers "
+        "1-3 averaged",
     ),
 )
 """Ensembles judged by nested validation alone, from the stored probabilities of their runs."""

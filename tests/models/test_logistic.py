@@ -15,6 +15,7 @@ from tiny_whisper import make_tiny_whisper
 from emovox.inference.recognizer import Recognizer
 from emovox.models import build_model
 from emovox.models.logistic import EncoderLR
+from emovox.train.fitting import fit_arrays
 
 
 def test_c_is_chosen_on_validation_and_the_fit_is_refitted_on_everything() -> None:
@@ -110,3 +111,51 @@ def test_train_param_augment_gives_the_regression_its_copies(
     rec = Recognizer.load(tmp_path / "augmented")
     preds = rec.predict_batch([u.path for u in synth_manifest(synth_corpus)][:3])
     assert all(p.ok for p in preds)
+
+
+def test_c_can_be_chosen_by_holding_each_training_corpus_out() -> None:
+    xs, y = toy_data(n_per_class=18, bins=6)
+    corpora = ["a", "b", "c"] * 12
+    model = EncoderLR(2, (1, 6), c_grid=(0.001, 1.0), choose_on="corpora")
+    assert model.hparams["choose_on"] == "corpora"
+    fit = fit_arrays(model, xs[:30], y[:30], xs[30:], y[30:], progress=False,
+                     corpora=corpora[:30], val_corpora=corpora[30:])  # fmt: skip
+    searched = [r for r in fit.history if "refit" not in r]
+    assert len(searched) == 2
+    for row in searched:  # each corpus (training and validation items) held out in turn
+        per = [row[f"val_ua@{c}"] for c in "abc"]
+        assert row["val_ua"] == pytest.approx(np.mean(per))
+    best = max(searched, key=lambda r: r["val_ua"])
+    assert best["selected"] == 1 and float(model.penalty) == pytest.approx(best["C"])
+    assert fit.best_val_ua == pytest.approx(best["val_ua"])
+    rebuilt = build_model("encoder-lr", 2, (1, 6), **model.hparams)
+    assert rebuilt.choose_on == "corpora"
+    one = EncoderLR(2, (1, 6), c_grid=(0.001, 1.0), choose_on="corpora")
+    fit = fit_arrays(one, xs[:30], y[:30], xs[30:], y[30:], progress=False,
+                     corpora=["a"] * 30, val_corpora=["a"] * 6)  # fmt: skip
+    assert not any("val_ua@a" in r for r in fit.history)  # one corpus: the validation speakers
+    assert "choose_on" not in EncoderLR(2, (1, 6)).hparams  # the default, as older bundles
+    with pytest.raises(ValueError, match="choose_on"):
+        EncoderLR(2, (1, 6), choose_on="fold")
+    with pytest.raises(ValueError, match="every training and validation item"):
+        model.fit_closed_form((xs[:30], y[:30]), (xs[30:], y[30:]), False, (["a"] * 29, None))
+
+
+def test_a_held_out_corpus_is_scored_on_its_own_classes_and_original_clips() -> None:
+    rng = np.random.default_rng(0)
+
+    def clip(c: int, shift: float = 0.0) -> np.ndarray:
+        x = rng.standard_normal((1, 4, 10)) * 0.3
+        x[0, c] += 2.0 + shift
+        return x.astype(np.float32)
+
+    # corpus "a" labels classes 0-2, corpus "b" classes 0-1: b's clips are scored among 0 and 1
+    items = [clip(c) for c in (0, 1, 2) * 6] + [clip(c) for c in (0, 1) * 6]
+    y = np.array([*(0, 1, 2) * 6, *(0, 1) * 6])
+    groups = ["a"] * 18 + ["b"] * 12
+    noise = [rng.standard_normal((1, 4, 10)).astype(np.float32) for _ in items]
+    copies = list(zip(items, noise, strict=True))  # copies without the cue: scoring them shows
+    model = EncoderLR(3, (1, 4), c_grid=(1.0,), calibrate=False, choose_on="corpora")
+    fit = model.fit_closed_form((copies, y), None, False, (groups, None))
+    assert fit.history[0]["n_train"] == 60
+    assert fit.history[0]["val_ua@b"] == pytest.approx(100.0)

@@ -63,6 +63,9 @@ TRAINING_RECIPE: dict = {
 Split = tuple[Sequence, Sequence[int]]
 """Items (feature arrays, or tuples of variants) and their class indices."""
 
+Corpora = tuple[Sequence[str], Sequence[str] | None]
+"""The corpus of each training item and of each validation item (``None``: no validation)."""
+
 
 @dataclasses.dataclass
 class GradientPart:
@@ -126,10 +129,15 @@ class SERModel(nn.Module):
         return GradientPart(self)
 
     def fit_closed_form(
-        self, train: Split, val: Split | None = None, progress: bool = True
+        self,
+        train: Split,
+        val: Split | None = None,
+        progress: bool = True,
+        corpora: Corpora | None = None,
     ) -> ClosedFormFit | None:
-        """Fit what this model fits in closed form on ``train`` (choices made on ``val``),
-        before any gradient training; ``None`` when there is nothing (the default)."""
+        """Fit what this model fits in closed form on ``train`` (choices made on ``val``, or,
+        for a model that can, by holding each of the training ``corpora`` out in turn), before
+        any gradient training; ``None`` when there is nothing (the default)."""
         return None
 
     def trained_members(self) -> list[tuple[str, dict, nn.Module]]:

@@ -37,6 +37,7 @@ from emovox.models.base import (
     LOGMEL_FEATURE,
     TRAINING_RECIPE,
     ClosedFormFit,
+    Corpora,
     GradientPart,
     SERModel,
     Split,
@@ -146,7 +147,11 @@ class CNNEGeMAPS(SERModel):
         return GradientPart(self.cnn, lambda a: np.asarray(a)[:, : self.n_mels])
 
     def fit_closed_form(
-        self, train: Split, val: Split | None = None, progress: bool = True
+        self,
+        train: Split,
+        val: Split | None = None,
+        progress: bool = True,
+        corpora: Corpora | None = None,
     ) -> ClosedFormFit:
         """Fit the regression on every variant of every training item (the CNN is trained
         afterwards by the gradient trainer, on :meth:`gradient_part`).

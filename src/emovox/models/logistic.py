@@ -19,6 +19,7 @@ validation speakers are scored on their original clips only.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import ClassVar
@@ -27,7 +28,14 @@ import numpy as np
 import torch
 
 from emovox.metrics import unweighted_accuracy
-from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split, every_variant
+from emovox.models.base import (
+    ClosedFormFit,
+    Corpora,
+    GradientPart,
+    SERModel,
+    Split,
+    every_variant,
+)
 from emovox.models.linear import (
     CLOSED_FORM_TRAINING,
     fit_logistic,
@@ -40,6 +48,17 @@ from emovox.models.svm import fit_temperature, pool_utterances
 DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0)
 """Inverse L2 strengths tried on the validation speakers."""
 DEFAULT_C = 0.01
+CHOOSE_ON = ("speakers", "corpora")
+"""What ``C`` is chosen on: the validation speakers, or each training corpus held out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """For a choice by corpus: the corpus of every row (training rows, then validation items)
+    and whether it is an original clip (scored when its corpus is held out) or a copy."""
+
+    groups: np.ndarray
+    original: np.ndarray
 
 
 class LogisticModel(SERModel):
@@ -48,8 +67,11 @@ class LogisticModel(SERModel):
     Args:
         n_classes: emotion classes (classes missing from the training data are never predicted).
         in_shape: ``(streams, bins)`` of the feature.
-        c_grid: the values of ``C`` tried on the validation speakers.
+        c_grid: the values of ``C`` tried.
         calibrate: fit a softmax temperature on the validation speakers.
+        choose_on: ``"speakers"``: ``C`` by the UA on the validation speakers; ``"corpora"``: by
+            the mean UA over the training corpora, each held out in turn (a choice that sees
+            corpus shift; the validation speakers only calibrate). One corpus: as ``speakers``.
     """
 
     name: ClassVar[str] = ""
@@ -63,12 +85,18 @@ class LogisticModel(SERModel):
         in_shape: tuple[int, int],
         c_grid: Sequence[float] = DEFAULT_C_GRID,
         calibrate: bool = True,
+        choose_on: str = "speakers",
     ) -> None:
         c_grid = [float(c) for c in c_grid]
         if not c_grid or any(not c > 0 for c in c_grid):
             raise ValueError(f"c_grid must hold positive numbers, not {c_grid}")
-        super().__init__(n_classes, in_shape, c_grid=c_grid, calibrate=bool(calibrate))
-        self.c_grid, self.calibrate = c_grid, bool(calibrate)
+        if choose_on not in CHOOSE_ON:
+            raise ValueError(f"choose_on must be one of {', '.join(CHOOSE_ON)}, not {choose_on!r}")
+        hparams = {"c_grid": c_grid, "calibrate": bool(calibrate)}
+        if choose_on != "speakers":  # older bundles say nothing: speakers
+            hparams["choose_on"] = choose_on
+        super().__init__(n_classes, in_shape, **hparams)
+        self.c_grid, self.calibrate, self.choose_on = c_grid, bool(calibrate), choose_on
         register_logistic(self, "", int(np.prod(in_shape)))
         self.register_buffer("penalty", torch.tensor(0.0))  # the C chosen
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -92,38 +120,57 @@ class LogisticModel(SERModel):
         return logistic_logits(self, "", t).cpu().numpy()
 
     def fit_closed_form(
-        self, train: Split, val: Split | None = None, progress: bool = True
+        self,
+        train: Split,
+        val: Split | None = None,
+        progress: bool = True,
+        corpora: Corpora | None = None,
     ) -> ClosedFormFit:
-        """Choose ``C`` on the validation set, then refit on training + validation (each grid
-        point a history row: ``epoch``, ``C``, ``val_ua``, ``n_train`` rows; a last ``refit``
-        row). Training items may be tuples of variants (every one a row).
+        """Choose ``C``, then refit on training + validation (each grid point a history row:
+        ``epoch``, ``C``, ``val_ua``, ``n_train`` rows; a last ``refit`` row). Training items may
+        be tuples of variants (every one a row).
+
+        ``C`` is chosen on the validation speakers, or, with ``choose_on="corpora"`` and items
+        of at least two ``corpora``, by holding each corpus out in turn (:meth:`_corpus_scores`).
 
         Raises:
             ValueError: fewer than two classes in the training data.
         """
-        (train_x, train_y), (val_x, val_y) = every_variant(*train), val or (None, None)
-        x_tr, y_tr = pool_utterances(train_x), train_y
+        (items, labels), (val_x, val_y) = train, val or (None, None)
+        train_x, y_tr = every_variant(items, labels)
+        x_tr = pool_utterances(train_x)
         if len(np.unique(y_tr)) < 2:
             raise ValueError(f"{self.name}: the training data hold a single class; need two")
+        has_val = val_x is not None and val_y is not None and len(val_x) > 0
+        x_va = pool_utterances(val_x) if has_val else np.zeros((0, x_tr.shape[1]))
+        y_va = np.asarray(val_y, dtype=int) if has_val else np.zeros(0, dtype=int)
+        held_out = self._held_out_corpora(items, corpora, len(y_va))
         history: list[dict] = []
-        best_epoch, best_ua, c, temperature = 0, None, DEFAULT_C, 1.0
-        if val_x is not None and val_y is not None and len(val_x) > 0:
-            x_va, y_va = pool_utterances(val_x), np.asarray(val_y, dtype=int)
-            best_scores = None
+        best_epoch, best_ua, c, temperature, best_scores = 0, None, DEFAULT_C, 1.0, None
+        if held_out is not None or has_val:
             for k, cand in enumerate(self.c_grid, 1):
                 t = time.time()
-                fit_logistic(self, "", x_tr, y_tr, cand)
-                scores = self._logits(x_va)
-                ua = 100.0 * unweighted_accuracy(y_va, scores.argmax(1), self.n_classes)
+                if held_out is not None:
+                    row = self._corpus_scores(x_tr, y_tr, x_va, y_va, held_out, cand)
+                else:
+                    fit_logistic(self, "", x_tr, y_tr, cand)
+                    scores = self._logits(x_va)
+                    pred = scores.argmax(1)
+                    row = {"val_ua": 100.0 * unweighted_accuracy(y_va, pred, self.n_classes)}
                 history.append(
-                    {"epoch": k, "C": cand, "val_ua": ua, "n_train": len(y_tr),
+                    {"epoch": k, "C": cand, **row, "n_train": len(y_tr),
                      "seconds": round(time.time() - t, 3)}
                 )  # fmt: skip
-                if best_ua is None or ua > best_ua:
-                    best_epoch, best_ua, c, best_scores = k, ua, cand, scores
+                if best_ua is None or row["val_ua"] > best_ua:
+                    best_epoch, best_ua, c = k, row["val_ua"], cand
+                    best_scores = scores if held_out is None else None
             for row in history:
                 row["selected"] = int(row["epoch"] == best_epoch)
+        if has_val:
             if self.calibrate:
+                if best_scores is None:  # chosen by corpus: the validation speakers' scores
+                    fit_logistic(self, "", x_tr, y_tr, c)
+                    best_scores = self._logits(x_va)
                 temperature = fit_temperature(best_scores, y_va)
             x_tr, y_tr = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
         t = time.time()
@@ -136,6 +183,50 @@ class LogisticModel(SERModel):
         )  # fmt: skip
         self.eval()
         return ClosedFormFit(history=history, best_epoch=best_epoch, best_val_ua=best_ua)
+
+    def _held_out_corpora(
+        self, items: Sequence, corpora: Corpora | None, n_val: int
+    ) -> HeldOut | None:
+        """The corpus of every training row (variants repeated) and validation item, and which
+        rows are originals, when ``C`` is chosen by corpus and two or more corpora are given."""
+        if self.choose_on != "corpora" or corpora is None:
+            return None
+        counts = [len(a) if isinstance(a, (list, tuple)) else 1 for a in items]
+        if len(corpora[0]) != len(counts) or (n_val and len(corpora[1] or ()) != n_val):
+            raise ValueError("corpora must name the corpus of every training and validation item")
+        rows = np.repeat(np.asarray(corpora[0], dtype=object), counts)
+        groups = np.concatenate([rows, np.asarray(corpora[1] or [], dtype=object)[:n_val]])
+        if len(set(groups)) < 2:
+            return None
+        original = np.zeros(len(rows), dtype=bool)
+        original[np.cumsum([0, *counts[:-1]])] = True
+        return HeldOut(groups, np.concatenate([original, np.ones(n_val, dtype=bool)]))
+
+    def _corpus_scores(
+        self,
+        x_tr: np.ndarray,
+        y_tr: np.ndarray,
+        x_va: np.ndarray,
+        y_va: np.ndarray,
+        held_out: HeldOut,
+        c: float,
+    ) -> dict:
+        """``val_ua``: the mean over the corpora of training and validation of the UA on each
+        corpus's original clips of a regression (``C`` = ``c``) fitted on the other corpora,
+        its answers restricted to the classes that corpus labels (``val_ua@<corpus>``: each)."""
+        x, y = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
+        out = {}
+        for corpus in sorted(set(held_out.groups)):
+            inside = held_out.groups == corpus
+            test = inside & held_out.original
+            if len(np.unique(y[~inside])) < 2:
+                continue
+            fit_logistic(self, "", x[~inside], y[~inside], c)
+            own = np.unique(y[test])
+            scores = self._logits(x[test])[:, own]
+            pred = own[scores.argmax(1)]
+            out[f"val_ua@{corpus}"] = 100.0 * unweighted_accuracy(y[test], pred, self.n_classes)
+        return {"val_ua": float(np.mean(list(out.values()))), **out}
 
 
 class EncoderLR(LogisticModel):

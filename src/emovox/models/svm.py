@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from emovox.metrics import unweighted_accuracy
-from emovox.models.base import ClosedFormFit, GradientPart, SERModel, Split
+from emovox.models.base import ClosedFormFit, Corpora, GradientPart, SERModel, Split
 from emovox.models.linear import CLOSED_FORM_TRAINING, frame_mean, standardize_stats
 from emovox.progress import console
 
@@ -239,7 +239,11 @@ class SVMModel(SERModel):
         return None
 
     def fit_closed_form(
-        self, train: Split, val: Split | None = None, progress: bool = True
+        self,
+        train: Split,
+        val: Split | None = None,
+        progress: bool = True,
+        corpora: Corpora | None = None,
     ) -> ClosedFormFit:
         """Choose ``(C, gamma)`` on the validation set, then refit on training + validation.
 

@@ -76,11 +76,16 @@ def fit_arrays(
     val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
     items = train_x if model.trains_on_variants else originals(train_x)
     labelled = np.flatnonzero(train_y >= 0)  # rows for the dimensions head only have no class
+    groups = list(corpora) if corpora is not None else None
     if len(labelled) < len(train_y):
         items, closed_y = [items[i] for i in labelled], train_y[labelled]
+        groups = [groups[i] for i in labelled] if groups is not None else None
     else:
         closed_y = train_y
-    closed = model.fit_closed_form((items, closed_y), val if has_val else None, progress)
+    by_corpus = (groups, list(val_corpora) if has_val and val_corpora else None) if groups else None
+    closed = model.fit_closed_form(
+        (items, closed_y), val if has_val else None, progress, corpora=by_corpus
+    )
     part = model.gradient_part()
     if part is None:
         closed = closed or _nothing_fitted(model)
