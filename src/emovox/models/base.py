@@ -16,7 +16,8 @@ and answers these questions, whose defaults here say "a plain network":
   reads (``self`` and all of it by default; ``None`` for a model fitted in closed form only);
 - :meth:`fit_closed_form`: what is fitted in closed form before any gradient training (an SVM,
   a fusion's logistic regression); nothing by default. With ``trains_on_variants`` it receives
-  every training item as a tuple of its augmented variants;
+  every training item as a tuple of its augmented variants; it is also given each training and
+  validation item's corpus (``corpora``), for choices that hold a corpus out;
 - :meth:`trained_members`: separately trained members (an ensemble), each trained with its own
   seed and loaded into the module given; none by default;
 - :meth:`components`: the parts of a fusion, each a model of the same input, for ablations;

@@ -74,17 +74,8 @@ def fit_arrays(
     train_y = np.asarray(train_y, dtype=int)
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
-    items = train_x if model.trains_on_variants else originals(train_x)
-    labelled = np.flatnonzero(train_y >= 0)  # rows for the dimensions head only have no class
-    groups = list(corpora) if corpora is not None else None
-    if len(labelled) < len(train_y):
-        items, closed_y = [items[i] for i in labelled], train_y[labelled]
-        groups = [groups[i] for i in labelled] if groups is not None else None
-    else:
-        closed_y = train_y
-    by_corpus = (groups, list(val_corpora) if has_val and val_corpora else None) if groups else None
-    closed = model.fit_closed_form(
-        (items, closed_y), val if has_val else None, progress, corpora=by_corpus
+    closed = _fit_closed_form(
+        model, train_x, train_y, val if has_val else None, progress, corpora, val_corpora
     )
     part = model.gradient_part()
     if part is None:
@@ -109,6 +100,26 @@ def fit_arrays(
         result.history[-1].update(component_val_ua(model, *val))
     result.seconds = time.time() - t0
     return result
+
+
+def _fit_closed_form(
+    model: SERModel,
+    train_x: Sequence,
+    train_y: np.ndarray,
+    val: tuple[list, np.ndarray] | None,
+    progress: bool,
+    corpora: Sequence[str] | None,
+    val_corpora: Sequence[str] | None,
+):
+    """:meth:`~SERModel.fit_closed_form` on the labelled training items (their variants when the
+    model trains on them), with each item's corpus when known."""
+    items = train_x if model.trains_on_variants else originals(train_x)
+    keep = np.flatnonzero(train_y >= 0)  # rows for the dimensions head only have no class
+    groups = [corpora[i] for i in keep] if corpora is not None else None
+    by_corpus = (groups, list(val_corpora) if val and val_corpora else None) if groups else None
+    return model.fit_closed_form(
+        ([items[i] for i in keep], train_y[keep]), val, progress, corpora=by_corpus
+    )
 
 
 def component_val_ua(model: SERModel, xs: list, y: np.ndarray) -> dict[str, float]:
