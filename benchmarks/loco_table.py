@@ -185,6 +185,17 @@ LEVERS = (
         "of its own, `C` still chosen on the validation speakers' original clips)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-bycorpus",
+        "`encoder-lr` on layers 1-3 averaged, `C` chosen by holding each training corpus out "
+        "(`--param choose_on=corpora`; the validation speakers only calibrate)",
+    ),
+    (
+        "encoder-lr-whisper-base-l123mean-bycorpus-fine",
+        "the same with a half-decade grid of `C` (`c_grid=[0.001,0.003,...,1]`); a screen "
+        "outside the pipeline that looked at the left-out corpora suggested it (its validation "
+        "column: the mean UA of the held-out training corpora on their own classes)",
+    ),
+    (
         "encoder-svm-whisper-base-l123mean",
         "`encoder-svm` on Whisper `base`'s layers 1-3 averaged (the RBF SVM instead of the "
         "regression)",
