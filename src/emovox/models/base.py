@@ -229,12 +229,18 @@ class EmbeddingModel(SERModel):
         return self.classifier(self.dropout(emb)), emb
 
 
+def variant_counts(items: Sequence) -> list[int]:
+    """How many rows each training item gives: a tuple of variants one per variant, a plain
+    array one."""
+    return [len(a) if isinstance(a, (list, tuple)) else 1 for a in items]
+
+
 def every_variant(items: Sequence, y: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
     """Training items as rows (a closed-form fit with ``trains_on_variants``): each variant of
-    a tuple an item of its own with the tuple's label; a plain array stays one row."""
-    per_item = [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in items]
-    rows = [v for vs in per_item for v in vs]
-    return rows, np.repeat(np.asarray(y, dtype=int), [len(vs) for vs in per_item])
+    a tuple an item of its own with the tuple's label (the original first); a plain array stays
+    one row."""
+    rows = [v for a in items for v in (a if isinstance(a, (list, tuple)) else (a,))]
+    return rows, np.repeat(np.asarray(y, dtype=int), variant_counts(items))
 
 
 def embedding_width(model: SERModel) -> int:

@@ -35,6 +35,7 @@ from emovox.models.base import (
     SERModel,
     Split,
     every_variant,
+    variant_counts,
 )
 from emovox.models.linear import (
     CLOSED_FORM_TRAINING,
@@ -191,7 +192,7 @@ class LogisticModel(SERModel):
         rows are originals, when ``C`` is chosen by corpus and two or more corpora are given."""
         if self.choose_on != "corpora" or corpora is None:
             return None
-        counts = [len(a) if isinstance(a, (list, tuple)) else 1 for a in items]
+        counts = variant_counts(items)
         if len(corpora[0]) != len(counts) or (n_val and len(corpora[1] or ()) != n_val):
             raise ValueError("corpora must name the corpus of every training and validation item")
         rows = np.repeat(np.asarray(corpora[0], dtype=object), counts)
