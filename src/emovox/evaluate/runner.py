@@ -54,6 +54,7 @@ from emovox.progress import console
 from emovox.train.aux import dimension_targets
 from emovox.train.checkpoint import RUN_FILE, check_resumable, check_unclaimed
 from emovox.train.dataset import Dataset, dimension_only_rows, load_dataset, variant_options
+from emovox.train.distill import check_teacher_speakers, fold_teacher
 from emovox.train.pipeline import fit, predict_subset, run_identity
 from emovox.train.recipe import Recipe, as_recipe
 
@@ -187,9 +188,8 @@ def run_fold(
     scorer: ConditionScorer | None = None,
     model_dir: Path | None = None,
 ) -> tuple[FoldResult, list[dict]]:
-    """Train on ``fold.train``, score on ``fold.test``: the fold's result and predictions (and
-    the trained model saved as a bundle in ``model_dir``).
-
+    """Train on ``fold.train`` (with its own teacher, :func:`with_fold_teacher`), score on
+    ``fold.test``: the fold's result and predictions (the model saved in ``model_dir``).
     Every test utterance is classified alone (the headline: what a user with one clip gets),
     and is also scored adapted to its speaker, from that speaker's other unlabelled utterances
     (``speaker_adapted``, :func:`speaker_adapted`)."""
@@ -202,6 +202,7 @@ def run_fold(
             f"fold {fold.index} tests {what}, which has no class of the labels, only arousal: "
             "it needs the dimensions head (--train-param dimensions=true)"
         )
+    recipe = with_fold_teacher(recipe, fold)
     net, trained, val_speakers = fit(data, fold.train, recipe, progress=progress)
     if model_dir is not None:
         _save_fold_model(model_dir, net, data, recipe, trained)
@@ -281,6 +282,17 @@ def speaker_adapted(net, data: Dataset, test, recipe: Recipe, proba) -> tuple:
         return adapted, guard_speakers(proba, adapted, speakers, DEFAULT_GUARD)
     adapted = balance_speakers(proba, speakers)
     return adapted, guard_speakers(proba, adapted, speakers, BALANCE_GUARD)
+
+
+def with_fold_teacher(recipe: Recipe, fold: Fold) -> Recipe:
+    """With distillation, the recipe whose teacher is the fold's own (a fold model of the
+    teacher's run that tested the same speakers, :func:`~emovox.train.distill.fold_teacher`),
+    checked not to have heard the fold's test speakers; the recipe as it is otherwise."""
+    if recipe.training.distill <= 0:
+        return recipe
+    teacher = fold_teacher(recipe.training.teacher, fold.test_speakers)
+    check_teacher_speakers(teacher, (), fold.test_speakers)
+    return recipe.with_training(teacher=str(teacher))
 
 
 def _training_facts(fold: Fold, net, trained, val_speakers: list[str], dt: float) -> dict:

@@ -100,6 +100,17 @@ class TrainConfig:
     probabilities joins the emotion loss with this weight (AugMix's consistency term, with two
     views; under ``mixup`` both views are mixed with the same partner and weight): the network
     learns to give a clip the same answer whatever the microphone did."""
+    teacher: str = ""
+    """A teacher model to distil (:mod:`emovox.train.distill`): a bundle, or in an evaluation the
+    results folder of the teacher's run of the same protocol (each fold takes the fold model
+    tested on its speakers). Its probabilities on each training file become soft targets."""
+    distill: float = 0.0
+    """Weight in [0, 1] of the teacher's soft targets in the emotion loss (0: off): the loss is
+    ``(1 - distill)`` times the cross-entropy with the labels plus ``distill`` times the
+    cross-entropy with the teacher's probabilities. Needs ``teacher``."""
+    distill_temperature: float = 1.0
+    """Temperature of the distillation term: the student's logits are divided by it and the
+    teacher's probabilities raised to its inverse (softer targets above 1)."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -166,6 +177,7 @@ class TrainConfig:
                 "consistency compares two variants of each item: it needs augment_copies >= 1 "
                 "or speed_perturb"
             )
+        self._check_distill()
         if isinstance(self.test_crops, bool) or int(self.test_crops) != self.test_crops:
             raise ValueError(f"test_crops must be a whole number, not {self.test_crops!r}")
         self.test_crops = int(self.test_crops)
@@ -180,6 +192,20 @@ class TrainConfig:
         self.device = str(self.device).strip().lower()
         if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}")
+
+    def _check_distill(self) -> None:
+        """Validate (and normalise) ``teacher``, ``distill`` and ``distill_temperature``."""
+        self.teacher = str(self.teacher or "")
+        self.distill = float(self.distill)
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError(f"distill must be a weight in [0, 1] (0: off), not {self.distill}")
+        if self.distill > 0 and not self.teacher:
+            raise ValueError("distill needs teacher (a bundle or a results folder to learn from)")
+        if self.teacher and self.distill == 0:
+            raise ValueError("teacher is given but distill is 0: give its weight (e.g. 0.5)")
+        self.distill_temperature = float(self.distill_temperature)
+        if not self.distill_temperature > 0:
+            raise ValueError("distill_temperature must be > 0")
 
     def _check_corpus_options(self) -> None:
         """Validate (and normalise) ``corpus_weights`` and ``val_corpus``."""

@@ -38,6 +38,9 @@ class Dataset:
     dropped: int = 0
     extract_seconds: float = 0.0
     variants: list[list[np.ndarray]] = dataclasses.field(default_factory=list)
+    cache: FeatureCache | None = None
+    """Where the features were cached (other features of the same files, e.g. a teacher's, are
+    cached there too)."""
 
     def subset(self, indices: Sequence[int], augmented: bool = False) -> tuple[list, np.ndarray]:
         """Features and labels of ``indices``; with ``augmented``, each item is a tuple of the
@@ -123,6 +126,7 @@ def load_dataset(
         dropped,
         seconds,
         variants,
+        cache,
     )
 
 

@@ -43,6 +43,7 @@ def fit_arrays(
     progress: bool = True,
     corpora: Sequence[str] | None = None,
     val_corpora: Sequence[str] | None = None,
+    soft_y: np.ndarray | None = None,
 ) -> TrainResult:
     """Fit ``model`` on ``[S, F, T]`` arrays (training items may be tuples of variants).
 
@@ -62,6 +63,7 @@ def fit_arrays(
         corpora: each training item's corpus, for ``config.corpus_balance``.
         val_corpora: each validation item's corpus: each one's UA joins the history, and
             ``config.val_by_corpus`` / ``config.val_corpus`` choose the best epoch with them.
+        soft_y: a teacher's probabilities for each item, for ``config.distill``.
 
     Returns:
         The training result: the gradient trainer's, or the closed-form fit's history for a model
@@ -71,6 +73,7 @@ def fit_arrays(
     """
     t0 = time.time()
     config = config or TrainConfig.for_model(type(model))
+    _check_distill(model, config)
     train_y = np.asarray(train_y, dtype=int)
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     val = (list(val_x), np.asarray(val_y, dtype=int)) if has_val else (None, None)
@@ -94,12 +97,22 @@ def fit_arrays(
             dims_y=dims_y,
             corpora=corpora,
             val_corpora=val_corpora,
+            soft_y=soft_y,
         )
     model.eval()
     if has_val and model.components() and result.history:
         result.history[-1].update(component_val_ua(model, *val))
     result.seconds = time.time() - t0
     return result
+
+
+def _check_distill(model: SERModel, config: TrainConfig) -> None:
+    """Distillation (:mod:`emovox.train.distill`) needs a network for the gradient trainer."""
+    if config.distill > 0 and model.gradient_part() is None:
+        raise ValueError(
+            f"distill trains a network on a teacher's answers: model {model.name!r} "
+            "has no gradient-trained part"
+        )
 
 
 def _fit_closed_form(

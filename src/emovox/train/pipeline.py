@@ -36,6 +36,7 @@ from emovox.train.dataset import (
     speaker_subset,
     variant_options,
 )
+from emovox.train.distill import check_teacher_speakers, teacher_targets
 from emovox.train.distributed import is_main, world
 from emovox.train.fitting import fit_arrays
 from emovox.train.recipe import Recipe, as_recipe, default_feature
@@ -74,6 +75,7 @@ def fit(
         console.log(f"no validation speakers ({why}): training for all epochs, keeping the last")
     tx, ty = speaker_subset(data, tr, config, augmented=True)
     vx, vy = speaker_subset(data, va, config) if va else (None, None)
+    soft_y = teacher_soft_targets(data, tr, va, config, progress) if config.distill > 0 else None
     result = fit_arrays(
         model,
         tx,
@@ -92,8 +94,25 @@ def fit(
         progress=progress,
         corpora=[data.manifest[i].corpus for i in tr],
         val_corpora=[data.manifest[i].corpus for i in va],
+        soft_y=soft_y,
     )
     return model, result, sorted({data.manifest[i].speaker for i in va})
+
+
+def teacher_soft_targets(
+    data: Dataset, train: Sequence[int], val: Sequence[int], config: TrainConfig, progress: bool
+) -> np.ndarray:
+    """``[len(train), n_classes]``: ``config.teacher``'s probabilities for each labelled training
+    item (NaN for the rows without a class), after checking that the teacher did not hear the
+    validation speakers (:mod:`emovox.train.distill`)."""
+    check_teacher_speakers(config.teacher, {data.manifest[i].speaker for i in val}, ())
+    labelled = [k for k, i in enumerate(train) if data.y[i] >= 0]
+    soft = np.full((len(train), len(data.classes)), np.nan, dtype=np.float32)
+    if progress:
+        console.log(f"distilling {config.teacher}: its answers on {len(labelled)} training files")
+    paths = [data.manifest[train[k]].path for k in labelled]
+    soft[labelled] = teacher_targets(config.teacher, paths, data.classes, data.cache, progress)
+    return soft
 
 
 def corpus_class_mask(data: Dataset, indices: Sequence[int]) -> np.ndarray | None:

@@ -41,6 +41,7 @@ from emovox.train.batches import (
 )
 from emovox.train.checkpoint import load_optimizer_tensors, optimizer_tensors, save_tensors
 from emovox.train.config import TrainConfig, resolve_device
+from emovox.train.distill import soft_cross_entropy
 from emovox.train.distributed import broadcast_buffers, is_main, local_device, shard, world
 from emovox.train.ema import WeightEMA
 
@@ -255,6 +256,8 @@ class Trainer:
         self._corpus_y: np.ndarray | None = None
         self._adv_loss = 0.0
         self._cons_loss = 0.0
+        self._soft_y: np.ndarray | None = None
+        self._distill_loss = 0.0
         self._val_groups: Sequence[str] | None = None
         if config.aux_targets:
             self.aux_heads = make_aux_heads(model, config.aux_targets, config.seed)
@@ -272,6 +275,7 @@ class Trainer:
         dims_y: np.ndarray | None = None,
         corpora: Sequence[str] | None = None,
         val_corpora: Sequence[str] | None = None,
+        soft_y: np.ndarray | None = None,
     ) -> TrainResult:
         """Train, validating after every epoch; the model ends with its best weights.
 
@@ -293,14 +297,18 @@ class Trainer:
             val_corpora: each validation item's corpus: its UA joins the history
                 (``val_ua@<corpus>``), and ``config.val_by_corpus`` / ``config.val_corpus``
                 choose the best epoch with them.
+            soft_y: ``[N, n_classes]`` a teacher's probabilities (NaN: none), needed (and only
+                taken) with ``config.distill`` (:func:`~emovox.train.distill.soft_cross_entropy`).
 
         Raises:
             TrainingInterrupted: Ctrl-C (the best weights so far are in the model).
             ValueError: ``aux_y`` lacks a target of ``config.aux_targets`` or has the wrong length;
                 ``dims_y`` is missing for a model with the dimensions head, or malformed;
-                ``config.corpus_adversary`` without two or more corpora in ``corpora``.
+                ``config.corpus_adversary`` without two or more corpora in ``corpora``;
+                ``soft_y`` missing with ``config.distill``, or malformed.
         """
         train_y = np.asarray(train_y, dtype=int)
+        self._soft_y = self._check_soft_y(soft_y, len(train_x))
         self._dims_y = self._check_dims_y(dims_y, len(train_x))
         self._make_adversary(corpora, len(train_x))
         draw = (
@@ -466,6 +474,8 @@ class Trainer:
                     row["adversary_loss"] = self._adv_loss
                 if cfg.consistency > 0:
                     row["consistency_loss"] = self._cons_loss
+                if self._soft_y is not None:
+                    row["distill_loss"] = self._distill_loss
                 improved = self._validate(run, state, row, val)
                 row["seconds"] = time.time() - t_epoch
                 state.record(row, improved)
@@ -577,6 +587,42 @@ class Trainer:
             raise ValueError("dims_y holds targets outside [-1, 1]")
         return arr
 
+    def _check_soft_y(self, soft_y, n: int) -> np.ndarray | None:
+        if self.config.distill <= 0:
+            return None
+        if soft_y is None:
+            raise ValueError(
+                "distill is on but Trainer.fit got no soft_y (the teacher's probabilities: "
+                "emovox.train.distill.teacher_targets)"
+            )
+        arr = np.asarray(soft_y, dtype=np.float32)
+        if arr.shape != (n, self.model.n_classes):
+            raise ValueError(f"soft_y has shape {arr.shape}, not ({n}, {self.model.n_classes})")
+        known = arr[~np.isnan(arr)]
+        if known.size and (known.min() < 0 or known.max() > 1):
+            raise ValueError("soft_y holds probabilities outside [0, 1]")
+        return arr
+
+    def _distill_losses(self, logits, y, idx: list[int], run: _Run, perm, lam: float):
+        """The distillation term of a batch (mixed as the labels are under mixup): each row
+        weighed as its label is (``balance``), over its corpus's classes."""
+        assert self._soft_y is not None
+        cfg = self.config
+        target = torch.as_tensor(self._soft_y[idx], device=logits.device)
+        mask = (
+            torch.ones_like(logits, dtype=torch.bool)
+            if run.class_mask is None
+            else run.class_mask[idx].to(logits.device)
+        )
+        w = run.loss_fn.weight
+        weight = (w[y.clamp(min=0)] if w is not None else torch.ones_like(logits[:, 0])) * (y >= 0)
+        t = cfg.distill_temperature
+        term = soft_cross_entropy(logits, target, mask, weight, t)
+        if perm is None:
+            return term
+        mixed = soft_cross_entropy(logits, target[perm], mask[perm], weight[perm], t)
+        return lam * term + (1 - lam) * mixed
+
     def _dims_losses(self, pred: torch.Tensor, idx: list[int], perm, lam: float) -> torch.Tensor:
         """The dimensions head's squared error on the known targets (mixed as under mixup)."""
         assert self._dims_y is not None
@@ -628,7 +674,7 @@ class Trainer:
             torch.manual_seed(seed + 7_919 * rank)
             gen = torch.Generator().manual_seed(seed + 7_919 * rank)
         per_step = max(1, cfg.batch_size // 2) if cfg.consistency > 0 else cfg.batch_size
-        totals = dict.fromkeys(("emotion", "aux", "dims", "adv", "consistency"), 0.0)
+        totals = dict.fromkeys(("emotion", "aux", "dims", "adv", "consistency", "distill"), 0.0)
         count = 0
         for b in range(run.steps_per_epoch):
             idx = order[b * per_step : (b + 1) * per_step]
@@ -649,6 +695,7 @@ class Trainer:
         self._dims_loss = totals["dims"] / max(count, 1)
         self._adv_loss = totals["adv"] / max(count, 1)
         self._cons_loss = totals["consistency"] / max(count, 1)
+        self._distill_loss = totals["distill"] / max(count, 1)
         return totals["emotion"] / max(count, 1)
 
     def _batch(self, xs, ys: np.ndarray, idx: list[int], crop: int | None, gen: torch.Generator):
@@ -678,9 +725,9 @@ class Trainer:
         return x, mask, y, rows
 
     def _step(self, x, mask, y, idx: list[int], run: _Run, gen) -> dict[str, float]:
-        """Mixup, forward, loss (with the auxiliary heads', the dimensions head's, the corpus
-        adversary's and the two views' consistency), backward, optimiser and EMA step; returns
-        the emotion, auxiliary, dimensions, adversary and consistency losses by name."""
+        """Mixup, forward, loss (with the teacher's soft targets, the auxiliary heads', the
+        dimensions head's, the corpus adversary's and the two views' consistency), backward,
+        optimiser and EMA step; returns each loss by name."""
         cfg, model = self.config, self.model
         perm, lam = None, 1.0
         if cfg.mixup > 0 and len(idx) > 1:
@@ -700,6 +747,11 @@ class Trainer:
         if perm is not None:
             loss = lam * loss + (1 - lam) * run.loss(logits, y[perm], idx, perm)
         objective, aux_value, dims_value, adv_value, cons_value = loss, 0.0, 0.0, 0.0, 0.0
+        distill_value = 0.0
+        if self._soft_y is not None:
+            kd = self._distill_losses(logits, y, idx, run, perm, lam)
+            objective = (1 - cfg.distill) * loss + cfg.distill * kd
+            distill_value = float(kd.detach())
         if cfg.consistency > 0:
             half = len(idx) // 2
             cons = js_divergence(logits[:half], logits[half:])
@@ -732,6 +784,7 @@ class Trainer:
             "dims": dims_value,
             "adv": adv_value,
             "consistency": cons_value,
+            "distill": distill_value,
         }
 
     def _save(self, opt, state: _Progress) -> None:
