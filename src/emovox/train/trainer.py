@@ -136,6 +136,30 @@ def masked_cross_entropy(
     return (w * per_item).sum() / w.sum().clamp(min=1e-12)
 
 
+def checked_targets(
+    name: str, value, shape: tuple[int, int], bounds: tuple[float, float], why: str, maker: str
+) -> np.ndarray:
+    """Per-item float targets for :meth:`Trainer.fit` (NaN: unknown), checked for their shape
+    and range.
+
+    Raises:
+        ValueError: ``value`` is missing (``why`` it is needed, and the ``emovox.train`` function
+            that makes it), has another shape, or holds values outside ``bounds``.
+    """
+    if value is None:
+        raise ValueError(
+            f"{why} but Trainer.fit got no {name} (build it with emovox.train.{maker})"
+        )
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, not {shape}")
+    known = arr[~np.isnan(arr)]
+    low, high = bounds
+    if known.size and (known.min() < low or known.max() > high):
+        raise ValueError(f"{name} holds values outside [{low:g}, {high:g}]")
+    return arr
+
+
 @dataclasses.dataclass
 class _Progress:
     """Where training stands: the history, the best epoch so far and its weights."""
@@ -573,35 +597,17 @@ class Trainer:
     def _check_dims_y(self, dims_y, n: int) -> np.ndarray | None:
         if not self.model.has_dimensions():
             return None
-        if dims_y is None:
-            raise ValueError(
-                "the model has the dimensions head but Trainer.fit got no dims_y (build it with "
-                "emovox.train.aux.dimension_targets)"
-            )
-        arr = np.asarray(dims_y, dtype=np.float32)
         width = self.model._modules["dimensions"].out_features
-        if arr.shape != (n, width):
-            raise ValueError(f"dims_y has shape {arr.shape}, not ({n}, {width})")
-        known = arr[~np.isnan(arr)]
-        if known.size and (known.min() < -1 or known.max() > 1):
-            raise ValueError("dims_y holds targets outside [-1, 1]")
-        return arr
+        why = "the model has the dimensions head"
+        return checked_targets("dims_y", dims_y, (n, width), (-1, 1), why, "aux.dimension_targets")
 
     def _check_soft_y(self, soft_y, n: int) -> np.ndarray | None:
         if self.config.distill <= 0:
             return None
-        if soft_y is None:
-            raise ValueError(
-                "distill is on but Trainer.fit got no soft_y (the teacher's probabilities: "
-                "emovox.train.distill.teacher_targets)"
-            )
-        arr = np.asarray(soft_y, dtype=np.float32)
-        if arr.shape != (n, self.model.n_classes):
-            raise ValueError(f"soft_y has shape {arr.shape}, not ({n}, {self.model.n_classes})")
-        known = arr[~np.isnan(arr)]
-        if known.size and (known.min() < 0 or known.max() > 1):
-            raise ValueError("soft_y holds probabilities outside [0, 1]")
-        return arr
+        shape = (n, self.model.n_classes)
+        return checked_targets(
+            "soft_y", soft_y, shape, (0, 1), "distill is on", "distill.teacher_targets"
+        )
 
     def _distill_losses(self, logits, y, idx: list[int], run: _Run, perm, lam: float):
         """The distillation term of a batch (mixed as the labels are under mixup): each row
