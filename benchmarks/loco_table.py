@@ -200,6 +200,12 @@ LEVERS = (
         "`encoder-svm` on Whisper `base`'s layers 1-3 averaged (the RBF SVM instead of the "
         "regression)",
     ),
+    (
+        "cnn-augment-dims-cb-rows-clip-distill",
+        "`cnn-augment-dims-cb-rows-clip` distilled from `encoder-lr-whisper-base-l123mean-augment`"
+        " (`teacher=` its run, each fold its fold model; `distill=0.5`, `distill_temperature=2`;"
+        " trained in float32, the recipe's bf16 being slow on this session's CPU)",
+    ),
 )
 """The levers: ``results/loco-<name>`` (LOCO) and ``results/loco-pairs-<name>`` (nested
 validation); a lever with only one of the two gets dashes for the other."""
