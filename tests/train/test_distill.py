@@ -256,3 +256,58 @@ def test_the_cli_rejects_distill_without_a_teacher(synth_corpus: Path, tmp_path:
     assert result.exit_code != 0
     assert "needs teacher" in result.output
     assert synth_manifest(synth_corpus)  # the corpus is untouched
+
+
+# -- rows without a class -------------------------------------------------------------------------
+
+
+def test_rows_without_a_class_learn_the_teachers_answer_over_every_class() -> None:
+    xs, ys = toy_data(n_per_class=12)
+    soft = np.full((len(ys), 2), 0.05, dtype=np.float32)
+    soft[np.arange(len(ys)), ys] = 0.95
+    no_class = np.full_like(ys, -1)
+    settings = {**TOY_TRAINING, "epochs": 15, "schedule": "constant", "mixup": 0.0}
+    config = TrainConfig(**settings, teacher="t", distill=1.0, distill_unlabelled=True)
+    student = fitted(config, xs, no_class, soft_y=soft)
+    assert accuracy(student, xs, ys) > 0.9
+    untaught = fitted(config, xs, no_class, soft_y=np.full_like(soft, np.nan))
+    assert accuracy(untaught, xs, ys) < 0.9  # no target at all: nothing to learn from
+
+
+def test_the_pipeline_asks_the_teacher_about_rows_without_a_class_only_when_told(
+    synth_corpus: Path, teacher: Path
+) -> None:
+    from emovox.data.labels import resolve_labels
+    from emovox.data.protocols import validation_split
+    from emovox.train.dataset import load_dataset
+    from emovox.train.pipeline import teacher_soft_targets
+
+    scheme = resolve_labels("angry,happy,sad")  # neutral rows stay, for the dimensions head only
+    data = load_dataset(
+        synth_manifest(synth_corpus),
+        scheme,
+        teacher_feature(teacher),
+        progress=False,
+        dimension_rows=True,
+    )
+    no_class = data.y < 0
+    assert no_class.any()
+    every = list(range(len(data.y)))
+    tr, va = validation_split(data.manifest, every, 0.2, 0)
+    base = {"teacher": str(teacher), "distill": 0.5, "dimensions": True}
+    plain = teacher_soft_targets(data, tr, va, TrainConfig(**base), progress=False)
+    wide = TrainConfig(**base, distill_unlabelled=True)
+    told = teacher_soft_targets(data, tr, va, wide, progress=False)
+    rows_no_class = no_class[tr]
+    assert np.isnan(plain[rows_no_class]).all()
+    assert np.isfinite(plain[~rows_no_class]).all()
+    assert np.isfinite(told).all()
+    assert np.allclose(told[~rows_no_class], plain[~rows_no_class])
+    with pytest.raises(ValueError, match="needs distill"):
+        TrainConfig(distill_unlabelled=True)
+
+
+def teacher_feature(bundle: Path):
+    from emovox.inference.bundle import load_bundle
+
+    return load_bundle(bundle).feature

@@ -111,6 +111,10 @@ class TrainConfig:
     distill_temperature: float = 1.0
     """Temperature of the distillation term: the student's logits are divided by it and the
     teacher's probabilities raised to its inverse (softer targets above 1)."""
+    distill_unlabelled: bool = False
+    """Also learn the teacher's answers, over every class, on the training rows without a class
+    (those kept for the dimensions head: BAVED's arousal levels, EmoDB's boredom): voices and
+    languages whose emotions no label names. Needs ``distill``."""
     test_crops: int = 1
     """Average the softmax over this many evenly spaced ``crop_seconds`` windows at prediction."""
     speaker_norm: bool = False
@@ -206,6 +210,9 @@ class TrainConfig:
         self.distill_temperature = float(self.distill_temperature)
         if not self.distill_temperature > 0:
             raise ValueError("distill_temperature must be > 0")
+        self.distill_unlabelled = _flag("distill_unlabelled", self.distill_unlabelled)
+        if self.distill_unlabelled and self.distill == 0:
+            raise ValueError("distill_unlabelled needs distill (the teacher's weight)")
 
     def _check_corpus_options(self) -> None:
         """Validate (and normalise) ``corpus_weights`` and ``val_corpus``."""

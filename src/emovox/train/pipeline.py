@@ -103,15 +103,16 @@ def teacher_soft_targets(
     data: Dataset, train: Sequence[int], val: Sequence[int], config: TrainConfig, progress: bool
 ) -> np.ndarray:
     """``[len(train), n_classes]``: ``config.teacher``'s probabilities for each labelled training
-    item (NaN for the rows without a class), after checking that the teacher did not hear the
-    validation speakers (:mod:`emovox.train.distill`)."""
+    item, and for the rows without a class with ``distill_unlabelled`` (NaN for the others),
+    after checking that the teacher did not hear the validation speakers
+    (:mod:`emovox.train.distill`)."""
     check_teacher_speakers(config.teacher, {data.manifest[i].speaker for i in val}, ())
-    labelled = [k for k, i in enumerate(train) if data.y[i] >= 0]
+    rows = [k for k, i in enumerate(train) if data.y[i] >= 0 or config.distill_unlabelled]
     soft = np.full((len(train), len(data.classes)), np.nan, dtype=np.float32)
     if progress:
-        console.log(f"distilling {config.teacher}: its answers on {len(labelled)} training files")
-    paths = [data.manifest[train[k]].path for k in labelled]
-    soft[labelled] = teacher_targets(config.teacher, paths, data.classes, data.cache, progress)
+        console.log(f"distilling {config.teacher}: its answers on {len(rows)} training files")
+    paths = [data.manifest[train[k]].path for k in rows]
+    soft[rows] = teacher_targets(config.teacher, paths, data.classes, data.cache, progress)
     return soft
 
 

@@ -610,19 +610,21 @@ class Trainer:
         )
 
     def _distill_losses(self, logits, y, idx: list[int], run: _Run, perm, lam: float):
-        """The distillation term of a batch (mixed as the labels are under mixup): each row
-        weighed as its label is (``balance``), over its corpus's classes."""
+        """The distillation term of a batch (mixed as the labels are under mixup): each labelled
+        row weighed as its label is (``balance``) over its corpus's classes; a row without a
+        class that has a target (``distill_unlabelled``) weighs 1, over every class."""
         assert self._soft_y is not None
-        cfg = self.config
         target = torch.as_tensor(self._soft_y[idx], device=logits.device)
-        mask = (
-            torch.ones_like(logits, dtype=torch.bool)
-            if run.class_mask is None
-            else run.class_mask[idx].to(logits.device)
-        )
+        unlabelled = (y < 0)[:, None]
+        mask = unlabelled.expand_as(logits)
+        if run.class_mask is not None:
+            mask = mask | run.class_mask[idx].to(logits.device)
+        else:
+            mask = torch.ones_like(logits, dtype=torch.bool)
         w = run.loss_fn.weight
-        weight = (w[y.clamp(min=0)] if w is not None else torch.ones_like(logits[:, 0])) * (y >= 0)
-        t = cfg.distill_temperature
+        weight = w[y.clamp(min=0)] if w is not None else torch.ones_like(logits[:, 0])
+        weight = torch.where(y >= 0, weight, torch.ones_like(weight))
+        t = self.config.distill_temperature
         term = soft_cross_entropy(logits, target, mask, weight, t)
         if perm is None:
             return term
