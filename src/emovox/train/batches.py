@@ -86,6 +86,13 @@ def pick_two_variants(item, gen: torch.Generator) -> tuple[np.ndarray, np.ndarra
     return item[i], item[j + (j >= i)]
 
 
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Log-softmax of each row over the classes ``mask`` keeps (0 at the others, which take no
+    share); every row must keep at least one class."""
+    logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+    return logp.masked_fill(~mask, 0.0)
+
+
 def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """Mean Jensen-Shannon divergence (nats) between the softmaxes of two ``[B, C]`` logit
     tensors: 0 when the two views get the same probabilities, at most ln 2."""

@@ -25,6 +25,7 @@ import torch
 from emovox.features import FeatureCache, extract_files
 from emovox.inference.bundle import CONFIG, load_bundle
 from emovox.inference.predict import predict_proba
+from emovox.train.batches import masked_log_softmax
 
 FOLD_METRICS = "metrics.json"
 """The file next to a fold's ``model/`` that names its test and validation speakers."""
@@ -160,8 +161,7 @@ def soft_cross_entropy(
     if not bool(known.any()):
         return logits.sum() * 0.0
     logits, target, mask, weight = logits[known], target[known], mask[known], weight[known]
-    logp = torch.log_softmax((logits / temperature).masked_fill(~mask, float("-inf")), dim=1)
-    logp = logp.masked_fill(~mask, 0.0)
+    logp = masked_log_softmax(logits / temperature, mask)
     q = target.clamp(min=0).pow(1.0 / temperature) * mask
     q = q / q.sum(1, keepdim=True).clamp(min=1e-12)
     per_row = -(q * logp).sum(1)

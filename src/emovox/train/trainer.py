@@ -34,6 +34,7 @@ from emovox.train.batches import (
     crop_pair,
     js_divergence,
     lr_at,
+    masked_log_softmax,
     pick_two_variants,
     pick_variant,
     random_crop,
@@ -64,13 +65,17 @@ class _Run:
         """The emotion loss of a batch; with :attr:`class_mask`, over each item's own classes
         (:func:`masked_cross_entropy`)."""
         fn = self.loss_fn
-        if self.class_mask is None:
-            mask = torch.ones_like(logits, dtype=torch.bool)
-        else:
-            mask = self.class_mask[idx].to(logits.device)
-            if perm is not None:
-                mask = mask[perm]
+        mask = self.classes_of(idx, logits)
+        if perm is not None:
+            mask = mask[perm]
         return masked_cross_entropy(logits, y, mask, fn.weight, fn.label_smoothing)
+
+    def classes_of(self, idx: list[int], logits: torch.Tensor) -> torch.Tensor:
+        """``[len(idx), C]`` booleans on ``logits``' device: the classes each item's corpus
+        labels (all of them without :attr:`class_mask`)."""
+        if self.class_mask is None:
+            return torch.ones_like(logits, dtype=torch.bool)
+        return self.class_mask[idx].to(logits.device)
 
 
 def corpus_balanced_draw(
@@ -125,8 +130,7 @@ def masked_cross_entropy(
             logits, y, weight=weight, label_smoothing=label_smoothing, ignore_index=NO_CLASS
         )
     mask = mask | ~known[:, None]  # a finite softmax for the items that count 0
-    logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
-    logp = logp.masked_fill(~mask, 0.0)
+    logp = masked_log_softmax(logits, mask)
     target = y.clamp(min=0)
     nll = -logp.gather(1, target[:, None])[:, 0]
     smooth = -logp.sum(1) / mask.sum(1).clamp(min=1)
@@ -615,12 +619,7 @@ class Trainer:
         class that has a target (``distill_unlabelled``) weighs 1, over every class."""
         assert self._soft_y is not None
         target = torch.as_tensor(self._soft_y[idx], device=logits.device)
-        unlabelled = (y < 0)[:, None]
-        mask = unlabelled.expand_as(logits)
-        if run.class_mask is not None:
-            mask = mask | run.class_mask[idx].to(logits.device)
-        else:
-            mask = torch.ones_like(logits, dtype=torch.bool)
+        mask = run.classes_of(idx, logits) | (y < 0)[:, None]
         w = run.loss_fn.weight
         weight = w[y.clamp(min=0)] if w is not None else torch.ones_like(logits[:, 0])
         weight = torch.where(y >= 0, weight, torch.ones_like(weight))
