@@ -59,6 +59,7 @@ from fusion_results import result_name
 from int8_folds import resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
+from emovox.data.balance import corpus_balanced_draw
 from emovox.data.corpora import scan_corpus
 from emovox.data.labels import resolve_labels
 from emovox.data.manifest import Manifest
@@ -68,7 +69,6 @@ from emovox.features.cache import FeatureCache, extract_files
 from emovox.features.functionals import LEVEL_DB, functional_names
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
-from emovox.train.trainer import corpus_balanced_draw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVEL_FUNCTIONAL = "level_dbfs"

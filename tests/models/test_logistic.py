@@ -159,3 +159,80 @@ def test_a_held_out_corpus_is_scored_on_its_own_classes_and_original_clips() -> 
     fit = model.fit_closed_form((copies, y), None, False, (groups, None))
     assert fit.history[0]["n_train"] == 60
     assert fit.history[0]["val_ua@b"] == pytest.approx(100.0)
+
+
+def _two_corpora(rng: np.random.Generator) -> tuple[list, np.ndarray, list[str]]:
+    """A large corpus whose class shows in dimension 0 (dimension 1 is loud noise) and a small
+    one whose class shows in dimension 1, with dimension 0 pointing the other way: no line
+    serves both, so the weights of the rows decide which corpus is heard."""
+    xs, y, groups = [], [], []
+    for corpus, n in (("big", 300), ("small", 20)):
+        for i in range(n):
+            c, sign = i % 2, 1.0 if i % 2 else -1.0
+            if corpus == "big":
+                v = [sign + rng.standard_normal() * 0.3, rng.standard_normal() * 2.0]
+            else:
+                v = [-sign + rng.standard_normal() * 0.1, sign + rng.standard_normal() * 0.1]
+            xs.append(np.repeat(np.array(v, dtype=np.float32)[None, :, None], 5, axis=-1))
+            y.append(c)
+            groups.append(corpus)
+    return xs, np.array(y), groups
+
+
+def test_balance_corpora_gives_a_small_corpus_the_weight_of_a_large_one() -> None:
+    xs, y, groups = _two_corpora(np.random.default_rng(0))
+    small = np.array(groups) == "small"
+    ua = {}
+    for balance in ("classes", "corpora"):
+        model = EncoderLR(2, (1, 2), c_grid=(0.01,), calibrate=False, balance=balance)
+        model.fit_closed_form((xs, y), None, False, (groups, None))
+        pred = model._logits(np.stack([x.mean(-1).ravel() for x in xs])).argmax(1)
+        ua[balance] = [100 * (pred[m] == y[m]).mean() for m in (~small, small)]
+    assert ua["classes"][1] < 20  # the large corpus decides: the small one's clips are wrong
+    assert ua["corpora"][1] > 80  # weighed as much as the large one, the small corpus is heard
+    assert np.mean(ua["corpora"]) > np.mean(ua["classes"]) + 15
+    va = np.r_[0:20, 300:306]  # validation speakers of both corpora join the weighted refit
+    tr = np.setdiff1d(np.arange(len(y)), va)
+    model = EncoderLR(2, (1, 2), c_grid=(0.001, 0.01), balance="corpora")
+    fit_arrays(model, [xs[i] for i in tr], y[tr], [xs[i] for i in va], y[va], progress=False,
+               corpora=[groups[i] for i in tr], val_corpora=[groups[i] for i in va])  # fmt: skip
+    pred = model._logits(np.stack([x.mean(-1).ravel() for x in xs])).argmax(1)
+    assert (pred[small] == y[small]).mean() > 0.8
+    assert model.hparams["balance"] == "corpora"
+    assert build_model("encoder-lr", 2, (1, 2), **model.hparams).balance == "corpora"
+    assert "balance" not in EncoderLR(2, (1, 2)).hparams  # the default, as older bundles
+    with pytest.raises(ValueError, match="balance"):
+        EncoderLR(2, (1, 2), balance="speakers")
+
+
+def test_balance_corpora_weighs_the_refit_and_each_held_out_fit() -> None:
+    xs, y, groups = _two_corpora(np.random.default_rng(1))
+    third = [x + 0.0 for x in xs[:40]]  # a third corpus: the choice by corpus needs 3
+    xs, y, groups = xs + third, np.concatenate([y, y[:40]]), groups + ["third"] * 40
+    plain = EncoderLR(2, (1, 2), c_grid=(0.01,), calibrate=False, choose_on="corpora")
+    fair = EncoderLR(2, (1, 2), c_grid=(0.01,), calibrate=False, choose_on="corpora",
+                     balance="corpora")  # fmt: skip
+    scores = {}
+    for name, model in (("plain", plain), ("fair", fair)):
+        fit = model.fit_closed_form((xs, y), None, False, (groups, None))
+        scores[name] = fit.history[0]
+    # held out, "big" is judged by a fit on "small" and "third": unweighted, the 40 rows of
+    # "third" (big's cue) outweigh the 20 of "small"; weighed equally, the small corpus's
+    # contrary cue pulls the line away from big's
+    assert scores["plain"]["val_ua@big"] > 75
+    assert scores["fair"]["val_ua@big"] < scores["plain"]["val_ua@big"] - 15
+
+
+def test_fit_logistic_checks_its_sample_weights() -> None:
+    from emovox.models.linear import fit_logistic
+
+    model = EncoderLR(2, (1, 2))
+    x, y = np.random.default_rng(0).standard_normal((10, 2)), np.array([0, 1] * 5)
+    with pytest.raises(ValueError, match="one positive weight per row"):
+        fit_logistic(model, "", x, y, 1.0, np.ones(9))
+    with pytest.raises(ValueError, match="one positive weight per row"):
+        fit_logistic(model, "", x, y, 1.0, np.r_[0.0, np.ones(9)])
+    fit_logistic(model, "", x, y, 1.0, np.ones(10) * 7)  # scaled: as any constant weight
+    a = model.coef.clone()
+    fit_logistic(model, "", x, y, 1.0, np.ones(10))
+    assert torch.allclose(a, model.coef)

@@ -73,7 +73,7 @@ def test_the_trainer_learns_with_masks() -> None:
 
 
 def test_corpus_balanced_draw_gives_each_corpus_and_its_classes_equal_shares() -> None:
-    from emovox.train.trainer import corpus_balanced_draw
+    from emovox.data.balance import corpus_balanced_draw
 
     # corpus "big": 90 items (60 angry, 30 sad); corpus "small": 10 items (5 angry, 5 happy)
     y = np.array([0] * 60 + [1] * 30 + [0] * 5 + [2] * 5)
@@ -132,7 +132,7 @@ def test_val_by_corpus_selects_on_the_mean_of_each_corpus_ua() -> None:
 
 
 def test_corpus_weights_share_out_the_corpora_and_keep_classes_balanced() -> None:
-    from emovox.train.trainer import corpus_balanced_draw
+    from emovox.data.balance import corpus_balanced_draw
 
     y = np.array([0] * 60 + [1] * 30 + [0] * 5 + [2] * 5)
     corpora = ["Big"] * 90 + ["small"] * 10

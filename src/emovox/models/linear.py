@@ -53,18 +53,34 @@ def logistic_logits(model: nn.Module, prefix: str, functionals: torch.Tensor) ->
 
 
 def fit_logistic(
-    model: nn.Module, prefix: str, functionals: np.ndarray, y: np.ndarray, C: float
+    model: nn.Module,
+    prefix: str,
+    functionals: np.ndarray,
+    y: np.ndarray,
+    C: float,
+    sample_weight: np.ndarray | None = None,
 ) -> None:
-    """Fit a class-balanced L2 logistic regression (scikit-learn) on standardised ``[N, D]``
-    functionals and copy it into ``model``'s buffers ``<prefix>mean / scale / coef / intercept``
-    (classes absent from ``y`` get a very low intercept, so it never predicts them)."""
+    """Fit an L2 logistic regression (scikit-learn) on standardised ``[N, D]`` functionals and
+    copy it into ``model``'s buffers ``<prefix>mean / scale / coef / intercept`` (classes absent
+    from ``y`` get a very low intercept, so it never predicts them).
+
+    Without ``sample_weight`` the classes are balanced (each class weighs as much in the loss);
+    with it each row weighs its (positive) weight, scaled to a mean of 1 so that ``C`` keeps its
+    meaning (:func:`emovox.data.balance.corpus_balanced_draw` gives corpus-balanced weights)."""
     from sklearn.linear_model import LogisticRegression
 
     n_classes = model.n_classes
     x = np.asarray(functionals, dtype=np.float64)
     mean, scale = standardize_stats(x)
-    lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-    lr.fit((x - mean) / scale, y)
+    if sample_weight is None:
+        lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+        lr.fit((x - mean) / scale, y)
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (len(x),) or not np.all(w > 0):
+            raise ValueError(f"sample_weight must hold one positive weight per row ({len(x)})")
+        lr = LogisticRegression(C=C, max_iter=5000)
+        lr.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())
     coef = np.zeros((n_classes, x.shape[1]))
     intercept = np.full(n_classes, -1e4)
     if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes

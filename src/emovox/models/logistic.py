@@ -11,6 +11,11 @@ the training speakers and scored on the validation speakers (UA); the best ``C``
 calibrate a softmax temperature, and the regression is refitted on training and validation
 speakers together. Without validation speakers ``C`` = :data:`DEFAULT_C`.
 
+With ``balance="corpora"`` (``--param balance=corpora``) every training corpus weighs as much
+in the loss and, within it, each of its classes (the rows weighted as the gradient trainer's
+``corpus_balance`` draws them, :func:`emovox.data.balance.corpus_balanced_draw`): a large corpus
+no longer decides the boundaries alone. The default, ``"classes"``, balances the classes only.
+
 With augmented training copies (``--train-param augment=... --train-param augment_copies=N``)
 every copy of a training clip is a row of its own, with the clip's label (the features of noisy,
 band-limited or clipped copies teach the regression what does not change the emotion); the
@@ -27,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from emovox.data.balance import corpus_balanced_draw
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import (
     ClosedFormFit,
@@ -51,12 +57,14 @@ DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0)
 DEFAULT_C = 0.01
 CHOOSE_ON = ("speakers", "corpora")
 """What ``C`` is chosen on: the validation speakers, or each training corpus held out."""
+BALANCE = ("classes", "corpora")
+"""How rows are weighed: each class equally, or each corpus and each class within it equally."""
 
 
 @dataclasses.dataclass(frozen=True)
 class HeldOut:
-    """For a choice by corpus: the corpus of every row (training rows, then validation items)
-    and whether it is an original clip (scored when its corpus is held out) or a copy."""
+    """The corpus of every row (training rows, then validation items) and whether it is an
+    original clip (scored when its corpus is held out in a choice by corpus) or a copy."""
 
     groups: np.ndarray
     original: np.ndarray
@@ -73,6 +81,8 @@ class LogisticModel(SERModel):
         choose_on: ``"speakers"``: ``C`` by the UA on the validation speakers; ``"corpora"``: by
             the mean UA over the training corpora, each held out in turn (a choice that sees
             corpus shift; the validation speakers only calibrate). One corpus: as ``speakers``.
+        balance: ``"classes"``: each class weighs as much in the loss; ``"corpora"``: each
+            training corpus, and each class within a corpus (one corpus: as ``classes``).
     """
 
     name: ClassVar[str] = ""
@@ -87,17 +97,23 @@ class LogisticModel(SERModel):
         c_grid: Sequence[float] = DEFAULT_C_GRID,
         calibrate: bool = True,
         choose_on: str = "speakers",
+        balance: str = "classes",
     ) -> None:
         c_grid = [float(c) for c in c_grid]
         if not c_grid or any(not c > 0 for c in c_grid):
             raise ValueError(f"c_grid must hold positive numbers, not {c_grid}")
         if choose_on not in CHOOSE_ON:
             raise ValueError(f"choose_on must be one of {', '.join(CHOOSE_ON)}, not {choose_on!r}")
+        if balance not in BALANCE:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE)}, not {balance!r}")
         hparams = {"c_grid": c_grid, "calibrate": bool(calibrate)}
         if choose_on != "speakers":  # older bundles say nothing: speakers
             hparams["choose_on"] = choose_on
+        if balance != "classes":  # nor this: classes
+            hparams["balance"] = balance
         super().__init__(n_classes, in_shape, **hparams)
         self.c_grid, self.calibrate, self.choose_on = c_grid, bool(calibrate), choose_on
+        self.balance = balance
         register_logistic(self, "", int(np.prod(in_shape)))
         self.register_buffer("penalty", torch.tensor(0.0))  # the C chosen
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -145,7 +161,9 @@ class LogisticModel(SERModel):
         has_val = val_x is not None and val_y is not None and len(val_x) > 0
         x_va = pool_utterances(val_x) if has_val else np.zeros((0, x_tr.shape[1]))
         y_va = np.asarray(val_y, dtype=int) if has_val else np.zeros(0, dtype=int)
-        held_out = self._held_out_corpora(items, corpora, len(y_va))
+        rows = self._row_corpora(items, corpora, len(y_va))
+        held_out = rows if self.choose_on == "corpora" and rows is not None else None
+        w_tr = self._weights(y_tr, None if rows is None else rows.groups[: len(y_tr)])
         history: list[dict] = []
         best_epoch, best_ua, c, temperature, best_scores = 0, None, DEFAULT_C, 1.0, None
         if held_out is not None or has_val:
@@ -154,7 +172,7 @@ class LogisticModel(SERModel):
                 if held_out is not None:
                     row = self._corpus_scores(x_tr, y_tr, x_va, y_va, held_out, cand)
                 else:
-                    fit_logistic(self, "", x_tr, y_tr, cand)
+                    fit_logistic(self, "", x_tr, y_tr, cand, w_tr)
                     scores = self._logits(x_va)
                     pred = scores.argmax(1)
                     row = {"val_ua": 100.0 * unweighted_accuracy(y_va, pred, self.n_classes)}
@@ -170,12 +188,14 @@ class LogisticModel(SERModel):
         if has_val:
             if self.calibrate:
                 if best_scores is None:  # chosen by corpus: the validation speakers' scores
-                    fit_logistic(self, "", x_tr, y_tr, c)
+                    fit_logistic(self, "", x_tr, y_tr, c, w_tr)
                     best_scores = self._logits(x_va)
                 temperature = fit_temperature(best_scores, y_va)
             x_tr, y_tr = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
         t = time.time()
-        fit_logistic(self, "", x_tr, y_tr, c)
+        fit_logistic(
+            self, "", x_tr, y_tr, c, self._weights(y_tr, None if rows is None else rows.groups)
+        )
         self.penalty.fill_(c)
         self.temperature.fill_(temperature)
         history.append(
@@ -185,12 +205,19 @@ class LogisticModel(SERModel):
         self.eval()
         return ClosedFormFit(history=history, best_epoch=best_epoch, best_val_ua=best_ua)
 
-    def _held_out_corpora(
-        self, items: Sequence, corpora: Corpora | None, n_val: int
-    ) -> HeldOut | None:
+    def _weights(self, y: np.ndarray, groups: np.ndarray | None) -> np.ndarray | None:
+        """Row weights of ``balance="corpora"`` (each row's corpus in ``groups``; ``None``: one
+        corpus); ``None`` (the classes balanced) otherwise."""
+        if self.balance != "corpora":
+            return None
+        return corpus_balanced_draw(y, None if groups is None else [str(g) for g in groups])
+
+    def _row_corpora(self, items: Sequence, corpora: Corpora | None, n_val: int) -> HeldOut | None:
         """The corpus of every training row (variants repeated) and validation item, and which
-        rows are originals, when ``C`` is chosen by corpus and two or more corpora are given."""
-        if self.choose_on != "corpora" or corpora is None:
+        rows are originals, when a choice or a weighting by corpus needs them and two or more
+        corpora are given."""
+        needed = self.choose_on == "corpora" or self.balance == "corpora"
+        if not needed or corpora is None:
             return None
         counts = variant_counts(items)
         if len(corpora[0]) != len(counts) or (n_val and len(corpora[1] or ()) != n_val):
@@ -222,7 +249,10 @@ class LogisticModel(SERModel):
             test = inside & held_out.original
             if len(np.unique(y[~inside])) < 2:
                 continue
-            fit_logistic(self, "", x[~inside], y[~inside], c)
+            fit_logistic(
+                self, "", x[~inside], y[~inside], c,
+                self._weights(y[~inside], held_out.groups[~inside]),
+            )  # fmt: skip
             own = np.unique(y[test])
             scores = self._logits(x[test])[:, own]
             pred = own[scores.argmax(1)]

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from emovox._fs import atomic_write_text
+from emovox.data.balance import corpus_balanced_draw
 from emovox.data.labels import NO_CLASS
 from emovox.inference.predict import crop_frames, pad_batch, predict_logits, predict_proba
 from emovox.metrics import VAL_UA_PREFIX, unweighted_accuracy
@@ -76,37 +77,6 @@ class _Run:
         if self.class_mask is None:
             return torch.ones_like(logits, dtype=torch.bool)
         return self.class_mask[idx].to(logits.device)
-
-
-def corpus_balanced_draw(
-    y: np.ndarray,
-    corpora: Sequence[str] | None,
-    weights: Mapping[str, float] | None = None,
-) -> np.ndarray:
-    """``[N]`` draw probabilities giving every corpus an equal share and, within a corpus, each
-    of its classes an equal share (``TrainConfig.corpus_balance``); with ``weights`` (corpus
-    name, any case -> relative share; 1 for a corpus not named, ``TrainConfig.corpus_weights``)
-    the corpora's shares follow them instead."""
-    y = np.asarray(y, dtype=int)
-    if corpora is None:
-        names, groups = np.array([""]), np.zeros(len(y), dtype=int)
-    else:
-        names, groups = np.unique(np.asarray(corpora, dtype=str), return_inverse=True)
-        groups = groups.reshape(-1)
-    wanted = {str(k).lower(): float(v) for k, v in (weights or {}).items()}
-    share = np.array([wanted.get(str(n).lower(), 1.0) for n in names], dtype=float)
-    p = np.zeros(len(y), dtype=float)
-    present = np.unique(groups)
-    if not len(y):
-        return p
-    share /= share[present].sum()
-    for g in present:
-        in_corpus = groups == g
-        classes = np.unique(y[in_corpus])
-        for c in classes:
-            cell = in_corpus & (y == c)
-            p[cell] = share[g] / (len(classes) * cell.sum())
-    return p
 
 
 def masked_cross_entropy(
