@@ -236,3 +236,59 @@ def test_fit_logistic_checks_its_sample_weights() -> None:
     a = model.coef.clone()
     fit_logistic(model, "", x, y, 1.0, np.ones(10))
     assert torch.allclose(a, model.coef)
+
+
+def _corpus_without_a_class(rng: np.random.Generator) -> tuple[list, np.ndarray, list[str]]:
+    """Corpus "a" labels classes 0-2 (class ``c`` raises dimension ``c``); corpus "b" labels 0
+    and 1 only, and every clip of it has dimension 2 raised (its channel, say)."""
+    vs, y, groups = [], [], []
+    for corpus, n, classes in (("a", 90, 3), ("b", 200, 2)):
+        for i in range(n):
+            c = i % classes
+            v = rng.standard_normal(3) * 0.7
+            v[c] += 1.5
+            v[2] += 1.5 if corpus == "b" else 0.0
+            vs.append(v)
+            y.append(c)
+            groups.append(corpus)
+    xs = [np.repeat(np.asarray(v, np.float32)[None, :, None], 4, axis=-1) for v in vs]
+    return xs, np.array(y), groups
+
+
+def test_corpus_classes_scores_each_row_over_its_corpus_classes_only() -> None:
+    xs, y, groups = _corpus_without_a_class(np.random.default_rng(0))
+    b_like = np.stack([x.mean(-1).ravel() for x, g in zip(xs, groups, strict=True) if g == "b"])
+    p2 = {}
+    for masked in (False, True):
+        model = EncoderLR(3, (1, 3), c_grid=(1.0,), calibrate=False, corpus_classes=masked)
+        model.fit_closed_form((xs, y), None, False, (groups, None))
+        p2[masked] = torch.softmax(torch.as_tensor(model._logits(b_like)), 1)[:, 2].mean()
+    # unmasked, b's clips teach "dimension 2 raised, yet not class 2"; masked they say nothing
+    # about class 2, which then owns dimension 2 as corpus "a" shows it
+    assert p2[False] < 0.35 and p2[True] > 0.6
+    model = EncoderLR(3, (1, 3), corpus_classes=True)
+    assert build_model("encoder-lr", 3, (1, 3), **model.hparams).corpus_classes
+    assert "corpus_classes" not in EncoderLR(3, (1, 3)).hparams  # the default, as older bundles
+    one = EncoderLR(3, (1, 3), c_grid=(1.0,), calibrate=False, corpus_classes=True)
+    plain = EncoderLR(3, (1, 3), c_grid=(1.0,), calibrate=False)
+    for m in (one, plain):  # one corpus: nothing to mask, the same regression
+        m.fit_closed_form((xs, y), None, False, (["a"] * len(y), None))
+    assert torch.allclose(one.coef, plain.coef)
+
+
+def test_the_masked_solver_is_scikit_learns_when_nothing_is_masked() -> None:
+    from emovox.models.linear import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((240, 6)), rng.choice([0, 1, 3], 240, p=[0.5, 0.3, 0.2])
+    x[np.arange(240), y] += 1.5
+    for C in (0.01, 1.0):
+        a, b = EncoderLR(4, (1, 6)), EncoderLR(4, (1, 6))
+        fit_logistic(a, "", x, y, C)
+        fit_logistic(b, "", x, y, C, class_mask=np.ones((240, 4), dtype=bool))
+        assert torch.allclose(a.coef, b.coef, atol=2e-3 * float(a.coef.abs().max()))
+        assert float(b.intercept[2]) < -1e3  # a class absent from y is never predicted
+    with pytest.raises(ValueError, match="leaves out the label"):
+        fit_logistic(a, "", x, y, 1.0, class_mask=np.zeros((240, 4), dtype=bool))
+    with pytest.raises(ValueError, match="class_mask must be"):
+        fit_logistic(a, "", x, y, 1.0, class_mask=np.ones((240, 2), dtype=bool))

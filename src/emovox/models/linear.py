@@ -59,6 +59,7 @@ def fit_logistic(
     y: np.ndarray,
     C: float,
     sample_weight: np.ndarray | None = None,
+    class_mask: np.ndarray | None = None,
 ) -> None:
     """Fit an L2 logistic regression (scikit-learn) on standardised ``[N, D]`` functionals and
     copy it into ``model``'s buffers ``<prefix>mean / scale / coef / intercept`` (classes absent
@@ -66,27 +67,85 @@ def fit_logistic(
 
     Without ``sample_weight`` the classes are balanced (each class weighs as much in the loss);
     with it each row weighs its (positive) weight, scaled to a mean of 1 so that ``C`` keeps its
-    meaning (:func:`emovox.data.balance.corpus_balanced_draw` gives corpus-balanced weights)."""
+    meaning (:func:`emovox.data.balance.corpus_balanced_draw` gives corpus-balanced weights).
+
+    With ``class_mask`` (``[N, n_classes]``, true where row ``i`` may be any of those classes:
+    the classes its corpus labels) each row's softmax runs over its own classes alone, so a
+    corpus teaches nothing about a class it does not have (:func:`fit_masked_logistic`, the same
+    objective as scikit-learn's, minimised by L-BFGS)."""
     from sklearn.linear_model import LogisticRegression
 
     n_classes = model.n_classes
     x = np.asarray(functionals, dtype=np.float64)
     mean, scale = standardize_stats(x)
+    y = np.asarray(y, dtype=int)
     if sample_weight is None:
-        lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-        lr.fit((x - mean) / scale, y)
+        present, counts = np.unique(y, return_counts=True)
+        per_class = np.zeros(n_classes)
+        per_class[present] = len(y) / (len(present) * counts)  # scikit-learn's "balanced"
+        w = per_class[y]
     else:
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != (len(x),) or not np.all(w > 0):
             raise ValueError(f"sample_weight must hold one positive weight per row ({len(x)})")
-        lr = LogisticRegression(C=C, max_iter=5000)
-        lr.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())
+        w = w * len(w) / w.sum()
     coef = np.zeros((n_classes, x.shape[1]))
     intercept = np.full(n_classes, -1e4)
-    if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
-        coef[lr.classes_[1]], intercept[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
-        intercept[lr.classes_[0]] = 0.0
+    if class_mask is not None:
+        classes, c_coef, c_intercept = fit_masked_logistic((x - mean) / scale, y, C, w, class_mask)
+        coef[classes], intercept[classes] = c_coef, c_intercept
     else:
-        coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
+        lr = LogisticRegression(C=C, max_iter=5000)
+        lr.fit((x - mean) / scale, y, sample_weight=w)
+        if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
+            coef[lr.classes_[1]], intercept[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
+            intercept[lr.classes_[0]] = 0.0
+        else:
+            coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
     for name, value in (("mean", mean), ("scale", scale), ("coef", coef), ("intercept", intercept)):
         getattr(model, prefix + name).copy_(torch.from_numpy(value).float())
+
+
+def fit_masked_logistic(
+    x: np.ndarray, y: np.ndarray, C: float, weight: np.ndarray, class_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A multinomial L2 logistic regression whose row ``i`` is scored over the classes
+    ``class_mask[i]`` alone: minimises ``C * sum_i weight_i * nll_i + |W|^2 / 2`` (scikit-learn's
+    objective; the intercepts are not penalised) by L-BFGS in float64. With every mask true its
+    solution is scikit-learn's.
+
+    Returns:
+        The classes present in ``y``, their ``[K, D]`` weights and ``[K]`` intercepts.
+
+    Raises:
+        ValueError: a mask of the wrong shape, or a row whose own label is masked out.
+    """
+    classes = np.unique(y)
+    mask = np.asarray(class_mask, dtype=bool)
+    if mask.ndim != 2 or mask.shape[0] != len(y) or mask.shape[1] <= classes.max():
+        raise ValueError(f"class_mask must be [{len(y)}, n_classes], not {list(mask.shape)}")
+    if not mask[np.arange(len(y)), y].all():
+        raise ValueError("class_mask leaves out the label of some rows")
+    index = np.searchsorted(classes, y)
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor(index)
+    allowed = torch.as_tensor(mask[:, classes])
+    wt = torch.as_tensor(weight, dtype=torch.float64)
+    scale = float(C) * float(wt.sum())  # the loss divided by it: the same minimum, tame numbers
+    coef = torch.zeros(len(classes), x.shape[1], dtype=torch.float64, requires_grad=True)
+    intercept = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [coef, intercept], lr=1.0, max_iter=2000, tolerance_grad=1e-9, tolerance_change=1e-14,
+        history_size=20, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = (xt @ coef.T + intercept).masked_fill(~allowed, float("-inf"))
+        nll = -torch.log_softmax(logits, dim=1).gather(1, yt[:, None])[:, 0]
+        loss = (C * (wt * nll).sum() + 0.5 * (coef**2).sum()) / scale
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return classes, coef.detach().numpy(), intercept.detach().numpy()

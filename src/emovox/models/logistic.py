@@ -15,6 +15,9 @@ With ``balance="corpora"`` (``--param balance=corpora``) every training corpus w
 in the loss and, within it, each of its classes (the rows weighted as the gradient trainer's
 ``corpus_balance`` draws them, :func:`emovox.data.balance.corpus_balanced_draw`): a large corpus
 no longer decides the boundaries alone. The default, ``"classes"``, balances the classes only.
+With ``corpus_classes=True`` each row's softmax runs over the classes its corpus labels (the
+per-corpus class masks of the gradient trainer's loss): a corpus without "disgust" teaches
+nothing about disgust.
 
 With augmented training copies (``--train-param augment=... --train-param augment_copies=N``)
 every copy of a training clip is a row of its own, with the clip's label (the features of noisy,
@@ -83,6 +86,8 @@ class LogisticModel(SERModel):
             corpus shift; the validation speakers only calibrate). One corpus: as ``speakers``.
         balance: ``"classes"``: each class weighs as much in the loss; ``"corpora"``: each
             training corpus, and each class within a corpus (one corpus: as ``classes``).
+        corpus_classes: score each row over the classes its corpus labels only (one corpus,
+            or corpora that all label the same classes: no change).
     """
 
     name: ClassVar[str] = ""
@@ -98,6 +103,7 @@ class LogisticModel(SERModel):
         calibrate: bool = True,
         choose_on: str = "speakers",
         balance: str = "classes",
+        corpus_classes: bool = False,
     ) -> None:
         c_grid = [float(c) for c in c_grid]
         if not c_grid or any(not c > 0 for c in c_grid):
@@ -111,9 +117,11 @@ class LogisticModel(SERModel):
             hparams["choose_on"] = choose_on
         if balance != "classes":  # nor this: classes
             hparams["balance"] = balance
+        if corpus_classes:  # nor this: false
+            hparams["corpus_classes"] = True
         super().__init__(n_classes, in_shape, **hparams)
         self.c_grid, self.calibrate, self.choose_on = c_grid, bool(calibrate), choose_on
-        self.balance = balance
+        self.balance, self.corpus_classes = balance, bool(corpus_classes)
         register_logistic(self, "", int(np.prod(in_shape)))
         self.register_buffer("penalty", torch.tensor(0.0))  # the C chosen
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -163,7 +171,7 @@ class LogisticModel(SERModel):
         y_va = np.asarray(val_y, dtype=int) if has_val else np.zeros(0, dtype=int)
         rows = self._row_corpora(items, corpora, len(y_va))
         held_out = rows if self.choose_on == "corpora" and rows is not None else None
-        w_tr = self._weights(y_tr, None if rows is None else rows.groups[: len(y_tr)])
+        g_tr = None if rows is None else rows.groups[: len(y_tr)]
         history: list[dict] = []
         best_epoch, best_ua, c, temperature, best_scores = 0, None, DEFAULT_C, 1.0, None
         if held_out is not None or has_val:
@@ -172,7 +180,7 @@ class LogisticModel(SERModel):
                 if held_out is not None:
                     row = self._corpus_scores(x_tr, y_tr, x_va, y_va, held_out, cand)
                 else:
-                    fit_logistic(self, "", x_tr, y_tr, cand, w_tr)
+                    self._fit(x_tr, y_tr, cand, g_tr)
                     scores = self._logits(x_va)
                     pred = scores.argmax(1)
                     row = {"val_ua": 100.0 * unweighted_accuracy(y_va, pred, self.n_classes)}
@@ -188,14 +196,12 @@ class LogisticModel(SERModel):
         if has_val:
             if self.calibrate:
                 if best_scores is None:  # chosen by corpus: the validation speakers' scores
-                    fit_logistic(self, "", x_tr, y_tr, c, w_tr)
+                    self._fit(x_tr, y_tr, c, g_tr)
                     best_scores = self._logits(x_va)
                 temperature = fit_temperature(best_scores, y_va)
             x_tr, y_tr = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
         t = time.time()
-        fit_logistic(
-            self, "", x_tr, y_tr, c, self._weights(y_tr, None if rows is None else rows.groups)
-        )
+        self._fit(x_tr, y_tr, c, None if rows is None else rows.groups)
         self.penalty.fill_(c)
         self.temperature.fill_(temperature)
         history.append(
@@ -205,18 +211,26 @@ class LogisticModel(SERModel):
         self.eval()
         return ClosedFormFit(history=history, best_epoch=best_epoch, best_val_ua=best_ua)
 
-    def _weights(self, y: np.ndarray, groups: np.ndarray | None) -> np.ndarray | None:
-        """Row weights of ``balance="corpora"`` (each row's corpus in ``groups``; ``None``: one
-        corpus); ``None`` (the classes balanced) otherwise."""
-        if self.balance != "corpora":
-            return None
-        return corpus_balanced_draw(y, None if groups is None else [str(g) for g in groups])
+    def _fit(self, x: np.ndarray, y: np.ndarray, c: float, groups: np.ndarray | None) -> None:
+        """Fit the regression (``C`` = ``c``) on rows ``x, y`` of the corpora ``groups`` (``None``:
+        one corpus), weighed by :attr:`balance` and masked by :attr:`corpus_classes`."""
+        names = None if groups is None else np.asarray([str(g) for g in groups])
+        weight = corpus_balanced_draw(y, names) if self.balance == "corpora" else None
+        mask = None
+        if self.corpus_classes and names is not None:
+            mask = np.zeros((len(y), self.n_classes), dtype=bool)
+            for name in np.unique(names):
+                inside = names == name
+                mask[np.ix_(inside, np.unique(y[inside]))] = True
+            if mask[:, np.unique(y)].all():  # every corpus labels every class: no mask
+                mask = None
+        fit_logistic(self, "", x, y, c, weight, mask)
 
     def _row_corpora(self, items: Sequence, corpora: Corpora | None, n_val: int) -> HeldOut | None:
         """The corpus of every training row (variants repeated) and validation item, and which
         rows are originals, when a choice or a weighting by corpus needs them and two or more
         corpora are given."""
-        needed = self.choose_on == "corpora" or self.balance == "corpora"
+        needed = self.choose_on == "corpora" or self.balance == "corpora" or self.corpus_classes
         if not needed or corpora is None:
             return None
         counts = variant_counts(items)
@@ -249,10 +263,7 @@ class LogisticModel(SERModel):
             test = inside & held_out.original
             if len(np.unique(y[~inside])) < 2:
                 continue
-            fit_logistic(
-                self, "", x[~inside], y[~inside], c,
-                self._weights(y[~inside], held_out.groups[~inside]),
-            )  # fmt: skip
+            self._fit(x[~inside], y[~inside], c, held_out.groups[~inside])
             own = np.unique(y[test])
             scores = self._logits(x[test])[:, own]
             pred = own[scores.argmax(1)]
