@@ -201,6 +201,22 @@ LEVERS = (
         "regression)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-balanced",
+        "`encoder-lr` on layers 1-3 averaged, each training corpus and each of its classes "
+        "weighed equally in the loss (`--param balance=corpora`, the rows weighted as "
+        "`corpus_balance` draws a network's batches)",
+    ),
+    (
+        "encoder-lr-whisper-base-l123mean-balanced-bycorpus-fine",
+        "the same weighting with `C` chosen by corpus on the half-decade grid "
+        "(`balance=corpora`, `choose_on=corpora`, `c_grid=[0.001,0.003,...,1]`)",
+    ),
+    (
+        "encoder-lr-whisper-base-l123mean-corpusclasses",
+        "`encoder-lr` on layers 1-3 averaged, each training clip scored over the classes its "
+        "corpus labels (`--param corpus_classes=true`: the networks' per-corpus class masks)",
+    ),
+    (
         "cnn-augment-dims-cb-rows-clip-distill",
         "`cnn-augment-dims-cb-rows-clip` distilled from `encoder-lr-whisper-base-l123mean-augment`"
         " (`teacher=` its run, each fold its fold model; `distill=0.5`, `distill_temperature=2`;"

@@ -292,3 +292,55 @@ def test_the_masked_solver_is_scikit_learns_when_nothing_is_masked() -> None:
         fit_logistic(a, "", x, y, 1.0, class_mask=np.zeros((240, 4), dtype=bool))
     with pytest.raises(ValueError, match="class_mask must be"):
         fit_logistic(a, "", x, y, 1.0, class_mask=np.ones((240, 2), dtype=bool))
+
+
+def test_nuisance_projects_out_the_direction_the_corpora_differ_along() -> None:
+    from emovox.models.linear import nuisance_directions
+
+    rng = np.random.default_rng(0)
+
+    def corpus(n: int, p1: float, shift: float) -> tuple[list, np.ndarray]:
+        """Class ``c`` raises dimension ``c``; the corpus's channel moves dimension 2."""
+        y = (rng.random(n) < p1).astype(int)
+        v = rng.standard_normal((n, 3)) * 0.8
+        v[np.arange(n), y] += 1.0
+        v[:, 2] += shift
+        return [np.repeat(r.astype(np.float32)[None, :, None], 3, axis=-1) for r in v], y
+
+    (xa, ya), (xb, yb) = corpus(200, 0.2, 0.0), corpus(200, 0.8, 3.0)  # b: louder, mostly 1
+    xs, y, groups = xa + xb, np.concatenate([ya, yb]), ["a"] * 200 + ["b"] * 200
+    x_new, y_new = corpus(400, 0.5, -3.0)  # a third channel, classes even
+    v_new = np.stack([x.mean(-1).ravel() for x in x_new])
+    ua = {}
+    for k in (0, 1):
+        model = EncoderLR(2, (1, 3), c_grid=(1.0,), calibrate=False, nuisance=k)
+        model.fit_closed_form((xs, y), None, False, (groups, None))
+        pred = model._logits(v_new).argmax(1)
+        ua[k] = np.mean([(pred[y_new == c] == c).mean() for c in (0, 1)])
+        if k:  # a clip's position along the projected direction moves no logit
+            v = np.stack([x.mean(-1).ravel() for x in xs])
+            z = (v - model.mean.numpy()) / model.scale.numpy()
+            u = nuisance_directions(z, y, np.array(groups), 1)
+            assert abs(u[0, 2]) > 0.9  # the channel's dimension
+            assert np.abs(model.coef.numpy() @ u.T).max() < 1e-6
+    assert ua[0] < 0.65 and ua[1] > ua[0] + 0.1  # the channel no longer decides on a new one
+    assert (
+        build_model("encoder-lr", 2, (1, 3), **EncoderLR(2, (1, 3), nuisance=2).hparams).nuisance
+        == 2
+    )
+    assert "nuisance" not in EncoderLR(2, (1, 3)).hparams
+    with pytest.raises(ValueError, match="nuisance"):
+        EncoderLR(2, (1, 3), nuisance=-1)
+
+
+def test_nuisance_directions_are_the_corpus_differences_within_a_class() -> None:
+    from emovox.models.linear import nuisance_directions
+
+    z = np.zeros((8, 4))
+    y = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    groups = np.array(["a"] * 4 + ["b"] * 4)
+    z[4:, 3] = 2.0  # corpus b sits higher on dimension 3, for both classes
+    z[y == 1, 0] = 5.0  # the class lies on dimension 0: not a nuisance
+    u = nuisance_directions(z, y, groups, 3)
+    assert u.shape == (1, 4) and abs(abs(u[0, 3]) - 1.0) < 1e-9  # one difference: one direction
+    assert nuisance_directions(z, y, np.array(["a"] * 8), 2).shape == (0, 4)

@@ -60,6 +60,7 @@ def fit_logistic(
     C: float,
     sample_weight: np.ndarray | None = None,
     class_mask: np.ndarray | None = None,
+    nuisance: np.ndarray | None = None,
 ) -> None:
     """Fit an L2 logistic regression (scikit-learn) on standardised ``[N, D]`` functionals and
     copy it into ``model``'s buffers ``<prefix>mean / scale / coef / intercept`` (classes absent
@@ -72,7 +73,12 @@ def fit_logistic(
     With ``class_mask`` (``[N, n_classes]``, true where row ``i`` may be any of those classes:
     the classes its corpus labels) each row's softmax runs over its own classes alone, so a
     corpus teaches nothing about a class it does not have (:func:`fit_masked_logistic`, the same
-    objective as scikit-learn's, minimised by L-BFGS)."""
+    objective as scikit-learn's, minimised by L-BFGS).
+
+    With ``nuisance`` (``[k, D]`` orthonormal directions of the standardised space, as
+    :func:`nuisance_directions` gives) the regression is fitted with those directions projected
+    out of every row, and its weights keep the projection (a clip's position along them changes
+    nothing): the same buffers, no step added at prediction."""
     from sklearn.linear_model import LogisticRegression
 
     n_classes = model.n_classes
@@ -91,19 +97,44 @@ def fit_logistic(
         w = w * len(w) / w.sum()
     coef = np.zeros((n_classes, x.shape[1]))
     intercept = np.full(n_classes, -1e4)
+    z = (x - mean) / scale
+    if nuisance is not None and len(nuisance):
+        z = z - (z @ nuisance.T) @ nuisance
     if class_mask is not None:
-        classes, c_coef, c_intercept = fit_masked_logistic((x - mean) / scale, y, C, w, class_mask)
+        classes, c_coef, c_intercept = fit_masked_logistic(z, y, C, w, class_mask)
         coef[classes], intercept[classes] = c_coef, c_intercept
     else:
         lr = LogisticRegression(C=C, max_iter=5000)
-        lr.fit((x - mean) / scale, y, sample_weight=w)
+        lr.fit(z, y, sample_weight=w)
         if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
             coef[lr.classes_[1]], intercept[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
             intercept[lr.classes_[0]] = 0.0
         else:
             coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
+    if nuisance is not None and len(nuisance):
+        coef = coef - (coef @ nuisance.T) @ nuisance
     for name, value in (("mean", mean), ("scale", scale), ("coef", coef), ("intercept", intercept)):
         getattr(model, prefix + name).copy_(torch.from_numpy(value).float())
+
+
+def nuisance_directions(z: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` directions (``[k, D]``, orthonormal) along which the corpora differ most for
+    the same emotion (nuisance attribute projection): for every class that two or more corpora
+    label, each corpus's mean of that class less the mean of those corpus means; the leading
+    right singular vectors of all these differences. Fewer than ``k`` when the differences span
+    fewer; none with a single corpus."""
+    z, y, groups = np.asarray(z, dtype=np.float64), np.asarray(y), np.asarray(groups)
+    rows = []
+    for c in np.unique(y):
+        means = [z[(y == c) & (groups == g)].mean(0) for g in np.unique(groups[y == c])]
+        if len(means) > 1:
+            centre = np.mean(means, axis=0)
+            rows.extend(m - centre for m in means)
+    if not rows or k <= 0:
+        return np.zeros((0, z.shape[1]))
+    _, sv, vt = np.linalg.svd(np.stack(rows), full_matrices=False)
+    keep = min(k, int((sv > 1e-9 * max(sv[0], 1e-300)).sum()))
+    return vt[:keep]
 
 
 def fit_masked_logistic(
@@ -135,7 +166,7 @@ def fit_masked_logistic(
     coef = torch.zeros(len(classes), x.shape[1], dtype=torch.float64, requires_grad=True)
     intercept = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS(
-        [coef, intercept], lr=1.0, max_iter=2000, tolerance_grad=1e-9, tolerance_change=1e-14,
+        [coef, intercept], lr=1.0, max_iter=5000, tolerance_grad=1e-5, tolerance_change=1e-12,
         history_size=20, line_search_fn="strong_wolfe",
     )  # fmt: skip
 

@@ -17,7 +17,10 @@ in the loss and, within it, each of its classes (the rows weighted as the gradie
 no longer decides the boundaries alone. The default, ``"classes"``, balances the classes only.
 With ``corpus_classes=True`` each row's softmax runs over the classes its corpus labels (the
 per-corpus class masks of the gradient trainer's loss): a corpus without "disgust" teaches
-nothing about disgust.
+nothing about disgust. With ``nuisance=k`` the ``k`` directions along which the training corpora
+differ most for the same emotion are projected out before the fit (nuisance attribute
+projection, :func:`~emovox.models.linear.nuisance_directions`; folded into the weights, so a
+clip is still scored alone).
 
 With augmented training copies (``--train-param augment=... --train-param augment_copies=N``)
 every copy of a training clip is a row of its own, with the clip's label (the features of noisy,
@@ -51,7 +54,9 @@ from emovox.models.linear import (
     fit_logistic,
     frame_mean,
     logistic_logits,
+    nuisance_directions,
     register_logistic,
+    standardize_stats,
 )
 from emovox.models.svm import fit_temperature, pool_utterances
 
@@ -88,6 +93,7 @@ class LogisticModel(SERModel):
             training corpus, and each class within a corpus (one corpus: as ``classes``).
         corpus_classes: score each row over the classes its corpus labels only (one corpus,
             or corpora that all label the same classes: no change).
+        nuisance: directions of corpus difference projected out (0: none; one corpus: none).
     """
 
     name: ClassVar[str] = ""
@@ -104,6 +110,7 @@ class LogisticModel(SERModel):
         choose_on: str = "speakers",
         balance: str = "classes",
         corpus_classes: bool = False,
+        nuisance: int = 0,
     ) -> None:
         c_grid = [float(c) for c in c_grid]
         if not c_grid or any(not c > 0 for c in c_grid):
@@ -119,9 +126,14 @@ class LogisticModel(SERModel):
             hparams["balance"] = balance
         if corpus_classes:  # nor this: false
             hparams["corpus_classes"] = True
+        if int(nuisance) < 0:
+            raise ValueError(f"nuisance must be a count of directions (>= 0), not {nuisance}")
+        if nuisance:  # nor this: 0
+            hparams["nuisance"] = int(nuisance)
         super().__init__(n_classes, in_shape, **hparams)
         self.c_grid, self.calibrate, self.choose_on = c_grid, bool(calibrate), choose_on
         self.balance, self.corpus_classes = balance, bool(corpus_classes)
+        self.nuisance = int(nuisance)
         register_logistic(self, "", int(np.prod(in_shape)))
         self.register_buffer("penalty", torch.tensor(0.0))  # the C chosen
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -224,13 +236,22 @@ class LogisticModel(SERModel):
                 mask[np.ix_(inside, np.unique(y[inside]))] = True
             if mask[:, np.unique(y)].all():  # every corpus labels every class: no mask
                 mask = None
-        fit_logistic(self, "", x, y, c, weight, mask)
+        directions = None
+        if self.nuisance and names is not None:
+            mean, scale = standardize_stats(x)
+            directions = nuisance_directions((x - mean) / scale, y, names, self.nuisance)
+        fit_logistic(self, "", x, y, c, weight, mask, directions)
 
     def _row_corpora(self, items: Sequence, corpora: Corpora | None, n_val: int) -> HeldOut | None:
         """The corpus of every training row (variants repeated) and validation item, and which
         rows are originals, when a choice or a weighting by corpus needs them and two or more
         corpora are given."""
-        needed = self.choose_on == "corpora" or self.balance == "corpora" or self.corpus_classes
+        needed = (
+            self.choose_on == "corpora"
+            or self.balance == "corpora"
+            or self.corpus_classes
+            or self.nuisance > 0
+        )
         if not needed or corpora is None:
             return None
         counts = variant_counts(items)
