@@ -216,6 +216,15 @@ LEVERS = (
         "`encoder-lr` on layers 1-3 averaged, each training clip scored over the classes its "
         "corpus labels (`--param corpus_classes=true`: the networks' per-corpus class masks)",
     ),
+    *(
+        (
+            f"encoder-lr-whisper-base-l123mean-nap{k}",
+            f"`encoder-lr` on layers 1-3 averaged, the {k} directions along which the training "
+            f"corpora differ most for the same emotion projected out before the fit (`--param "
+            f"nuisance={k}`: nuisance attribute projection, folded into the weights)",
+        )
+        for k in (4, 16)
+    ),
     (
         "cnn-augment-dims-cb-rows-clip-distill",
         "`cnn-augment-dims-cb-rows-clip` distilled from `encoder-lr-whisper-base-l123mean-augment`"

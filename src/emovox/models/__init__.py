@@ -9,6 +9,7 @@ from emovox.models.crnn import CRNN
 from emovox.models.ensemble import Ensemble, ensemble_of
 from emovox.models.fusion import CNNEGeMAPS, CNNFunctionals, CNNFunctionalsEGeMAPS
 from emovox.models.logistic import EncoderLR
+from emovox.models.mlp import EncoderMLP
 from emovox.models.resnet import ResNet
 from emovox.models.svm import EGeMAPSSVM, EncoderSVM, LibrosaStatsSVM
 from emovox.models.timnet import TIMNet
@@ -21,6 +22,7 @@ MODELS: dict[str, type[SERModel]] = {
     "librosa-stats-svm": LibrosaStatsSVM,
     "encoder-svm": EncoderSVM,
     "encoder-lr": EncoderLR,
+    "encoder-mlp": EncoderMLP,
     "resnet": ResNet,
     "crnn": CRNN,
     "conformer": Conformer,
