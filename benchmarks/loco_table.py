@@ -207,6 +207,11 @@ LEVERS = (
         "`corpus_balance` draws a network's batches)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-balanced-bycorpus",
+        "the same weighting with `C` chosen by holding each training corpus out on the default "
+        "grid (`balance=corpora`, `choose_on=corpora`)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-balanced-bycorpus-fine",
         "the same weighting with `C` chosen by corpus on the half-decade grid "
         "(`balance=corpora`, `choose_on=corpora`, `c_grid=[0.001,0.003,...,1]`)",
@@ -224,6 +229,20 @@ LEVERS = (
             f"nuisance={k}`: nuisance attribute projection, folded into the weights)",
         )
         for k in (4, 16)
+    ),
+    (
+        "encoder-mlp-whisper-base-l123mean",
+        "`encoder-mlp` on layers 1-3 averaged: one hidden layer (256 GELU units, dropout 0.2 on "
+        "its input, 0.3 on its output) instead of the regression, trained by the gradient "
+        "trainer (per-corpus class masks, early stopping on the validation speakers)",
+    ),
+    (
+        "encoder-mlp-whisper-base-l123mean-cb",
+        "`encoder-mlp` + corpus-balanced draws (`corpus_balance=true`)",
+    ),
+    (
+        "encoder-mlp-whisper-base-l123mean-drop",
+        "`encoder-mlp` with dropout 0.5 on the hidden layer's input and output",
     ),
     (
         "cnn-augment-dims-cb-rows-clip-distill",
