@@ -225,7 +225,8 @@ class LogisticModel(SERModel):
 
     def _fit(self, x: np.ndarray, y: np.ndarray, c: float, groups: np.ndarray | None) -> None:
         """Fit the regression (``C`` = ``c``) on rows ``x, y`` of the corpora ``groups`` (``None``:
-        one corpus), weighed by :attr:`balance` and masked by :attr:`corpus_classes`."""
+        one corpus), weighed by :attr:`balance`, masked by :attr:`corpus_classes`, and with
+        :attr:`nuisance` directions of those corpora projected out."""
         names = None if groups is None else np.asarray([str(g) for g in groups])
         weight = corpus_balanced_draw(y, names) if self.balance == "corpora" else None
         mask = None
