@@ -217,6 +217,15 @@ LEVERS = (
         "(`balance=corpora`, `choose_on=corpora`, `c_grid=[0.001,0.003,...,1]`)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-augment-balanced",
+        "`encoder-lr-whisper-base-l123mean-augment` (one augmented copy of every clip) + "
+        "`balance=corpora`",
+    ),
+    (
+        "encoder-lr-whisper-base-l123mean-augment-balanced-bycorpus",
+        "`encoder-lr-whisper-base-l123mean-augment` + `balance=corpora` + `choose_on=corpora`",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-corpusclasses",
         "`encoder-lr` on layers 1-3 averaged, each training clip scored over the classes its "
         "corpus labels (`--param corpus_classes=true`: the networks' per-corpus class masks)",
