@@ -42,10 +42,10 @@ from emovox.progress import progress_bar
 
 
 def layer_features(
-    encoder: str, pooling: str = "meanstd", up_to: int | None = None
+    encoder: str, pooling: str = "meanstd", up_to: int | None = None, level: str = "recorded"
 ) -> list[Encoder]:
     """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end), or per
-    state ``0..up_to``.
+    state ``0..up_to`` (the waveform at ``level``, as the feature's parameter).
 
     Raises:
         ValueError: ``up_to`` is not one of the encoder's states.
@@ -56,11 +56,14 @@ def layer_features(
             raise ValueError(f"--up-to {up_to}: the encoder has hidden states 0-{n - 1}")
         n = up_to + 1
     return [
-        make_feature("encoder-pooled", path=encoder, layer=k, pooling=pooling) for k in range(n)
+        make_feature("encoder-pooled", path=encoder, layer=k, pooling=pooling, level=level)
+        for k in range(n)
     ]
 
 
-def joined_features(encoder: str, joins: Sequence[str], pooling: str = "meanstd") -> list[Encoder]:
+def joined_features(
+    encoder: str, joins: Sequence[str], pooling: str = "meanstd", level: str = "recorded"
+) -> list[Encoder]:
     """One ``encoder-pooled`` feature per ``--join`` comma list of layers (``LAYERS:mean``:
     averaged, ``combine=mean``; else side by side)."""
     out = []
@@ -69,7 +72,7 @@ def joined_features(encoder: str, joins: Sequence[str], pooling: str = "meanstd"
         out.append(
             make_feature(
                 "encoder-pooled", path=encoder, layers=layers, combine=combine or "stack",
-                pooling=pooling,
+                pooling=pooling, level=level,
             )
         )  # fmt: skip
     return out
@@ -149,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache-dir", required=True)
     ap.add_argument("--condition", action="append", default=[], help="as emovox evaluate")
     ap.add_argument("--pooling", default="meanstd")
+    ap.add_argument("--level", default="recorded", help="as the feature's level: recorded, rms")
     ap.add_argument(
         "--join", action="append", default=[], help="also cache LAYERS[:mean], e.g. 2,3"
     )
@@ -169,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(exc.format_message())
     paths = manifest.paths[index::count]
     try:
-        features = layer_features(args.encoder, args.pooling, args.up_to)
-        joined = joined_features(args.encoder, args.join, args.pooling)
+        features = layer_features(args.encoder, args.pooling, args.up_to, args.level)
+        joined = joined_features(args.encoder, args.join, args.pooling, args.level)
         outside = [j.layers for j in joined if max(j.layer_indices()) >= len(features)]
         if outside:
             raise ValueError(f"--join {outside[0]} reads states above --up-to {args.up_to}")

@@ -14,7 +14,7 @@ import torch
 from conftest import tone
 from tiny_whisper import TINY, as_ctranslate2, make_tiny_whisper, write_ctranslate2
 
-from emovox.features import make_feature
+from emovox.features import feature_from_dict, make_feature
 from emovox.features import whisper as wh
 from emovox.features.encoder import Encoder, EncoderPooled
 from emovox.features.spectral import hz_to_mel, mel_to_hz
@@ -161,3 +161,28 @@ def test_a_128_band_encoder_gets_128_bands(tmp_path: Path) -> None:
     model = wh.WhisperEncoder.from_config(config)
     states = model.encode(tone(1.0, sr=16000, freq=300.0).astype(np.float32))
     assert model.n_mels == 128 and states[-1].shape == (50, 16)
+
+
+def test_level_rms_gives_the_same_states_whatever_the_gain(tiny_whisper: Path) -> None:
+    from emovox.features.encoder import RMS_DBFS, at_rms_level
+
+    rng = np.random.default_rng(0)
+    wave = (tone(2.0, sr=16000, freq=220.0) * 0.3 + rng.standard_normal(32000) * 0.01).astype(
+        np.float32
+    )
+    quiet = wave * 10 ** (-20 / 20)  # the same clip 20 dB down
+    as_recorded = EncoderPooled(path=str(tiny_whisper), layer=-1)
+    levelled = EncoderPooled(path=str(tiny_whisper), layer=-1, level="rms")
+    # Whisper's log-mel keeps the absolute level: the recorded states move with the gain
+    assert not np.allclose(as_recorded.extract(wave), as_recorded.extract(quiet), atol=1e-3)
+    np.testing.assert_allclose(levelled.extract(wave), levelled.extract(quiet), atol=1e-4)
+    scaled = at_rms_level(quiet)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(scaled.astype(np.float64) ** 2)) * np.sqrt(2))
+    assert rms_db == pytest.approx(RMS_DBFS, abs=1e-3)
+    silence = np.zeros(800, dtype=np.float32)
+    assert at_rms_level(silence) is silence  # no gain on silence
+    assert "level" not in as_recorded.to_dict()  # older configurations: recorded, same cache
+    assert levelled.to_dict()["level"] == "rms"
+    assert feature_from_dict(levelled.to_dict()).level == "rms"
+    with pytest.raises(ValueError, match="level must be one of"):
+        EncoderPooled(path=str(tiny_whisper), level="peak")

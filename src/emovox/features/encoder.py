@@ -67,9 +67,30 @@ POOLINGS = ("mean", "meanstd")
 """How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
 
 COMBINES = ("stack", "mean")
+
+LEVELS = ("recorded", "rms")
+"""What level the waveform reaches the encoder at: as recorded, or scaled to :data:`RMS_DBFS`."""
+
+RMS_DBFS = -23.0
+"""With ``level="rms"``: the RMS level (dB below a full-scale sine's peak) every waveform is
+scaled to before the encoder. Whisper's log-mel keeps the absolute level (``(log10 + 4) / 4``),
+so without it a clip 20 dB quieter gives other hidden states."""
+
+SILENCE_RMS = 1e-6
+"""A waveform quieter than this is left as it is by ``level="rms"`` (no gain on silence)."""
 """How the hidden states of ``layers`` are combined: side by side, or averaged."""
 
 INSTALL_HINT = "pip install 'emovox[encoders]'"
+
+
+def at_rms_level(x: np.ndarray, dbfs: float = RMS_DBFS) -> np.ndarray:
+    """``x`` scaled so that its RMS is ``dbfs`` (relative to a full-scale sine, whose RMS is
+    ``1 / sqrt(2)``); silence (RMS under :data:`SILENCE_RMS`) is returned as it is."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+    if rms < SILENCE_RMS:
+        return x
+    target = 10.0 ** (dbfs / 20.0) / math.sqrt(2.0)
+    return (x * (target / rms)).astype(np.float32)
 
 
 def encoder_fingerprint(path: str | os.PathLike) -> str:
@@ -249,6 +270,8 @@ class Encoder(Feature):
             (side by side, ``k`` times the width) or ``mean`` (averaged, the width of one).
         fingerprint: the encoder's :func:`encoder_fingerprint`; filled in when empty, checked
             when given (a bundle's feature must come from the encoder it was trained on).
+        level: ``recorded`` (the waveform as it is) or ``rms`` (scaled to :data:`RMS_DBFS`
+            first: the same hidden states whatever the recording's gain, clipping aside).
     """
 
     name: ClassVar[str] = "encoder"
@@ -257,6 +280,7 @@ class Encoder(Feature):
     fingerprint: str = ""
     layers: str = ""
     combine: str = "stack"
+    level: str = "recorded"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -266,6 +290,8 @@ class Encoder(Feature):
             self.layers = ",".join(str(k) for k in items)
         if self.combine not in COMBINES:
             raise ValueError(f"combine must be one of {', '.join(COMBINES)}, not {self.combine!r}")
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
         if self.layers and self.layer != -1:
             raise ValueError(
                 f"give either layer ({self.layer}) or layers ({self.layers!r}), not both"
@@ -293,13 +319,16 @@ class Encoder(Feature):
         self.layer_indices()  # a layer the encoder lacks is refused here, not at the first clip
 
     def to_dict(self) -> dict:
-        """As :meth:`Feature.to_dict`, leaving ``layers`` out while it is empty and ``combine``
-        while it is ``stack`` (configurations written before they existed read as they were)."""
+        """As :meth:`Feature.to_dict`, leaving ``layers`` out while it is empty, ``combine``
+        while it is ``stack`` and ``level`` while it is ``recorded`` (configurations written
+        before they existed read as they were, and keep their cache keys)."""
         config = super().to_dict()
         if not self.layers:
             del config["layers"]
         if self.combine == "stack":
             del config["combine"]
+        if self.level == "recorded":
+            del config["level"]
         return config
 
     # -- the network ---------------------------------------------------------------------------
@@ -376,6 +405,8 @@ class Encoder(Feature):
         x = np.asarray(wave, dtype=np.float32)
         if len(x) < MIN_SAMPLES:
             x = np.pad(x, (0, MIN_SAMPLES - len(x)))
+        if self.level == "rms":
+            x = at_rms_level(x)
         if enc.normalize:  # as the encoder's own feature extractor does
             x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
         step = int(min(CHUNK_SECONDS, self._shape.max_seconds or math.inf) * self.sample_rate)
