@@ -217,6 +217,11 @@ LEVERS = (
         "(`balance=corpora`, `choose_on=corpora`, `c_grid=[0.001,0.003,...,1]`)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms",
+        "`encoder-lr` on layers 1-3 averaged, every waveform scaled to -23 dBFS RMS before the "
+        "encoder (`--feature-param level=rms`: Whisper's log-mel keeps the absolute level)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-augment-balanced",
         "`encoder-lr-whisper-base-l123mean-augment` (one augmented copy of every clip) + "
         "`balance=corpora`",
