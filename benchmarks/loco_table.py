@@ -222,6 +222,11 @@ LEVERS = (
         "encoder (`--feature-param level=rms`: Whisper's log-mel keeps the absolute level)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-augment",
+        "`level=rms` + one augmented copy of every training clip (the copies' layers cached "
+        "again at that level)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-augment-balanced",
         "`encoder-lr-whisper-base-l123mean-augment` (one augmented copy of every clip) + "
         "`balance=corpora`",
