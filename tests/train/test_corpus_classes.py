@@ -277,3 +277,16 @@ def test_train_reports_each_validation_corpus_and_weights_the_draws(
     assert json.loads((out / "config.json").read_text())["training"]["corpus_weights"] == {
         "tess": 2.0
     }
+
+
+def test_corpus_class_mask_of_rows_ignores_rows_without_a_class() -> None:
+    from emovox.data.balance import corpus_class_mask
+
+    y = np.array([0, 1, 0, -1, -1])
+    corpora = ["a", "a", "b", "b", "c"]  # "b" labels class 0 only, "c" no class at all
+    mask = corpus_class_mask(y, corpora, 3)
+    assert mask.tolist() == [
+        [True, True, False], [True, True, False], [True, False, False],
+        [True, False, False], [False, False, False],
+    ]  # fmt: skip
+    assert corpus_class_mask(np.array([0, 1, 1, 0]), ["a", "a", "b", "b"], 3) is None

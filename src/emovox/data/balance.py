@@ -1,7 +1,12 @@
-"""Sampling shares for training sets drawn from several corpora: every corpus an equal (or a
-chosen) share and, within a corpus, each of its classes an equal share. The gradient trainer
-draws its epochs with them (``TrainConfig.corpus_balance``); the closed-form regressions weigh
-their rows with them (``encoder-lr --param balance=corpora``)."""
+"""Training sets drawn from several corpora.
+
+Sampling shares (:func:`corpus_balanced_draw`): every corpus an equal (or a chosen) share and,
+within a corpus, each of its classes an equal share. The gradient trainer draws its epochs with
+them (``TrainConfig.corpus_balance``); the closed-form regressions weigh their rows with them
+(``encoder-lr --param balance=corpora``).
+
+Class masks (:func:`corpus_class_mask`): the classes each row's corpus labels, for the trainer's
+loss and the regression's ``corpus_classes``."""
 
 from __future__ import annotations
 
@@ -39,3 +44,18 @@ def corpus_balanced_draw(
             cell = in_corpus & (y == c)
             p[cell] = share[g] / (len(classes) * cell.sum())
     return p
+
+
+def corpus_class_mask(y: np.ndarray, corpora: Sequence[str], n_classes: int) -> np.ndarray | None:
+    """``[N, n_classes]``: for each row, the classes its corpus has among the rows (a corpus does
+    not label the others; a row without a class, ``y < 0``, adds none), or ``None`` when every
+    corpus has them all (the plain loss then)."""
+    y = np.asarray(y, dtype=int)
+    names, groups = np.unique(np.asarray(corpora, dtype=str), return_inverse=True)
+    groups = groups.reshape(-1)
+    have = np.zeros((len(names), n_classes), dtype=bool)
+    known = y >= 0
+    have[groups[known], y[known]] = True
+    if (have == have.any(axis=0)).all():
+        return None
+    return have[groups]

@@ -67,6 +67,7 @@ POOLINGS = ("mean", "meanstd")
 """How ``encoder-pooled`` summarises the frames: their mean, or mean and standard deviation."""
 
 COMBINES = ("stack", "mean")
+"""How the hidden states of ``layers`` are combined: side by side, or averaged."""
 
 LEVELS = ("recorded", "rms")
 """What level the waveform reaches the encoder at: as recorded, or scaled to :data:`RMS_DBFS`."""
@@ -78,7 +79,6 @@ so without it a clip 20 dB quieter gives other hidden states."""
 
 SILENCE_RMS = 1e-6
 """A waveform quieter than this is left as it is by ``level="rms"`` (no gain on silence)."""
-"""How the hidden states of ``layers`` are combined: side by side, or averaged."""
 
 INSTALL_HINT = "pip install 'emovox[encoders]'"
 

@@ -38,7 +38,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from emovox.data.balance import corpus_balanced_draw
+from emovox.data.balance import corpus_balanced_draw, corpus_class_mask
 from emovox.metrics import unweighted_accuracy
 from emovox.models.base import (
     ClosedFormFit,
@@ -231,12 +231,7 @@ class LogisticModel(SERModel):
         weight = corpus_balanced_draw(y, names) if self.balance == "corpora" else None
         mask = None
         if self.corpus_classes and names is not None:
-            mask = np.zeros((len(y), self.n_classes), dtype=bool)
-            for name in np.unique(names):
-                inside = names == name
-                mask[np.ix_(inside, np.unique(y[inside]))] = True
-            if mask[:, np.unique(y)].all():  # every corpus labels every class: no mask
-                mask = None
+            mask = corpus_class_mask(y, names, self.n_classes)  # None: every corpus has them all
         directions = None
         if self.nuisance and names is not None:
             mean, scale = standardize_stats(x)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from emovox._fs import atomic_write_text
+from emovox.data.balance import corpus_class_mask as class_mask_of_corpora
 from emovox.data.labels import LabelScheme
 from emovox.data.manifest import Manifest
 from emovox.data.protocols import validation_split
@@ -119,19 +120,9 @@ def teacher_soft_targets(
 def corpus_class_mask(data: Dataset, indices: Sequence[int]) -> np.ndarray | None:
     """``[len(indices), n_classes]``: for each item, the classes its corpus has among
     ``indices`` (a corpus does not label the others), or ``None`` when every corpus has them
-    all (the plain loss then)."""
-    have: dict[str, set[int]] = {}
-    for i in indices:
-        classes = have.setdefault(data.manifest[i].corpus, set())
-        if data.y[i] >= 0:  # a row for the dimensions head only labels no class
-            classes.add(int(data.y[i]))
-    present = set().union(*have.values()) if have else set()
-    if all(s == present for s in have.values()):
-        return None
-    mask = np.zeros((len(indices), len(data.classes)), dtype=bool)
-    for row, i in enumerate(indices):
-        mask[row, sorted(have[data.manifest[i].corpus])] = True
-    return mask
+    all (the plain loss then; :func:`emovox.data.balance.corpus_class_mask`)."""
+    corpora = [data.manifest[i].corpus for i in indices]
+    return class_mask_of_corpora(data.y[list(indices)], corpora, len(data.classes))
 
 
 def _fit_members(
