@@ -21,7 +21,8 @@ from the I-th; run N processes side by side)::
     python benchmarks/encoder_layers.py --encoder /work/encoders/whisper-base \\
         --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
         --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--join 2,3 ...] [--shard 0/2] \\
-        [--up-to 3] [--augment noise,gain,telephone --augment-copies 1 --seed 0]
+        [--up-to 3] [--augment noise,gain,telephone --augment-copies 1 --seed 0] \\
+        [--level rms] [--denoise wiener]
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ from emovox.progress import progress_bar
 
 
 def layer_features(
-    encoder: str, pooling: str = "meanstd", up_to: int | None = None, level: str = "recorded"
+    encoder: str,
+    pooling: str = "meanstd",
+    up_to: int | None = None,
+    level: str = "recorded",
+    denoise: str = "",
 ) -> list[Encoder]:
     """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end), or per
-    state ``0..up_to`` (the waveform at ``level``, as the feature's parameter).
+    state ``0..up_to`` (the waveform at ``level`` and filtered by ``denoise``, as the feature's
+    parameters).
 
     Raises:
         ValueError: ``up_to`` is not one of the encoder's states.
@@ -56,13 +62,19 @@ def layer_features(
             raise ValueError(f"--up-to {up_to}: the encoder has hidden states 0-{n - 1}")
         n = up_to + 1
     return [
-        make_feature("encoder-pooled", path=encoder, layer=k, pooling=pooling, level=level)
+        make_feature(
+            "encoder-pooled", path=encoder, layer=k, pooling=pooling, level=level, denoise=denoise
+        )
         for k in range(n)
     ]
 
 
 def joined_features(
-    encoder: str, joins: Sequence[str], pooling: str = "meanstd", level: str = "recorded"
+    encoder: str,
+    joins: Sequence[str],
+    pooling: str = "meanstd",
+    level: str = "recorded",
+    denoise: str = "",
 ) -> list[Encoder]:
     """One ``encoder-pooled`` feature per ``--join`` comma list of layers (``LAYERS:mean``:
     averaged, ``combine=mean``; else side by side)."""
@@ -72,7 +84,7 @@ def joined_features(
         out.append(
             make_feature(
                 "encoder-pooled", path=encoder, layers=layers, combine=combine or "stack",
-                pooling=pooling, level=level,
+                pooling=pooling, level=level, denoise=denoise,
             )
         )  # fmt: skip
     return out
@@ -153,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--condition", action="append", default=[], help="as emovox evaluate")
     ap.add_argument("--pooling", default="meanstd")
     ap.add_argument("--level", default="recorded", help="as the feature's level: recorded, rms")
+    ap.add_argument("--denoise", default="", help="as the feature's denoise: wiener (default off)")
     ap.add_argument(
         "--join", action="append", default=[], help="also cache LAYERS[:mean], e.g. 2,3"
     )
@@ -173,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(exc.format_message())
     paths = manifest.paths[index::count]
     try:
-        features = layer_features(args.encoder, args.pooling, args.up_to, args.level)
-        joined = joined_features(args.encoder, args.join, args.pooling, args.level)
+        features = layer_features(args.encoder, args.pooling, args.up_to, args.level, args.denoise)
+        joined = joined_features(args.encoder, args.join, args.pooling, args.level, args.denoise)
         outside = [j.layers for j in joined if max(j.layer_indices()) >= len(features)]
         if outside:
             raise ValueError(f"--join {outside[0]} reads states above --up-to {args.up_to}")

@@ -17,6 +17,7 @@ import torch
 
 from emovox.audio import SAMPLE_RATE, load_audio
 from emovox.features.declip import check_method, declip
+from emovox.features.denoise import check_denoise, denoise
 
 
 @dataclasses.dataclass
@@ -35,28 +36,38 @@ class Feature:
     declip_method: str = "spline"
     """How :attr:`declip` redraws them: ``spline`` or ``sparse``
     (:data:`emovox.features.declip.METHODS`)."""
+    denoise: str = ""
+    """Filter steady background noise out before computing, after any declipping (``wiener``,
+    :func:`emovox.features.denoise.denoise`); ``""``: off."""
 
     def __post_init__(self) -> None:
         check_method(self.declip_method)
+        check_denoise(self.denoise)
 
     # -- configuration -------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-ready parameters, with the registry name under ``"name"``. ``declip`` is left
-        out while it is off and ``declip_method`` while it is off or the spline, so that
-        configurations (bundles, caches, resumable runs) written before they existed read as
-        they were."""
+        """JSON-ready parameters, with the registry name under ``"name"``. ``declip`` and
+        ``denoise`` are left out while they are off and ``declip_method`` while it is off or the
+        spline, so that configurations (bundles, caches, resumable runs) written before they
+        existed read as they were."""
         config = {"name": self.name, **dataclasses.asdict(self)}
         if not self.declip:
             del config["declip"]
         if not self.declip or self.declip_method == "spline":
             del config["declip_method"]
+        if not self.denoise:
+            del config["denoise"]
         return config
 
     def front(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`."""
-        if not self.declip:
-            return list(waves)
-        return [declip(np.asarray(w, dtype=np.float32), self.declip_method) for w in waves]
+        """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`,
+        then filtered when :attr:`denoise`."""
+        out = list(waves)
+        if self.declip:
+            out = [declip(np.asarray(w, dtype=np.float32), self.declip_method) for w in out]
+        if self.denoise:
+            out = [denoise(np.asarray(w, dtype=np.float32), self.denoise) for w in out]
+        return out
 
     @property
     def hop_seconds(self) -> float:
