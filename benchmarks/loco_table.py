@@ -227,6 +227,17 @@ LEVERS = (
         "again at that level)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-denoise",
+        "`level=rms` + steady noise filtered out of every waveform before the encoder "
+        "(`--feature-param denoise=wiener`: a Wiener filter whose noise is the clip's own "
+        "quietest frames)",
+    ),
+    (
+        "encoder-lr-whisper-base-l123mean-rms-balanced",
+        "`level=rms` + `balance=corpora` (each training corpus and each of its classes weighed "
+        "equally in the loss)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-augment-balanced",
         "`encoder-lr-whisper-base-l123mean-augment` (one augmented copy of every clip) + "
         "`balance=corpora`",
