@@ -13,8 +13,10 @@ from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest, toy_data
 from tiny_whisper import make_tiny_whisper
 
 from emovox.inference.recognizer import Recognizer
+from emovox.metrics import unweighted_accuracy
 from emovox.models import build_model
 from emovox.models.logistic import EncoderLR
+from emovox.models.svm import pool_utterances
 from emovox.train.fitting import fit_arrays
 
 
@@ -139,6 +141,38 @@ def test_c_can_be_chosen_by_holding_each_training_corpus_out() -> None:
         EncoderLR(2, (1, 6), choose_on="fold")
     with pytest.raises(ValueError, match="every training and validation item"):
         model.fit_closed_form((xs[:30], y[:30]), (xs[30:], y[30:]), False, (["a"] * 29, None))
+
+
+def test_validation_speakers_of_several_corpora_are_scored_per_corpus_too() -> None:
+    xs, y = toy_data(n_per_class=18, bins=6)
+    corpora = ["a", "a", "b", "b"] * 9  # both classes in each corpus
+    # corpus b's validation clips sound like the other class (a corpus that says it otherwise)
+    xs = [-x if i >= 30 and corpora[i] == "b" else x for i, x in enumerate(xs)]
+    model = EncoderLR(2, (1, 6), c_grid=(0.001, 1.0))
+    fit = fit_arrays(model, xs[:30], y[:30], xs[30:], y[30:], progress=False,
+                     corpora=corpora[:30], val_corpora=corpora[30:])  # fmt: skip
+    searched = [r for r in fit.history if "refit" not in r]
+    for row in searched:
+        assert set(row) >= {"val_ua@a", "val_ua@b"}  # chosen on all of them, each one recorded
+    best = searched[fit.best_epoch - 1]
+    assert fit.best_val_ua_by_corpus == {"a": best["val_ua@a"], "b": best["val_ua@b"]}
+    again = EncoderLR(2, (1, 6))  # the chosen C fitted on the training clips alone, as searched
+    again._fit(pool_utterances(xs[:30]), y[:30], best["C"], None)
+    pred = again._logits(pool_utterances(xs[30:])).argmax(1)
+    for c in "ab":
+        sel = np.array(corpora[30:]) == c
+        assert best[f"val_ua@{c}"] == pytest.approx(
+            100 * unweighted_accuracy(y[30:][sel], pred[sel], 2)
+        )
+    assert best["val_ua@a"] == 100.0 and best["val_ua@b"] == 0.0
+    one = EncoderLR(2, (1, 6), c_grid=(0.001, 1.0))
+    fit = fit_arrays(one, xs[:30], y[:30], xs[30:], y[30:], progress=False,
+                     corpora=["a"] * 30, val_corpora=["a"] * 6)  # fmt: skip
+    assert not any("val_ua@a" in r for r in fit.history) and fit.best_val_ua_by_corpus == {}
+    with pytest.raises(ValueError, match="every validation item"):
+        EncoderLR(2, (1, 6)).fit_closed_form(
+            (xs[:30], y[:30]), (xs[30:], y[30:]), False, (corpora[:30], corpora[30:35])
+        )
 
 
 def test_a_held_out_corpus_is_scored_on_its_own_classes_and_original_clips() -> None:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from emovox.data.balance import corpus_balanced_draw, corpus_class_mask
-from emovox.metrics import unweighted_accuracy
+from emovox.metrics import ua_by_group, unweighted_accuracy
 from emovox.models.base import (
     ClosedFormFit,
     Corpora,
@@ -169,6 +169,8 @@ class LogisticModel(SERModel):
 
         ``C`` is chosen on the validation speakers, or, with ``choose_on="corpora"`` and items
         of at least two ``corpora``, by holding each corpus out in turn (:meth:`_corpus_scores`).
+        Validation speakers of several corpora: each corpus's UA joins the rows
+        (``val_ua@<corpus>``), as the gradient trainer records it.
 
         Raises:
             ValueError: fewer than two classes in the training data.
@@ -182,6 +184,9 @@ class LogisticModel(SERModel):
         x_va = pool_utterances(val_x) if has_val else np.zeros((0, x_tr.shape[1]))
         y_va = np.asarray(val_y, dtype=int) if has_val else np.zeros(0, dtype=int)
         rows = self._row_corpora(items, corpora, len(y_va))
+        val_groups = corpora[1] if corpora and corpora[1] and has_val else None
+        if val_groups is not None and len(val_groups) != len(y_va):
+            raise ValueError("corpora must name the corpus of every validation item")
         held_out = rows if self.choose_on == "corpora" and rows is not None else None
         g_tr = None if rows is None else rows.groups[: len(y_tr)]
         history: list[dict] = []
@@ -195,7 +200,10 @@ class LogisticModel(SERModel):
                     self._fit(x_tr, y_tr, cand, g_tr)
                     scores = self._logits(x_va)
                     pred = scores.argmax(1)
-                    row = {"val_ua": 100.0 * unweighted_accuracy(y_va, pred, self.n_classes)}
+                    row = {
+                        "val_ua": 100.0 * unweighted_accuracy(y_va, pred, self.n_classes),
+                        **ua_by_group(y_va, pred, val_groups, self.n_classes),
+                    }
                 history.append(
                     {"epoch": k, "C": cand, **row, "n_train": len(y_tr),
                      "seconds": round(time.time() - t, 3)}
