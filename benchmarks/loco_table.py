@@ -233,6 +233,10 @@ LEVERS = (
         "quietest frames)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-denoise-balanced",
+        "`level=rms` + `denoise=wiener` + `balance=corpora`",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-rms-balanced",
         "`level=rms` + `balance=corpora` (each training corpus and each of its classes weighed "
         "equally in the loss)",
