@@ -18,10 +18,10 @@ recording, no speaker statistics: a user's single clip is enough) and filters it
 4. the filtered spectrum back to a waveform by overlap-add, the clip's length kept.
 
 A clean studio recording, whose quiet frames are near silence, comes back all but unchanged
-(its gains are 1 wherever there is speech), and the filter is linear in the waveform's scale, so
-a recording's gain does not change what it does. Stationary noise (hum, fans, hiss, white or
-speech-shaped) is what it removes; babble that comes and goes, or music, it cannot tell from the
-voice.
+(its gains are near 1 wherever there is speech), and the gains depend on power ratios only, so
+a recording's gain does not change what the filter does (the output scales with the input).
+Stationary noise (hum, fans, hiss, white or speech-shaped) is what it removes; babble that comes
+and goes, or music, it cannot tell from the voice.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def noise_power(power: np.ndarray) -> np.ndarray:
 
 def wiener_gains(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """Gains ``[F, T]`` in [:data:`GAIN_FLOOR`, 1) for a power spectrogram ``[F, T]`` and its
-    noise power ``[F]``, the a priori SNR tracked decision-directed (:data:`SMOOTHING`)."""
+    noise power ``[F]``, the a priori SNR tracked decision-directed (:data:`SMOOTHING`); 1 at the
+    frequencies without any noise (digital silence)."""
     silent = noise <= TINY
     post = power / np.where(silent, 1.0, noise)[:, None]  # a posteriori SNR
     gains = np.empty_like(power)
