@@ -233,6 +233,11 @@ LEVERS = (
         "quietest frames)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-denoise-augment",
+        "`level=rms` + `denoise=wiener` + one augmented copy of every training clip (the "
+        "copies' layers cached again, filtered)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-rms-denoise-balanced",
         "`level=rms` + `denoise=wiener` + `balance=corpora`",
     ),
