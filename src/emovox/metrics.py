@@ -27,21 +27,28 @@ def unweighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes:
     return float(np.mean(np.diag(cm)[present] / support[present]))
 
 
+def ua_per_group(
+    y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str], n_classes: int
+) -> dict[str, float]:
+    """UA (a fraction) of each group of items (e.g. each validation corpus), by group name."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    names = np.asarray(groups, dtype=str)
+    return {
+        str(g): unweighted_accuracy(y_true[names == g], y_pred[names == g], n_classes)
+        for g in sorted(set(names))
+    }
+
+
 def ua_by_group(
     y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str] | None, n_classes: int
 ) -> dict[str, float]:
-    """UA (%) of each group of items (e.g. each validation corpus), keyed
-    ``f"{VAL_UA_PREFIX}{group}"`` as training histories record it; ``{}`` for fewer than two
-    groups (or none given), where the pooled UA says it all."""
+    """UA (%) of each group of items (:func:`ua_per_group`), keyed ``f"{VAL_UA_PREFIX}{group}"``
+    as training histories record it; ``{}`` for fewer than two groups (or none given), where the
+    pooled UA says it all."""
     if groups is None or len(set(groups)) < 2:
         return {}
-    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    names = np.asarray(groups, dtype=object)
-    return {
-        f"{VAL_UA_PREFIX}{g}": 100.0 * unweighted_accuracy(y_true[sel], y_pred[sel], n_classes)
-        for g in sorted(set(groups))
-        for sel in [names == g]
-    }
+    per = ua_per_group(y_true, y_pred, groups, n_classes)
+    return {f"{VAL_UA_PREFIX}{g}": 100.0 * ua for g, ua in per.items()}
 
 
 def classification_metrics(

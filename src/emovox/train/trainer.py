@@ -26,7 +26,7 @@ from emovox._fs import atomic_write_text
 from emovox.data.balance import corpus_balanced_draw
 from emovox.data.labels import NO_CLASS
 from emovox.inference.predict import crop_frames, pad_batch, predict_logits, predict_proba
-from emovox.metrics import VAL_UA_PREFIX, unweighted_accuracy
+from emovox.metrics import VAL_UA_PREFIX, ua_per_group, unweighted_accuracy
 from emovox.models.base import SERModel
 from emovox.progress import console, progress_bar
 from emovox.train.adversary import CorpusAdversary, corpus_indices, reversal_scale
@@ -370,13 +370,7 @@ class Trainer:
         loss = float(loss_fn(logits.to(self.device), ys_t.to(self.device)))
         pred, y = logits.argmax(1).numpy(), ys_t.numpy()
         n = self.model.n_classes
-        per_group = {}
-        if groups is not None:
-            groups = np.asarray(groups, dtype=str)
-            per_group = {
-                str(g): unweighted_accuracy(y[groups == g], pred[groups == g], n)
-                for g in sorted(set(groups))
-            }
+        per_group = {} if groups is None else ua_per_group(y, pred, groups, n)
         return loss, unweighted_accuracy(y, pred, n), per_group
 
     def _check_val_corpus(self) -> None:
