@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -400,3 +401,21 @@ def full_and_resumed_after_ctrl_c(run, config, folder, monkeypatch, at_epoch: in
         run(config, folder / "cut")
     monkeypatch.undo()
     return full, run(config, folder / "cut", resume=True, seed=9)
+
+
+def fake_fold_run(root: Path, bundle: Path, files: list[Path], labels: list[str]) -> Path:
+    """A fake ``emovox evaluate --out`` folder for the per-fold benchmarks: two categorical
+    folds (``ravdess``, ``emodb``) and one dimensions-only fold (``baved``), each with ``bundle``
+    as its saved model and a ``predictions.csv`` of ``files``."""
+    run = root / "run"
+    parts = {1: (files[::2], "ravdess"), 2: (files[1::2], "emodb"), 3: (files[:3], "baved")}
+    for fold, (part, corpus) in parts.items():
+        folder = run / f"fold_{fold}"
+        shutil.copytree(bundle, folder / "model")
+        with (folder / "predictions.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["fold", "corpus", "path", "label", "predicted"])
+            for i, p in enumerate(part):
+                label = "" if corpus == "baved" else labels[i % len(labels)]
+                w.writerow([fold, corpus, str(p), label, labels[0]])
+    return run

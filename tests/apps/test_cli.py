@@ -321,10 +321,10 @@ def test_predict_with_a_label_subset(cli_model: SimpleNamespace, good_files: lis
 
 
 def test_the_declip_option_offers_the_features_methods_and_the_cli_starts_without_torch() -> None:
-    from emovox.apps.cli.options import DECLIP_METHODS
-    from emovox.features.declip import METHODS
+    from emovox.apps.cli.options import DECLIP_METHODS, DENOISE_METHODS
+    from emovox.features import declip, denoise
 
-    assert DECLIP_METHODS == METHODS
+    assert DECLIP_METHODS == declip.METHODS and DENOISE_METHODS == denoise.METHODS
     code = "import sys, emovox.apps.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -343,7 +343,35 @@ def test_predict_declip_keeps_clean_files_and_refuses_what_it_cannot_do(
     result = invoke(
         "predict", *good_files, "--declip", "sparse", "--engine", "ray", "-o", "x.jsonl"
     )
-    assert result.exit_code == 2 and "--declip does not go with --engine ray" in result.output
+    assert result.exit_code == 2 and "--declip and --denoise do not go" in result.output
+
+
+@pytest.mark.slow
+def test_predict_denoise_filters_noisy_files_and_refuses_what_it_cannot_do(
+    cli_model: SimpleNamespace, good_files: list[str], tmp_path: Path
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from emovox.audio import SAMPLE_RATE, load_audio
+
+    noisy = []
+    for i, f in enumerate(good_files):
+        wave = load_audio(f)
+        noise = np.random.default_rng(i).normal(0, 0.3 * np.std(wave), len(wave))
+        noisy.append(str(tmp_path / f"noisy_{i}.wav"))
+        sf.write(noisy[-1], (wave + noise).astype(np.float32), SAMPLE_RATE)
+    result, plain = predict_json(cli_model.path, *noisy)
+    assert result.exit_code == 0, result.output
+    result, filtered = predict_json(cli_model.path, *noisy, extra=("--denoise", "wiener"))
+    assert result.exit_code == 0, result.output
+    assert len(filtered) == len(plain) == len(noisy) and filtered != plain
+    result = invoke("predict", *noisy, "--model", cli_model.path, "--denoise", "spectral")
+    assert result.exit_code == 2 and "spectral" in result.output
+    result = invoke(
+        "predict", *noisy, "--denoise", "wiener", "--engine", "ray", "-o", "x.jsonl"
+    )
+    assert result.exit_code == 2 and "--declip and --denoise do not go" in result.output
 
 
 @pytest.mark.slow

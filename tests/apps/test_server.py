@@ -351,8 +351,8 @@ def test_cli_serve_declip_loads_the_model_with_it(tmp_path, monkeypatch):
     loaded = []
     real = serve_cli.load_recognizer
 
-    def spy(model_dir, labels=None, declip=None):
-        rec = real(model_dir, labels, declip)
+    def spy(model_dir, labels=None, **cleanup):
+        rec = real(model_dir, labels, **cleanup)
         loaded.append(rec)
         return rec
 
@@ -361,7 +361,13 @@ def test_cli_serve_declip_loads_the_model_with_it(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["serve", "--port", str(free_port()), "--declip", "sparse"])
     assert res.exit_code == 0, res.output
     assert loaded[0].feature.declip and loaded[0].feature.declip_method == "sparse"
+    assert not loaded[0].feature.denoise
+    res = CliRunner().invoke(main, ["serve", "--port", str(free_port()), "--denoise", "wiener"])
+    assert res.exit_code == 0, res.output
+    assert loaded[1].feature.denoise == "wiener" and not loaded[1].feature.declip
     res = CliRunner().invoke(main, ["serve", "--declip", "magic"])
+    assert res.exit_code == 2 and "magic" in res.output
+    res = CliRunner().invoke(main, ["serve", "--denoise", "magic"])
     assert res.exit_code == 2 and "magic" in res.output
 
 

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-from conftest import benchmark_module
-
-
-def fake_run(root: Path, bundle: Path, files: list[Path], labels: list[str]) -> Path:
-    """Two categorical folds and one dimensions-only fold, each with the bundle as its model."""
-    run = root / "run"
-    parts = {1: (files[::2], "ravdess"), 2: (files[1::2], "emodb"), 3: (files[:3], "baved")}
-    for fold, (part, corpus) in parts.items():
-        folder = run / f"fold_{fold}"
-        shutil.copytree(bundle, folder / "model")
-        with (folder / "predictions.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["fold", "corpus", "path", "label", "predicted"])
-            for i, p in enumerate(part):
-                label = "" if corpus == "baved" else labels[i % len(labels)]
-                w.writerow([fold, corpus, str(p), label, labels[0]])
-    return run
+from conftest import benchmark_module, fake_fold_run
 
 
 def test_declip_folds_scores_each_corpus_at_each_gain_and_resumes(
@@ -33,7 +15,7 @@ def test_declip_folds_scores_each_corpus_at_each_gain_and_resumes(
     module = benchmark_module("declip_folds")
     labels = json.loads((trained_bundle / "config.json").read_text())["labels"]
     files = sorted(synth_corpus.rglob("*.wav"))
-    run = fake_run(tmp_path, trained_bundle, files, labels)
+    run = fake_fold_run(tmp_path, trained_bundle, files, labels)
     out = tmp_path / "declip.json"
     args = ["--run", str(run), "--gains=-10,40", "--limit", "6", "--out", str(out)]
     assert module.main(args) == 0
@@ -66,7 +48,7 @@ def test_declip_folds_takes_the_sparse_method_and_names_its_results_after_it(
 ) -> None:
     module = benchmark_module("declip_folds")
     labels = json.loads((trained_bundle / "config.json").read_text())["labels"]
-    run = fake_run(tmp_path, trained_bundle, sorted(synth_corpus.rglob("*.wav")), labels)
+    run = fake_fold_run(tmp_path, trained_bundle, sorted(synth_corpus.rglob("*.wav")), labels)
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     (tmp_path / "results").mkdir()
     assert module.main(["--run", str(run), "--gains=30", "--limit", "3", "--method", "sparse"]) == 0

@@ -67,6 +67,32 @@ def test_declip_at_prediction_changes_only_clipped_recordings(
         Recognizer.load(trained_bundle, declip="cubic")
 
 
+def test_denoise_at_prediction_filters_noise_and_survives_a_label_subset(
+    trained_bundle: Path, files: list[str]
+) -> None:
+    plain = Recognizer.load(trained_bundle)
+    filtered = Recognizer.load(trained_bundle, denoise="wiener", declip="spline")
+    assert filtered.feature.denoise == "wiener" and filtered.feature.declip
+    assert not plain.feature.denoise and not plain.bundle.feature.denoise  # bundle unchanged
+    rng = np.random.default_rng(0)
+    clean = [load_audio(f) for f in files]
+    noisy = [(w + rng.normal(0, 0.3 * w.std(), len(w))).astype(np.float32) for w in clean]
+    names = [f"{i}.wav" for i in range(len(files))]
+
+    def probs(rec: Recognizer, waves: list[np.ndarray]) -> np.ndarray:
+        preds = rec.predict_waveforms(waves, names)
+        return np.array([[p.probabilities[c] for c in rec.labels] for p in preds])
+
+    # the filter changes what the model hears of a noisy clip
+    assert not np.allclose(probs(plain, noisy), probs(filtered, noisy))
+    # a subset of the labels (as the server makes per request) keeps the clean-up
+    subset = filtered.restricted(filtered.labels[:2])
+    assert subset.feature.denoise == "wiener" and subset.feature.declip
+    assert Recognizer.load(trained_bundle, denoise="").feature.denoise == ""
+    with pytest.raises(ValueError, match="denoise must be one of"):
+        Recognizer.load(trained_bundle, denoise="spectral")
+
+
 # -- bundles ----------------------------------------------------------------------------------
 
 

@@ -94,6 +94,14 @@ def test_labels_adaptation_and_long_audio_work_as_for_one_model(
     assert segments and all(set(s["probabilities"]) == set(full.labels) for s in segments)
 
 
+def test_clean_up_at_prediction_reaches_every_member(fused: Path) -> None:
+    rec = Recognizer.load(fused, declip="sparse", denoise="wiener")
+    for member in rec.members:
+        assert member.feature.denoise == "wiener"
+        assert member.feature.declip and member.feature.declip_method == "sparse"
+    assert all(not m.feature.denoise for m in Recognizer.load(fused).members)
+
+
 def test_continuous_scores_are_averaged_over_the_members_that_give_them() -> None:
     a = np.array([[0.2, 0.8, 0.5]])  # classes x, y; then arousal 0.5
     b = np.array([[0.6, 0.4]])  # classes y, x: no dimensions

@@ -59,6 +59,22 @@ class Feature:
             del config["denoise"]
         return config
 
+    def cleaned_up(self, declip: str | None = None, denoise: str | None = None) -> Feature:
+        """This feature with clean-up switched on, whatever it was trained with: ``declip``
+        (a method of :data:`emovox.features.declip.METHODS`) redraws clipped runs, ``denoise``
+        (one of :data:`emovox.features.denoise.METHODS`) filters steady noise out; ``None``
+        keeps the setting as it is. The feature itself is not changed.
+
+        Raises:
+            ValueError: an unknown method (the message lists the known ones).
+        """
+        out = self
+        if declip is not None:
+            out = dataclasses.replace(out, declip=True, declip_method=check_method(declip))
+        if denoise is not None:
+            out = dataclasses.replace(out, denoise=check_denoise(denoise))
+        return out
+
     def front(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`,
         then filtered when :attr:`denoise`."""

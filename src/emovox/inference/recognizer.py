@@ -142,6 +142,7 @@ class Recognizer:
         onnx_path: str | os.PathLike | None = None,
         guard: AdaptationGuard | str | None = "default",
         declip: str | None = None,
+        denoise: str | None = None,
     ) -> Recognizer:
         """Load a bundle folder (``model.safetensors`` + ``config.json``).
 
@@ -162,6 +163,9 @@ class Recognizer:
                 or ``"sparse"``, :mod:`emovox.features.declip`), whatever the bundle was
                 trained with; for recordings that clip. Audio without clipped runs gets the
                 same predictions. ``None``: as the bundle was trained.
+            denoise: filter steady background noise (fans, hum, hiss) out before the features
+                (``"wiener"``, :mod:`emovox.features.denoise`), whatever the bundle was trained
+                with; ``""`` switches a bundle's filter off. ``None``: as the bundle was trained.
 
         Raises:
             BundleError: the bundle (or the ONNX file) is missing, corrupt or does not fit.
@@ -178,7 +182,7 @@ class Recognizer:
                     f"{path} is a fused model: its members run with torch (an ONNX backend runs "
                     "a single model)"
                 )
-            return FusedRecognizer.load_fusion(path, device, labels, guard, declip)
+            return FusedRecognizer.load_fusion(path, device, labels, guard, declip, denoise)
         bundle = load_bundle(path, device=device)
         onnx_model = None
         if backend != "torch":
@@ -187,17 +191,19 @@ class Recognizer:
             file = onnx_file_for(path, onnx_path, int8=backend == "onnx-int8")
             onnx_model = OnnxModel(file, bundle=bundle)
         rec = cls(bundle, labels=labels, onnx_model=onnx_model, guard=guard)
-        if declip is not None:
-            rec.feature = dataclasses.replace(rec.feature, declip=True, declip_method=declip)
+        rec.feature = rec.feature.cleaned_up(declip, denoise)
         return rec
 
     def restricted(self, labels: Sequence[str] | None) -> Recognizer:
-        """This recognizer answering only ``labels`` (the same model, backend and guard).
+        """This recognizer answering only ``labels`` (the same model, backend, guard and
+        clean-up of the audio).
 
         Raises:
             ValueError: a label the model does not know, or fewer than two.
         """
-        return type(self)(self.bundle, labels=labels, onnx_model=self.onnx_model, guard=self.guard)
+        out = type(self)(self.bundle, labels=labels, onnx_model=self.onnx_model, guard=self.guard)
+        out.feature = self.feature
+        return out
 
     @property
     def backend(self) -> str:
@@ -630,8 +636,10 @@ class FusedRecognizer(Recognizer):
         labels: Sequence[str] | None = None,
         guard: AdaptationGuard | str | None = "default",
         declip: str | None = None,
+        denoise: str | None = None,
     ) -> FusedRecognizer:
-        """The fused model in the folder ``path`` (see :mod:`emovox.inference.fusion`).
+        """The fused model in the folder ``path`` (see :mod:`emovox.inference.fusion`);
+        ``declip`` and ``denoise`` as in :meth:`Recognizer.load`, for every member.
 
         Raises:
             BundleError: ``fusion.json`` or a member is missing, corrupt or does not fit.
@@ -639,7 +647,9 @@ class FusedRecognizer(Recognizer):
         path = Path(path)
         members = read_fusion(path)
         recs = [
-            Recognizer.load(path / m.path, device=device, guard=None, declip=declip)
+            Recognizer.load(
+                path / m.path, device=device, guard=None, declip=declip, denoise=denoise
+            )
             for m in members
         ]
         try:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, load_recognizer
+from emovox.apps.cli.options import (
+    DECLIP_OPTION,
+    DENOISE_OPTION,
+    VAD_OPTION,
+    load_recognizer,
+)
 
 
 @click.command()
@@ -34,6 +39,7 @@ from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, load_recognizer
 )
 @VAD_OPTION
 @DECLIP_OPTION
+@DENOISE_OPTION
 def live(
     model_dir,
     input_file,
@@ -47,6 +53,7 @@ def live(
     one_speaker,
     vad,
     declip,
+    denoise,
 ) -> None:
     """Listen to the microphone and print the emotion of every utterance as it ends."""
     from emovox.apps.live import (
@@ -61,7 +68,7 @@ def live(
     )
     from emovox.audio import AudioError
 
-    rec = load_recognizer(model_dir, labels, declip)
+    rec = load_recognizer(model_dir, labels, declip=declip, denoise=denoise)
     try:
         session = LiveSession(
             rec, window=window, hop=hop, save_dir=save_dir, vad=vad, one_speaker=one_speaker

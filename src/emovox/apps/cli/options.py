@@ -337,16 +337,22 @@ def command_line() -> list[str]:
 
 
 def load_recognizer(
-    model_dir: str | None, labels: str | None = None, declip: str | None = None
+    model_dir: str | None,
+    labels: str | None = None,
+    declip: str | None = None,
+    denoise: str | None = None,
 ):
     """The model of ``live``/``serve``: ``--model``, else the default model bundled with emovox
-    (``declip``: as ``--declip``)."""
+    (``declip``, ``denoise``: as ``--declip``, ``--denoise``)."""
     from emovox.inference.bundle import BundleError
     from emovox.inference.recognizer import Recognizer
 
     try:
         return Recognizer.load(
-            model_dir or None, labels=labels.split(",") if labels else None, declip=declip
+            model_dir or None,
+            labels=labels.split(",") if labels else None,
+            declip=declip,
+            denoise=denoise,
         )
     except (BundleError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -380,6 +386,19 @@ DECLIP_OPTION = click.option(
     help="Recordings that clip: redraw their clipped runs before the features (sparse: "
     "closer to the true wave, about half a second per badly clipped 3-s clip; spline: fast). "
     "Audio that does not clip is predicted as without it; the same in predict, live and serve.",
+)
+
+DENOISE_METHODS = ("wiener",)
+"""``emovox.features.denoise.METHODS``, spelt out so that the CLI starts without torch (a test
+keeps the two equal)."""
+
+DENOISE_OPTION = click.option(
+    "--denoise",
+    type=click.Choice(DENOISE_METHODS),
+    help="Recordings with steady background noise (a fan, hum, hiss, a car): filter it out "
+    "before the features (wiener: noise taken from the clip's quietest frames, about 20 ms per "
+    "3-s clip). Best with a model trained with it (--feature-param denoise=wiener); the same in "
+    "predict, live and serve.",
 )
 
 VAD_OPTION = click.option(

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import click
 
-from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, check_target, engine_options
+from emovox.apps.cli.options import (
+    DECLIP_OPTION,
+    DENOISE_OPTION,
+    VAD_OPTION,
+    check_target,
+    engine_options,
+)
 
 
 @click.command()
@@ -38,6 +44,7 @@ from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, check_target, eng
 )
 @click.option("--onnx", "onnx_file", type=click.Path(), help="The ONNX file of --backend onnx.")
 @DECLIP_OPTION
+@DENOISE_OPTION
 @click.option("--manifest", "manifest_file", type=click.Path(), help="Score a manifest's files.")
 @click.option(
     "-o",
@@ -93,6 +100,7 @@ def predict(
     backend,
     onnx_file,
     declip,
+    denoise,
     manifest_file,
     output,
     resume,
@@ -125,14 +133,15 @@ def predict(
     emovox predict --model M talk.wav --segments --vad auto --plot timeline.png
     emovox predict --one-speaker speaker_07/   # all files one speaker: speaker-adapted
     emovox predict --declip sparse too_loud.wav   # a recording that clips
+    emovox predict --denoise wiener by_the_fan.wav   # steady background noise
     emovox predict --model M "s3://calls/**/*.wav" --engine ray --address auto -o out.parquet
     """
     from emovox.inference.recognizer import Prediction
 
     _check_options(inputs, manifest_file, resume, output, plot_file, segments, one_speaker, fmt)
     if engine == "ray":
-        if declip:
-            raise click.UsageError("--declip does not go with --engine ray")
+        if declip or denoise:
+            raise click.UsageError("--declip and --denoise do not go with --engine ray")
         _check_ray_options(output, segments, one_speaker, by_speaker, full_adaptation, fmt)
         _predict_on_ray(model_dir, inputs, manifest_file, output, labels, backend, resume,
                         overwrite, address, actors, batch_size, quiet)
@@ -144,7 +153,7 @@ def predict(
     files, missing, speakers = _inputs(inputs, manifest_file)
     check_targets(files, output, plot_file, resume, overwrite)
     engine = "onnx" if onnx_file and backend == "torch" else backend
-    rec = _load(model_dir, labels, engine, onnx_file, declip)
+    rec = _load(model_dir, labels, engine, onnx_file, declip, denoise)
     if full_adaptation:
         if not (one_speaker or by_speaker):
             raise click.UsageError("--full-adaptation goes with --one-speaker or --by-speaker")
@@ -183,7 +192,7 @@ def _inputs(inputs, manifest_file) -> tuple[list[str], list[str], dict[str, str]
     return files, missing, speakers
 
 
-def _load(model_dir, labels, backend, onnx_file, declip=None):
+def _load(model_dir, labels, backend, onnx_file, declip=None, denoise=None):
     from emovox.inference.bundle import BundleError
     from emovox.inference.onnx_backend import OnnxUnavailable
     from emovox.inference.recognizer import Recognizer
@@ -195,6 +204,7 @@ def _load(model_dir, labels, backend, onnx_file, declip=None):
             backend=backend,
             onnx_path=onnx_file,
             declip=declip,
+            denoise=denoise,
         )
     except (BundleError, ValueError, OnnxUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
-from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, load_recognizer
+from emovox.apps.cli.options import (
+    DECLIP_OPTION,
+    DENOISE_OPTION,
+    VAD_OPTION,
+    load_recognizer,
+)
 
 
 @click.command()
@@ -35,7 +40,8 @@ from emovox.apps.cli.options import DECLIP_OPTION, VAD_OPTION, load_recognizer
 )
 @VAD_OPTION
 @DECLIP_OPTION
-def serve(model_dir, host, port, vad, allow_origins, declip, **limits) -> None:
+@DENOISE_OPTION
+def serve(model_dir, host, port, vad, allow_origins, declip, denoise, **limits) -> None:
     """Serve the REST API (/v1/predict, /v1/models, /healthz, /docs) and the web page at /.
 
     Slow clients are timed out (headers 10 s, 30 s idle in a body: 408), header blocks over
@@ -50,7 +56,7 @@ def serve(model_dir, host, port, vad, allow_origins, declip, **limits) -> None:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from exc
-    rec = load_recognizer(model_dir, declip=declip)
+    rec = load_recognizer(model_dir, declip=declip, denoise=denoise)
     # limits: ServerLimits' fields
     app = create_app(recognizer=rec, vad=vad, allow_origins=allow_origins, **limits)
     name = model_dir or f"the bundled default model ({rec.bundle.path})"
