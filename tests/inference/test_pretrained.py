@@ -105,6 +105,32 @@ def test_the_ravdess_8_model_ships_under_its_name(tmp_path: Path, monkeypatch) -
     assert pretrained.resolve_model("elsewhere/model") == Path("elsewhere/model")
 
 
+def test_the_whisper_model_ships_its_head_and_names_the_encoder_it_needs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    folder = pretrained.shipped_model_path("whisper-base-7")
+    config = json.loads((folder / "config.json").read_text())
+    feature = config["feature"]
+    assert feature["name"] == "encoder-pooled" and Path(feature["path"]).name == "whisper-base"
+    assert feature["fingerprint"] == "54b006fb20089773" and feature["denoise"] == "wiener"
+    assert model_size(folder) < 200_000  # the regression only: the encoder is not shipped
+    card = (folder / MODEL_CARD).read_text()
+    assert feature["fingerprint"] in card and "emovox encoder convert" in card
+    # where the encoder is not on the machine, loading says what is missing and where to put it
+    moved = tmp_path / "whisper-base-7"
+    shutil.copytree(folder, moved)
+    config["feature"]["path"] = str(tmp_path / "nowhere" / "whisper-base")
+    (moved / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("EMOVOX_ENCODER_PATH", str(tmp_path / "encoders"))
+    with pytest.raises(Exception, match=r"whisper-base.*54b006fb20089773.*EMOVOX_ENCODER_PATH"):
+        Recognizer.load(moved)
+    clip = tmp_path / "x.wav"
+    sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
+    res = CliRunner().invoke(main, ["predict", str(clip), "--model", str(moved)])
+    assert res.exit_code == 1 and "emovox encoder convert" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_predict_cli_takes_a_shipped_model_by_name(numpy_clip) -> None:
     args = ["predict", str(numpy_clip.path), "--format", "json", "--model", "ravdess-8"]
     res = CliRunner().invoke(main, args)
@@ -219,6 +245,7 @@ def test_model_card_names_the_licence_and_matches_the_metrics_file() -> None:
     assert "CC BY-NC-SA 4.0" in card and "e0196391" in card and "Livingstone" in card
     assert check_model_card(REPO) == []
     assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "ravdess-8") == []
+    assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "whisper-base-7") == []
     assert "non-commercial research use only" in card and "--model ravdess-8" in card
     m_rel = card.split("<!-- sources: metrics=")[1].split()[0]
     metrics = json.loads((REPO / m_rel).read_text())

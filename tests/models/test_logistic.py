@@ -378,3 +378,95 @@ def test_nuisance_directions_are_the_corpus_differences_within_a_class() -> None
     u = nuisance_directions(z, y, groups, 3)
     assert u.shape == (1, 4) and abs(abs(u[0, 3]) - 1.0) < 1e-9  # one difference: one direction
     assert nuisance_directions(z, y, np.array(["a"] * 8), 2).shape == (0, 4)
+
+
+def _with_levels(rng: np.random.Generator, n: int) -> tuple[list, np.ndarray]:
+    """``n`` clips of 6 bins whose first bin carries an arousal in [-0.8, 0.8] (the rest noise),
+    and their targets: arousal always known, valence known on the first half only."""
+    arousal = rng.uniform(-0.8, 0.8, n)
+    xs = []
+    for a in arousal:
+        x = rng.standard_normal((1, 6, 20)).astype(np.float32) * 0.3
+        x[0, 0] += 3 * a
+        xs.append(x)
+    targets = np.stack([arousal, np.where(np.arange(n) < n // 2, -arousal, np.nan)], axis=1)
+    return xs, targets
+
+
+def test_the_arousal_valence_head_is_a_ridge_chosen_on_validation_targets() -> None:
+    rng = np.random.default_rng(0)
+    xs, targets = _with_levels(rng, 80)
+    y = (targets[:, 0] > 0).astype(int)
+    model = EncoderLR(2, (1, 6), c_grid=(0.1,))
+    model.attach_dimensions()
+    # standardisation 6 + 6, the classes 2 x 6 + 2, C and the temperature, the head 2 x 6 + 2
+    assert model.has_dimensions() and model.n_parameters == 6 + 6 + 14 + 2 + 14
+    model.fit_closed_form((xs[:60], y[:60]), (xs[60:], y[60:]), progress=False)
+    fit = model.fit_dimensions((xs[:60], targets[:60]), (xs[60:], targets[60:]))
+    assert fit["dims_alpha"] in (1.0, 10.0) and fit["val_dims_mse"] < 0.02  # a clean signal
+    test, truth = _with_levels(rng, 40)
+    batch = torch.from_numpy(np.stack(test))
+    with torch.no_grad():
+        logits, dims = model.forward_with_dimensions(batch)
+    assert torch.equal(logits, model(batch))  # the classes as without the head
+    dims = dims.numpy()
+    assert np.abs(dims).max() < 1.0
+    assert np.corrcoef(dims[:, 0], truth[:, 0])[0, 1] > 0.95
+    # valence was known on half of the rows only, and is the mirror of arousal there
+    assert np.corrcoef(dims[:, 1], truth[:, 0])[0, 1] < -0.95
+    # without validation targets: the default strength, and no error to report
+    plain = EncoderLR(2, (1, 6), c_grid=(0.1,))
+    plain.attach_dimensions()
+    plain.fit_closed_form((xs, y), None, progress=False)
+    assert plain.fit_dimensions((xs, targets), None) == {"dims_alpha": 100.0}
+    with pytest.raises(ValueError, match="no training item has an arousal or valence target"):
+        plain.fit_dimensions((xs[:3], np.full((3, 2), np.nan)))
+    with pytest.raises(ValueError, match="no dimensions head"):
+        EncoderLR(2, (1, 6)).fit_dimensions((xs, targets))
+    with pytest.raises(ValueError, match="dimension targets"):
+        plain.fit_dimensions((xs, targets[:5]))
+
+
+def test_rows_without_a_class_teach_the_head_and_not_the_classes() -> None:
+    rng = np.random.default_rng(1)
+    xs, targets = _with_levels(rng, 60)
+    y = (targets[:, 0] > 0).astype(int)
+    y[30:45] = -1  # a corpus with arousal levels and no class (BAVED's), in training
+    y[55:] = -1  # and among the validation speakers
+    model = EncoderLR(2, (1, 6), c_grid=(0.01, 0.1))
+    model.attach_dimensions()
+    result = fit_arrays(
+        model, xs[:50], y[:50], xs[50:], y[50:], dims_y=targets[:50], val_dims_y=targets[50:],
+        progress=False,
+    )  # fmt: skip
+    last = result.history[-1]
+    assert last["refit"] == 1 and last["dims_alpha"] > 0 and "val_dims_mse" in last
+    assert result.history[0]["n_train"] == 35  # the class fit saw the rows with a class only
+    # the validation items without a class are left out of the classes' validation
+    assert result.best_val_ua is not None and len(result.history) == 3
+    with torch.no_grad():
+        _, dims = model.forward_with_dimensions(torch.from_numpy(np.stack(xs[30:45])))
+    assert np.corrcoef(dims[:, 0].numpy(), targets[30:45, 0])[0, 1] > 0.9
+
+
+def test_train_param_dimensions_gives_the_regression_arousal_and_valence(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    encoder = make_tiny_whisper(tmp_path / "whisper")
+    out = tmp_path / "whisper-lr-dims"
+    run_cli([
+        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
+        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", "--feature-param",
+        "layer=1", "--train-param", "dimensions=true", "--out", out, "--quiet", "--no-cache",
+    ])  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["dimensions"] == ["arousal", "valence"]
+    curves = (out / "training_curves.csv").read_text().splitlines()
+    assert "dims_alpha" in curves[0].split(",")
+    rec = Recognizer.load(out)
+    files = [u.path for u in synth_manifest(synth_corpus)][:4]
+    preds = rec.predict_batch(files)
+    assert all(-1.0 <= p.arousal <= 1.0 and -1.0 <= p.valence <= 1.0 for p in preds)
+    assert len({p.arousal for p in preds}) > 1  # a score per clip, not a constant
+    again = Recognizer.load(out).predict_batch(files)
+    assert [(p.arousal, p.valence) for p in again] == [(p.arousal, p.valence) for p in preds]

@@ -166,7 +166,8 @@ def locate_encoder(path: str, fingerprint: str = "") -> Path:
     raise FileNotFoundError(
         f"the pretrained encoder {path} (fingerprint {fingerprint or 'unknown'}) is not on this "
         f"machine{where}: copy that folder here, or add the folder that holds a copy of it to "
-        f"{ENCODER_PATH_ENV}"
+        f"{ENCODER_PATH_ENV} (a Whisper encoder is written from faster-whisper's model by "
+        "`emovox encoder convert`)"
     )
 
 

@@ -18,6 +18,9 @@ and answers these questions, whose defaults here say "a plain network":
   a fusion's logistic regression); nothing by default. With ``trains_on_variants`` it receives
   every training item as a tuple of its augmented variants; it is also given each training and
   validation item's corpus (``corpora``), for choices that hold a corpus out;
+- :meth:`fit_dimensions`: the arousal and valence head fitted in closed form (a regression's),
+  after :meth:`fit_closed_form`, on every training item with a dimension target (items without
+  a class among them); ``None`` by default (the gradient trainer fits a network's head);
 - :meth:`trained_members`: separately trained members (an ensemble), each trained with its own
   seed and loaded into the module given; none by default;
 - :meth:`components`: the parts of a fusion, each a model of the same input, for ablations;
@@ -63,6 +66,10 @@ TRAINING_RECIPE: dict = {
 
 Split = tuple[Sequence, Sequence[int]]
 """Items (feature arrays, or tuples of variants) and their class indices."""
+
+DimensionSplit = tuple[Sequence, np.ndarray]
+"""Items (feature arrays, or tuples of variants) and their ``[N, 2]`` arousal and valence
+targets (NaN: unknown; :func:`emovox.train.aux.dimension_targets`)."""
 
 Corpora = tuple[Sequence[str], Sequence[str] | None]
 """The corpus of each training item and of each validation item (``None``: no validation)."""
@@ -139,6 +146,14 @@ class SERModel(nn.Module):
         """Fit what this model fits in closed form on ``train`` (choices made on ``val``, or,
         for a model that can, by holding each of the training ``corpora`` out in turn), before
         any gradient training; ``None`` when there is nothing (the default)."""
+        return None
+
+    def fit_dimensions(
+        self, train: DimensionSplit, val: DimensionSplit | None = None
+    ) -> dict | None:
+        """Fit the dimensions head in closed form on ``train`` (choices made on ``val``) and
+        say how (a dict of numbers for the training history); ``None`` when this model's head,
+        if any, is left to the gradient trainer (the default)."""
         return None
 
     def trained_members(self) -> list[tuple[str, dict, nn.Module]]:

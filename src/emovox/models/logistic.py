@@ -26,6 +26,12 @@ With augmented training copies (``--train-param augment=... --train-param augmen
 every copy of a training clip is a row of its own, with the clip's label (the features of noisy,
 band-limited or clipped copies teach the regression what does not change the emotion); the
 validation speakers are scored on their original clips only.
+
+With ``--train-param dimensions=true`` it also gives an arousal and a valence score in [-1, 1]
+with every prediction: one ridge regression per dimension from the same standardised summary,
+fitted in closed form on every training clip with a target (an emotion's place on the
+circumplex, or BAVED's arousal level: rows without a class teach it too) and squashed by tanh;
+its strength is chosen on the validation speakers' targets (:meth:`LogisticModel.fit_dimensions`).
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from emovox.data.balance import corpus_balanced_draw, corpus_class_mask
 from emovox.metrics import ua_by_group, unweighted_accuracy
 from emovox.models.base import (
     ClosedFormFit,
     Corpora,
+    DimensionSplit,
     GradientPart,
     SERModel,
     Split,
@@ -67,6 +75,14 @@ CHOOSE_ON = ("speakers", "corpora")
 """What ``C`` is chosen on: the validation speakers, or each training corpus held out."""
 BALANCE = ("classes", "corpora")
 """How rows are weighed: each class equally, or each corpus and each class within it equally."""
+DIMS_ALPHA_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+"""Ridge strengths of the arousal/valence head tried on the validation speakers' targets (on
+standardised features: each column's sum of squares is the number of rows)."""
+DEFAULT_DIMS_ALPHA = 100.0
+"""The ridge strength without validation targets."""
+DIMS_TARGET_LIMIT = 0.95
+"""Targets are clipped to this magnitude before ``atanh``: the ridge is fitted on the scale the
+tanh then squashes, and a target at +-1 would be infinite there."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +156,77 @@ class LogisticModel(SERModel):
 
     @property
     def n_parameters(self) -> int:
-        """Numbers held: weights, intercepts and standardisation."""
-        return sum(b.numel() for b in self.buffers())
+        """Numbers held: weights, intercepts and standardisation (and the dimensions head's)."""
+        return sum(b.numel() for b in self.buffers()) + sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, S, F, T]`` features -> ``[B, n_classes]`` logits (divided by the temperature)."""
         return logistic_logits(self, "", frame_mean(x, mask)) / self.temperature
+
+    # -- the arousal and valence head ----------------------------------------------------------
+    def attach_dimensions(self, n: int = 2, seed: int = 0) -> None:
+        """Add the dimensions head: ``n`` ridge regressions from the standardised summary (the
+        classifier's own standardisation), fitted by :meth:`fit_dimensions`, zero until then.
+        ``seed`` is unused (nothing random)."""
+        head = nn.Linear(int(self.mean.numel()), n)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        head.requires_grad_(False)
+        self.add_module("dimensions", head)
+
+    def forward_with_dimensions(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the dimension scores ``[B, n]`` in [-1, 1], in one pass."""
+        v = frame_mean(x, mask)
+        z = (v - self.mean) / self.scale
+        logits = logistic_logits(self, "", v) / self.temperature
+        return logits, torch.tanh(self._modules["dimensions"](z))
+
+    def fit_dimensions(
+        self, train: DimensionSplit, val: DimensionSplit | None = None
+    ) -> dict | None:
+        """Fit the dimensions head (after :meth:`fit_closed_form`, whose standardisation it
+        uses): per dimension, a ridge regression on the training rows whose target is known
+        (every variant of an item a row with its target), fitted to ``atanh`` of the target
+        (clipped to :data:`DIMS_TARGET_LIMIT`). The strength is the one of
+        :data:`DIMS_ALPHA_GRID` whose fit on the training rows (standardised by their own
+        statistics) gives the lowest mean squared error on the validation targets;
+        :data:`DEFAULT_DIMS_ALPHA` without any. The head is then fitted on training and
+        validation rows together.
+
+        Returns:
+            ``dims_alpha`` (the strength chosen) and, when chosen on validation targets,
+            ``val_dims_mse`` (its error there, on the [-1, 1] scale).
+
+        Raises:
+            ValueError: the model has no dimensions head, or no training row has a target.
+        """
+        if "dimensions" not in self._modules:
+            raise ValueError(f"{self.name}: no dimensions head (attach_dimensions first)")
+        x_tr, t_tr = _dimension_rows(*train)
+        if not np.isfinite(t_tr).any():
+            raise ValueError(f"{self.name}: no training item has an arousal or valence target")
+        x_va, t_va = _dimension_rows(*val) if val is not None and len(val[0]) else (None, None)
+        has_val = t_va is not None and np.isfinite(t_va).any()
+        out: dict = {}
+        alpha = DEFAULT_DIMS_ALPHA
+        if has_val:
+            mean, scale = standardize_stats(x_tr)
+            z_tr, z_va = (x_tr - mean) / scale, (x_va - mean) / scale
+            errors = {}
+            for a in DIMS_ALPHA_GRID:
+                w, b = _ridge(z_tr, t_tr, a)
+                errors[a] = _known_mse(np.tanh(z_va @ w.T + b), t_va)
+            alpha = min(errors, key=errors.get)
+            out["val_dims_mse"] = round(errors[alpha], 5)
+            x_tr, t_tr = np.concatenate([x_tr, x_va]), np.concatenate([t_tr, t_va])
+        z = (x_tr - self.mean.double().numpy()) / self.scale.double().numpy()
+        w, b = _ridge(z, t_tr, alpha)
+        head = self._modules["dimensions"]
+        head.weight.copy_(torch.from_numpy(w).float())
+        head.bias.copy_(torch.from_numpy(b).float())
+        return {"dims_alpha": alpha, **out}
 
     def gradient_part(self) -> GradientPart | None:
         """None: fitted in closed form only (:meth:`fit_closed_form`)."""
@@ -294,6 +375,41 @@ class LogisticModel(SERModel):
             pred = own[scores.argmax(1)]
             out[f"val_ua@{corpus}"] = 100.0 * unweighted_accuracy(y[test], pred, self.n_classes)
         return {"val_ua": float(np.mean(list(out.values()))), **out}
+
+
+def _dimension_rows(items: Sequence, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled rows (every variant of an item one row) and their ``[N, D]`` targets."""
+    targets = np.asarray(targets, dtype=np.float64)
+    if len(targets) != len(items):
+        raise ValueError(f"{len(items)} items but {len(targets)} dimension targets")
+    rows, index = every_variant(items, np.arange(len(items)))
+    return pool_utterances(rows), targets[index]
+
+
+def _ridge(z: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``[D_out, D]`` and biases ``[D_out]`` of one ridge regression per target column,
+    each on the rows where it is known, fitted to ``atanh`` of the clipped target (a column
+    never known gets zeros)."""
+    w = np.zeros((targets.shape[1], z.shape[1]))
+    b = np.zeros(targets.shape[1])
+    for d in range(targets.shape[1]):
+        known = np.isfinite(targets[:, d])
+        if not known.any():
+            continue
+        zk = z[known]
+        a = np.arctanh(np.clip(targets[known, d], -DIMS_TARGET_LIMIT, DIMS_TARGET_LIMIT))
+        z_mean, a_mean = zk.mean(axis=0), a.mean()
+        zc = zk - z_mean
+        gram = zc.T @ zc + alpha * np.eye(z.shape[1])
+        w[d] = np.linalg.solve(gram, zc.T @ (a - a_mean))
+        b[d] = a_mean - z_mean @ w[d]
+    return w, b
+
+
+def _known_mse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean squared error over the known (finite) entries of ``target``."""
+    known = np.isfinite(target)
+    return float(np.mean((pred[known] - target[known]) ** 2)) if known.any() else float("nan")
 
 
 class EncoderLR(LogisticModel):

@@ -7,7 +7,8 @@ Run from the repository root (the result files the card names are read from ther
     python -m emovox.pretrained card     # re-render the card's numbers from the files it names
     python -m emovox.pretrained check    # exit status 1 when the card and the files disagree
 
-``--model NAME`` (before the command) works on another shipped model (``ravdess-8``);
+``--model NAME`` (before the command) works on another shipped model (``ravdess-8``,
+``whisper-base-7``);
 ``check`` checks every shipped model unless one is named.
 """
 

@@ -40,6 +40,7 @@ def fit_arrays(
     aux_y: dict[str, Sequence[int]] | None = None,
     class_mask: np.ndarray | None = None,
     dims_y: np.ndarray | None = None,
+    val_dims_y: np.ndarray | None = None,
     progress: bool = True,
     corpora: Sequence[str] | None = None,
     val_corpora: Sequence[str] | None = None,
@@ -59,6 +60,8 @@ def fit_arrays(
             the gradient trainer's loss; closed-form fits see every item's label only.
         dims_y: ``[N, 2]`` arousal and valence targets (NaN: unknown) for a model with the
             dimensions head (:func:`emovox.train.aux.dimension_targets`).
+        val_dims_y: the same of the validation items, for a head fitted in closed form
+            (:meth:`~emovox.models.base.SERModel.fit_dimensions`).
         progress: show progress.
         corpora: each training item's corpus, for ``config.corpus_balance``.
         val_corpora: each validation item's corpus: each one's UA joins the history, and
@@ -84,6 +87,9 @@ def fit_arrays(
     if part is None:
         closed = closed or _nothing_fitted(model)
         result = TrainResult(closed.history, closed.best_epoch, closed.best_val_ua, 0.0)
+        dims = _fit_dimensions(model, train_x, dims_y, val[0], val_dims_y)
+        if dims and result.history:
+            result.history[-1].update(dims)
     else:
         trainer = Trainer(part.module, config, hop_seconds, checkpoint_dir, progress)
         result = trainer.fit(
@@ -129,10 +135,41 @@ def _fit_closed_form(
     items = train_x if model.trains_on_variants else originals(train_x)
     keep = np.flatnonzero(train_y >= 0)  # rows for the dimensions head only have no class
     groups = [corpora[i] for i in keep] if corpora is not None else None
-    by_corpus = (groups, list(val_corpora) if val and val_corpora else None) if groups else None
+    val_groups = list(val_corpora) if val and val_corpora else None
+    if val is not None and (val[1] < 0).any():  # the same of the validation items
+        held = np.flatnonzero(val[1] >= 0)
+        val = ([val[0][i] for i in held], val[1][held]) if len(held) else None
+        val_groups = [val_groups[i] for i in held] if val_groups and val else None
+    by_corpus = (groups, val_groups) if groups else None
     return model.fit_closed_form(
         ([items[i] for i in keep], train_y[keep]), val, progress, corpora=by_corpus
     )
+
+
+def _fit_dimensions(
+    model: SERModel,
+    train_x: Sequence,
+    dims_y: np.ndarray | None,
+    val_x: Sequence | None,
+    val_dims_y: np.ndarray | None,
+) -> dict | None:
+    """:meth:`~SERModel.fit_dimensions` of a model fitted in closed form with the dimensions
+    head, on every training item (rows without a class included); ``None`` otherwise.
+
+    Raises:
+        ValueError: the model has the head but fits it neither way.
+    """
+    if dims_y is None or not model.has_dimensions():
+        return None
+    items = train_x if model.trains_on_variants else originals(train_x)
+    val = (list(val_x), val_dims_y) if val_x is not None and val_dims_y is not None else None
+    out = model.fit_dimensions((items, dims_y), val)
+    if out is None:
+        raise ValueError(
+            f"model {model.name!r} has the dimensions head but no gradient part to train it "
+            "and no closed-form fit of it"
+        )
+    return out
 
 
 def component_val_ua(model: SERModel, xs: list, y: np.ndarray) -> dict[str, float]:

@@ -92,6 +92,9 @@ def fit(
         dims_y=dimension_targets([data.manifest[i] for i in tr])
         if model.has_dimensions()
         else None,
+        val_dims_y=dimension_targets([data.manifest[i] for i in va])
+        if model.has_dimensions() and va
+        else None,
         progress=progress,
         corpora=[data.manifest[i].corpus for i in tr],
         val_corpora=[data.manifest[i].corpus for i in va],
