@@ -12,8 +12,16 @@ end: the UA, the UA change from its own clean UA, and the share of files whose l
 own clean label; and how many clean files the clean-up changes at all. Results are written after
 every fold; a rerun skips the folds already in ``--out`` (resumable).
 
+With ``--model DIR`` (``default``: the bundled default model) and ``--data CORPUS:PATH``
+instead of ``--run``, one trained model is measured on the files of each corpus given (``--limit``
+of each, spread evenly; each corpus a "fold" of the result, resumable the same way). A model that
+heard those corpora in training is scored on its own training data there: read the changes and
+the labels kept, not the UA.
+
     python benchmarks/cleanup_folds.py --run benchmarks/results/<run> --denoise wiener \\
         [--declip sparse] [--conditions white:10,speech:10] [--limit N] [--out FILE]
+    python benchmarks/cleanup_folds.py --model default --data emodb:../corpora/emodb \\
+        [--data ...] --denoise wiener --limit 300 --out FILE
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from int8_folds import resumed_result, with_threads
 
 from emovox._fs import atomic_write_text
 from emovox.augment import condition_transform, parse_condition
+from emovox.data.corpora import scan_corpus
+from emovox.evaluate.machine import machine_info
 from emovox.features import declip as declip_module
 from emovox.features import denoise as denoise_module
 from emovox.inference.recognizer import Recognizer
@@ -88,6 +98,23 @@ def measure_fold(
     return out
 
 
+def corpus_rows(labels: list[str], spec: str, limit: int) -> list[dict]:
+    """The files of ``CORPUS:PATH`` labelled with one of ``labels`` (at most ``limit``, spread
+    evenly over the corpus in manifest order) as prediction rows.
+
+    Raises:
+        SystemExit: a malformed spec, or no such file.
+    """
+    corpus, sep, path = spec.partition(":")
+    if not sep or not corpus or not path:
+        raise SystemExit(f"--data {spec!r}: give CORPUS:PATH")
+    manifest = scan_corpus(corpus, path).filter(lambda u: u.label in labels)
+    if not len(manifest):
+        raise SystemExit(f"{path}: no file of {corpus} has one of {labels}")
+    rows = [{"path": u.path, "label": u.label, "corpus": corpus} for u in manifest]
+    return rows[:: len(rows) // limit][:limit] if limit and len(rows) > limit else rows
+
+
 def summarise(result: dict, conditions: list[str]) -> None:
     """The mean over the test corpora so far, clean and per condition, in place."""
     entries = [c for f in result["folds"] for c in f["corpora"].values()]
@@ -107,14 +134,21 @@ def summarise(result: dict, conditions: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="An `emovox evaluate --out` folder.")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="An `emovox evaluate --out` folder.")
+    source.add_argument(
+        "--model", help="A model folder or name, with --data (default model: default)."
+    )
+    ap.add_argument("--data", action="append", default=[], help="CORPUS:PATH, with --model.")
     ap.add_argument(
         "--conditions", default=DEFAULT_CONDITIONS,
         help=f"Test conditions, comma list (default {DEFAULT_CONDITIONS}).",
     )  # fmt: skip
     ap.add_argument("--denoise", choices=denoise_module.METHODS, help="Filter switched on.")
     ap.add_argument("--declip", choices=declip_module.METHODS, help="Declipper switched on.")
-    ap.add_argument("--limit", type=int, default=0, help="At most this many files per fold.")
+    ap.add_argument(
+        "--limit", type=int, default=0, help="At most this many files per fold (or corpus)."
+    )
     ap.add_argument(
         "--out", help="JSON to write (default: results/cleanup_folds_<run>_<clean-up>.json)."
     )
@@ -122,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.denoise and not args.declip:
         ap.error("name a clean-up: --denoise and/or --declip")
+    if bool(args.model) != bool(args.data):
+        ap.error("--model and --data go together")
+    if args.model and not args.out:
+        ap.error("--model needs --out FILE")
     conditions = [parse_condition(c).name for c in args.conditions.split(",") if c]
     if not conditions or "clean" in conditions:
         ap.error("--conditions: one or more conditions other than clean")
-    return with_threads(args.threads, _main, args, argv, conditions)
+    main_fn = _main_model if args.model else _main
+    return with_threads(args.threads, main_fn, args, argv, conditions)
 
 
 def _main(args: argparse.Namespace, argv: list[str], conditions: list[str]) -> int:
@@ -136,6 +175,40 @@ def _main(args: argparse.Namespace, argv: list[str], conditions: list[str]) -> i
     if start is None:
         return 2
     rows, result, have = start
+    models = {fold: run / f"fold_{fold}" / "model" for fold in rows}
+    return _measure(args, conditions, out, result, have, rows, models)
+
+
+def _main_model(args: argparse.Namespace, argv: list[str], conditions: list[str]) -> int:
+    from emovox.pretrained import resolve_model
+
+    model = resolve_model(None if args.model == "default" else args.model)
+    labels = Recognizer.load(model).labels
+    rows = {k: corpus_rows(labels, spec, 0) for k, spec in enumerate(args.data, 1)}
+    out = Path(args.out)
+    done = json.loads(out.read_text())["folds"] if out.is_file() else []
+    result = {
+        "command": " ".join(["python", "benchmarks/cleanup_folds.py", *argv]),
+        "model": str(model),
+        "note": "UA here is on the model's own training data when the model was trained on it: "
+        "read the changes and the labels kept, not the UA",
+        "machine": machine_info(),
+        "folds": done,
+    }
+    have = {f["fold"] for f in done}
+    return _measure(args, conditions, out, result, have, rows, dict.fromkeys(rows, model))
+
+
+def _measure(
+    args: argparse.Namespace,
+    conditions: list[str],
+    out: Path,
+    result: dict,
+    have: set[int],
+    rows: dict[int, list[dict]],
+    models: dict[int, Path],
+) -> int:
+    """Each fold not yet in ``result``: measured, added, and written out."""
     result["clean_up"] = {"denoise": args.denoise, "declip": args.declip}
     for fold in sorted(rows):
         test = [r for r in rows[fold] if r["label"]]
@@ -143,8 +216,8 @@ def _main(args: argparse.Namespace, argv: list[str], conditions: list[str]) -> i
             continue  # done, or a dimensions-only fold
         if args.limit and len(test) > args.limit:
             test = test[:: len(test) // args.limit][: args.limit]
-        model = run / f"fold_{fold}" / "model"
-        row = {"fold": fold, **measure_fold(model, test, conditions, args.denoise, args.declip)}
+        measured = measure_fold(models[fold], test, conditions, args.denoise, args.declip)
+        row = {"fold": fold, **measured}
         result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
         summarise(result, conditions)
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")

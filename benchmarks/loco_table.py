@@ -242,6 +242,12 @@ LEVERS = (
         "`level=rms` + `denoise=wiener` + `balance=corpora`",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-denoise-dims",
+        "`level=rms` + `denoise=wiener` + the arousal/valence head (`dimensions=true`: ridge "
+        "regressions on the same summary; BAVED's levels and EmoDB's boredom teach it; BAVED a "
+        "sixth fold, scored on arousal alone): the recipe of `--model whisper-base-7`",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-rms-balanced",
         "`level=rms` + `balance=corpora` (each training corpus and each of its classes weighed "
         "equally in the loss)",

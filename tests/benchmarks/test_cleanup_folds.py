@@ -49,3 +49,24 @@ def test_cleanup_folds_refuses_a_run_without_clean_up_or_conditions(tmp_path: Pa
     with pytest.raises(SystemExit):
         module.main(["--run", str(tmp_path), "--denoise", "wiener", "--conditions", "clean"])
     assert module.main(["--run", str(tmp_path), "--denoise", "wiener"]) == 2  # no fold models
+
+
+def test_cleanup_folds_measures_one_model_on_each_corpus_given(
+    synth_corpus: Path, trained_bundle: Path, tmp_path: Path
+) -> None:
+    module = benchmark_module("cleanup_folds")
+    out = tmp_path / "model.json"
+    args = ["--model", str(trained_bundle), "--data", f"ravdess:{synth_corpus}", "--denoise"]
+    args += ["wiener", "--conditions", "white:0", "--limit", "5", "--out", str(out)]
+    assert module.main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == str(trained_bundle) and "not the UA" in result["note"]
+    (fold,) = result["folds"]
+    assert fold["fold"] == 1 and fold["corpora"]["ravdess"]["files"] == 5
+    assert set(fold["corpora"]["ravdess"]["conditions"]["white:0"]) >= {"ua_change_cleaned"}
+    assert module.main(args) == 0  # resumed: the corpus is done
+    assert json.loads(out.read_text())["folds"] == result["folds"]
+    with pytest.raises(SystemExit):  # a model without its files
+        module.main(["--model", str(trained_bundle), "--denoise", "wiener", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        module.main([*args[:2], "--data", "ravdess", "--denoise", "wiener", "--out", str(out)])
