@@ -36,9 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from declip_folds import labels_of, ua
-from int8_folds import resumed_result, with_threads
+from int8_folds import measure_folds, resumed_result, with_threads
 
-from emovox._fs import atomic_write_text
 from emovox.augment import condition_transform, parse_condition
 from emovox.data.corpora import scan_corpus
 from emovox.evaluate.machine import machine_info
@@ -210,28 +209,27 @@ def _measure(
 ) -> int:
     """Each fold not yet in ``result``: measured, added, and written out."""
     result["clean_up"] = {"denoise": args.denoise, "declip": args.declip}
-    for fold in sorted(rows):
-        test = [r for r in rows[fold] if r["label"]]
-        if fold in have or not test:
-            continue  # done, or a dimensions-only fold
-        if args.limit and len(test) > args.limit:
-            test = test[:: len(test) // args.limit][: args.limit]
-        measured = measure_fold(models[fold], test, conditions, args.denoise, args.declip)
-        row = {"fold": fold, **measured}
-        result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
-        summarise(result, conditions)
-        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-        for corpus, entry in row["corpora"].items():
-            cells = ", ".join(
+
+    def lines(row: dict) -> list[str]:
+        return [
+            f"fold {row['fold']} {corpus}: "
+            + ", ".join(
                 f"{c} UA change {v['ua_change_plain']:+.1f} -> {v['ua_change_cleaned']:+.1f}"
                 for c, v in entry["conditions"].items()
             )
-            print(f"fold {fold} {corpus}: {cells}; clean {entry['unchanged_clean']:.1f} % same")
-    summarise(result, conditions)
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
+            + f"; clean {entry['unchanged_clean']:.1f} % same"
+            for corpus, entry in row["corpora"].items()
+        ]
 
+    measure_folds(
+        rows, have, result, out, args.limit,
+        lambda fold, test: measure_fold(
+            models[fold], test, conditions, args.denoise, args.declip
+        ),
+        lambda r: summarise(r, conditions),
+        lines,
+    )  # fmt: skip
+    return 0
 
 if __name__ == "__main__":
     raise SystemExit(main())

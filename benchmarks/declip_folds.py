@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -34,9 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from int8_folds import resumed_result, with_threads
+from int8_folds import measure_folds, resumed_result, with_threads
 
-from emovox._fs import atomic_write_text
 from emovox.features.declip import METHODS
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
@@ -175,28 +173,27 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     rows, result, have = start
     result["declip_method"] = args.method
-    for fold in sorted(rows):
-        test = [r for r in rows[fold] if r["label"]]
-        if fold in have or not test:
-            continue  # done, or a dimensions-only fold
-        if args.limit and len(test) > args.limit:
-            test = test[:: len(test) // args.limit][: args.limit]
-        model = run / f"fold_{fold}" / "model"
-        row = {"fold": fold, **measure_fold(model, test, gains, args.anatomy, args.method)}
-        result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
-        summarise(result, gains)
-        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-        for corpus, entry in row["corpora"].items():
-            cells = ", ".join(
+
+    def lines(row: dict) -> list[str]:
+        return [
+            f"fold {row['fold']} {corpus}: "
+            + ", ".join(
                 f"{g} dB kept {v['agreement_plain']:.1f} -> {v['agreement_declip']:.1f} %"
                 for g, v in entry["gains"].items()
             )
-            print(f"fold {fold} {corpus}: {cells}; at 0 dB {entry['unchanged_at_0db']:.1f} % same")
-    summarise(result, gains)
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
+            + f"; at 0 dB {entry['unchanged_at_0db']:.1f} % same"
+            for corpus, entry in row["corpora"].items()
+        ]
 
+    measure_folds(
+        rows, have, result, out, args.limit,
+        lambda fold, test: measure_fold(
+            run / f"fold_{fold}" / "model", test, gains, args.anatomy, args.method
+        ),
+        lambda r: summarise(r, gains),
+        lines,
+    )  # fmt: skip
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,6 +24,7 @@ import csv
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,38 @@ def resumed_result(
         "folds": done,
     }
     return rows, result, {f["fold"] for f in done}
+
+
+def measure_folds(
+    rows: dict[int, list[dict]],
+    have: set[int],
+    result: dict,
+    out: Path,
+    limit: int,
+    measure: Callable[[int, list[dict]], dict],
+    summarise: Callable[[dict], None],
+    lines: Callable[[dict], list[str]],
+) -> None:
+    """The per-fold loop of a resumable benchmark: every fold of ``rows`` not in ``have`` that
+    has labelled test rows (a dimensions-only fold has none) is measured on them (at most
+    ``limit``, spread evenly; 0: all) by ``measure(fold, test)``, added to ``result["folds"]``,
+    summarised and written to ``out`` at once (atomically), and its ``lines`` printed; at the
+    end ``result`` is summarised and written once more."""
+    for fold in sorted(rows):
+        test = [r for r in rows[fold] if r["label"]]
+        if fold in have or not test:
+            continue
+        if limit and len(test) > limit:
+            test = test[:: len(test) // limit][:limit]
+        row = {"fold": fold, **measure(fold, test)}
+        result["folds"] = sorted([*result["folds"], row], key=lambda f: f["fold"])
+        summarise(result)
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        for line in lines(row):
+            print(line)
+    summarise(result)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:

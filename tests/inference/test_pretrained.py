@@ -437,3 +437,46 @@ def test_demo_clip_errors(tmp_path: Path, monkeypatch) -> None:
     assert res.exit_code == 2 and "espeak-ng" in res.output
     res = CliRunner().invoke(main, ["demo-clip", str(tmp_path / "b.wav")])  # auto: falls back
     assert res.exit_code == 0 and "voice: numpy" in res.output
+
+
+def test_models_lists_the_shipped_models_and_whether_each_can_run_here(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from tiny_whisper import make_tiny_whisper
+
+    from emovox.features.encoder import encoder_fingerprint
+
+    # the shipped folders, with whisper-base-7's encoder moved off this machine
+    for name in ("ravdess-8", "whisper-base-7"):
+        shutil.copytree(pretrained.PRETRAINED_DIR / name, tmp_path / "shipped" / name)
+    config_file = tmp_path / "shipped" / "whisper-base-7" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["feature"]["path"] = str(tmp_path / "nowhere" / "whisper-base")
+    config_file.write_text(json.dumps(config))
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "shipped")
+    encoders = tmp_path / "encoders"
+    monkeypatch.setenv("EMOVOX_ENCODER_PATH", str(encoders))
+    found = {m.name: m for m in pretrained.shipped_models()}
+    assert list(found) == list(pretrained.SHIPPED_MODELS)
+    assert found["default"].ready and found["ravdess-8"].ready
+    assert found["default"].dimensions == ["arousal", "valence"] and not found["ravdess-8"].needs
+    whisper = found["whisper-base-7"]
+    assert not whisper.ready and "54b006fb20089773" in whisper.needs
+    assert "EMOVOX_ENCODER_PATH" in whisper.problem and "emovox encoder convert" in whisper.problem
+    assert len(whisper.labels) == 7 and whisper.dimensions == ["arousal", "valence"]
+    # an encoder of that name but other weights: found, and refused by its fingerprint
+    make_tiny_whisper(encoders / "whisper-base")
+    assert "fingerprint" in pretrained.shipped_models()[2].problem
+    # the model's own fingerprint there: ready, as loading it would find it
+    config["feature"]["fingerprint"] = encoder_fingerprint(encoders / "whisper-base")
+    config_file.write_text(json.dumps(config))
+    assert pretrained.shipped_models()[2].ready
+    res = CliRunner().invoke(main, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["name"] for r in rows] == list(pretrained.SHIPPED_MODELS)
+    assert all(r["ready"] for r in rows)
+    (encoders / "whisper-base" / "config.json").unlink()
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0 and "whisper-base-7  [not ready]" in res.output
+    assert "default  [ready]" in res.output and "reads the encoder whisper-base" in res.output

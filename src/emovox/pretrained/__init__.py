@@ -20,6 +20,7 @@ Replacing the default model (run from the repository root)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -111,6 +112,71 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
     if str(model) in SHIPPED_MODELS and not Path(model).exists():
         return shipped_model_path(str(model))
     return Path(model)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedModel:
+    """What ``emovox models`` says of a shipped model (:func:`shipped_models`)."""
+
+    name: str
+    description: str
+    path: str
+    size_bytes: int
+    labels: list[str]
+    dimensions: list[str]
+    needs: str | None
+    """What the model reads from this machine besides its folder (a pretrained encoder), if
+    anything."""
+    problem: str | None
+    """Why it cannot run here (a missing file, a missing encoder), or ``None``: ready."""
+
+    @property
+    def ready(self) -> bool:
+        return self.problem is None
+
+
+def shipped_models() -> list[ShippedModel]:
+    """Every model of :data:`SHIPPED_MODELS`: its labels, size, and whether it can run on this
+    machine (its bundle complete, and any encoder it reads found by name and fingerprint, as
+    loading it would find it; nothing is loaded)."""
+    from emovox.features.encoder import encoder_fingerprint, locate_encoder
+
+    out = []
+    for name, description in SHIPPED_MODELS.items():
+        folder = PRETRAINED_DIR / name
+        config: dict = {}
+        needs = problem = None
+        try:
+            config = _read_json(shipped_model_path(name) / CONFIG)
+        except (BundleError, OSError, ValueError) as exc:
+            problem = str(exc)
+        feature = config.get("feature", {})
+        if "fingerprint" in feature and feature.get("path"):
+            needs = (
+                f"the encoder {Path(feature['path']).name} (fingerprint {feature['fingerprint']})"
+            )
+            try:
+                found = locate_encoder(feature["path"], feature["fingerprint"])
+                if encoder_fingerprint(found) != feature["fingerprint"]:
+                    problem = problem or (
+                        f"the encoder at {found} has fingerprint {encoder_fingerprint(found)}, "
+                        f"not {feature['fingerprint']}: other weights than the model's"
+                    )
+            except (FileNotFoundError, ValueError) as exc:
+                problem = problem or str(exc)
+        out.append(
+            ShippedModel(
+                name=name,
+                description=description,
+                path=str(folder),
+                size_bytes=model_size(folder) if folder.is_dir() else 0,
+                labels=list(config.get("labels", [])),
+                dimensions=list(config.get("model", {}).get("dimensions") or []),
+                needs=needs,
+                problem=problem,
+            )
+        )
+    return out
 
 
 def model_size(path: str | os.PathLike = DEFAULT_MODEL_DIR) -> int:

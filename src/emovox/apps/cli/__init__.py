@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "export",
+    "models",
     "fuse",
     "encoder",
     "plot",
