@@ -85,30 +85,35 @@ def fit_arrays(
     )
     part = model.gradient_part()
     if part is None:
-        closed = closed or _nothing_fitted(model)
-        result = TrainResult(closed.history, closed.best_epoch, closed.best_val_ua, 0.0)
-        dims = _fit_dimensions(model, train_x, dims_y, val[0], val_dims_y)
-        if dims and result.history:
-            result.history[-1].update(dims)
+        result = _closed_form_result(model, closed, train_x, dims_y, val[0], val_dims_y)
     else:
         trainer = Trainer(part.module, config, hop_seconds, checkpoint_dir, progress)
         result = trainer.fit(
-            part.prepare(train_x),
-            train_y,
-            part.prepare(val[0]),
-            val[1],
-            resume,
-            aux_y,
-            class_mask,
-            dims_y=dims_y,
-            corpora=corpora,
-            val_corpora=val_corpora,
-            soft_y=soft_y,
-        )
+            part.prepare(train_x), train_y, part.prepare(val[0]), val[1], resume, aux_y,
+            class_mask, dims_y=dims_y, corpora=corpora, val_corpora=val_corpora, soft_y=soft_y,
+        )  # fmt: skip
     model.eval()
     if has_val and model.components() and result.history:
         result.history[-1].update(component_val_ua(model, *val))
     result.seconds = time.time() - t0
+    return result
+
+
+def _closed_form_result(
+    model: SERModel,
+    closed,
+    train_x: Sequence,
+    dims_y: np.ndarray | None,
+    val_x: Sequence | None,
+    val_dims_y: np.ndarray | None,
+) -> TrainResult:
+    """The training result of a model fitted in closed form only, its dimensions head (if any)
+    fitted after the classes and its numbers added to the last history row."""
+    closed = closed or _nothing_fitted(model)
+    result = TrainResult(closed.history, closed.best_epoch, closed.best_val_ua, 0.0)
+    dims = _fit_dimensions(model, train_x, dims_y, val_x, val_dims_y)
+    if dims and result.history:
+        result.history[-1].update(dims)
     return result
 
 
