@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 def measure(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="Folder (searched recursively) of audio files.")
-    ap.add_argument("--model", help="emovox model folder (default: the bundled default model).")
+    ap.add_argument(
+        "--model", help="emovox model folder or shipped name (default: the bundled default model)."
+    )
     ap.add_argument("--tutorial-model", help="A trained tutorial-cnn1d bundle (optional).")
     ap.add_argument("--limit", type=int, help="Use the first N files only.")
     ap.add_argument("--threads", default="1,2", help="Thread counts to measure (default 1,2).")
@@ -123,10 +125,9 @@ def measure(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="JSON to write.")
     args = ap.parse_args(argv)
     REPEAT[0] = args.repeat
-    if args.model is None:
-        from emovox.pretrained import default_model_path
+    from emovox.pretrained import resolve_model
 
-        args.model = str(default_model_path())
+    args.model = str(resolve_model(args.model))  # the default model, a shipped name, or a folder
 
     files, _ = expand_inputs([args.data])
     files = files[: args.limit] if args.limit else files

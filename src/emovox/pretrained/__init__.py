@@ -42,7 +42,7 @@ SHIPPED_MODELS = {
     "default": "the default model: 7 emotions, six corpora in five languages",
     "ravdess-8": "the earlier default: 8 emotions (calm kept), RAVDESS alone",
     "whisper-base-7": "7 emotions read from Whisper base's encoder, which you supply: the most "
-    "accurate on unheard voices, about 80 x real time",
+    "accurate on unheard voices, an eighth of the default's speed",
 }
 """The models inside the package, by the name ``--model NAME`` takes; each is the folder of that
 name next to this file, with its ``MODEL_CARD.md``."""
