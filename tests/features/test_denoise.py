@@ -109,3 +109,16 @@ def test_the_feature_setting_filters_before_computing_and_is_saved_only_when_on(
     loud = np.clip(4 * noisy, -1, 1).astype(np.float32)
     assert np.all(np.isfinite(both.extract(loud)))
     assert not np.array_equal(both.extract(loud), make_feature("functionals").extract(loud))
+
+
+def test_cleaned_up_switches_clean_up_on_in_a_copy_and_checks_the_methods() -> None:
+    plain = make_feature("functionals")
+    both = plain.cleaned_up(declip="sparse", denoise="wiener")
+    assert both.denoise == "wiener" and both.declip and both.declip_method == "sparse"
+    assert not plain.denoise and not plain.declip  # the feature itself is not changed
+    assert plain.cleaned_up() == plain and both.cleaned_up(denoise="").denoise == ""
+    assert both.cleaned_up(denoise="").declip  # None keeps what is there
+    with pytest.raises(ValueError, match="denoise must be one of"):
+        plain.cleaned_up(denoise="spectral")
+    with pytest.raises(ValueError, match="declip method must be one of"):
+        plain.cleaned_up(declip="cubic")
