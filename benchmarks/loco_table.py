@@ -242,6 +242,11 @@ LEVERS = (
         "`level=rms` + `denoise=wiener` + `balance=corpora`",
     ),
     (
+        "cnn-augment-dims-cb-rows-clip-denoise",
+        "`cnn-augment-dims-cb-rows-clip` + `denoise=wiener` (steady noise filtered out of every "
+        "clip and augmented copy before the log-mel, in training and at test)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-rms-denoise-dims",
         "`level=rms` + `denoise=wiener` + the arousal/valence head (`dimensions=true`: ridge "
         "regressions on the same summary; BAVED's levels and EmoDB's boredom teach it; BAVED a "
