@@ -171,6 +171,24 @@ def locate_encoder(path: str, fingerprint: str = "") -> Path:
     )
 
 
+def checked_encoder(path: str, fingerprint: str = "") -> tuple[Path, str]:
+    """The encoder folder for ``path`` (:func:`locate_encoder`) and its fingerprint, which must
+    be ``fingerprint`` when that is given.
+
+    Raises:
+        FileNotFoundError: no such encoder here (the message says where it looked).
+        ValueError: the encoder found has other weights (another fingerprint).
+    """
+    folder = locate_encoder(path, fingerprint)
+    found = encoder_fingerprint(folder)
+    if fingerprint and found != fingerprint:
+        raise ValueError(
+            f"the encoder at {folder} has fingerprint {found}, not {fingerprint}: these "
+            "features were made with other weights"
+        )
+    return folder, found
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderShape:
     """What an encoder's ``config.json`` says about its output: samples per frame and the
@@ -307,14 +325,7 @@ class Encoder(Feature):
                 "(a Hugging Face model folder with config.json and its weights; nothing is "
                 "downloaded)"
             )
-        folder = locate_encoder(self.path, self.fingerprint)
-        found = encoder_fingerprint(folder)
-        if self.fingerprint and found != self.fingerprint:
-            raise ValueError(
-                f"the encoder at {folder} has fingerprint {found}, not {self.fingerprint}: these "
-                "features were made with other weights"
-            )
-        self.fingerprint = found
+        folder, self.fingerprint = checked_encoder(self.path, self.fingerprint)
         self._folder = str(folder.resolve())
         self._shape = encoder_shape(folder)
         self.layer_indices()  # a layer the encoder lacks is refused here, not at the first clip

@@ -139,7 +139,7 @@ def shipped_models() -> list[ShippedModel]:
     """Every model of :data:`SHIPPED_MODELS`: its labels, size, and whether it can run on this
     machine (its bundle complete, and any encoder it reads found by name and fingerprint, as
     loading it would find it; nothing is loaded)."""
-    from emovox.features.encoder import encoder_fingerprint, locate_encoder
+    from emovox.features.encoder import checked_encoder
 
     out = []
     for name, description in SHIPPED_MODELS.items():
@@ -156,12 +156,7 @@ def shipped_models() -> list[ShippedModel]:
                 f"the encoder {Path(feature['path']).name} (fingerprint {feature['fingerprint']})"
             )
             try:
-                found = locate_encoder(feature["path"], feature["fingerprint"])
-                if encoder_fingerprint(found) != feature["fingerprint"]:
-                    problem = problem or (
-                        f"the encoder at {found} has fingerprint {encoder_fingerprint(found)}, "
-                        f"not {feature['fingerprint']}: other weights than the model's"
-                    )
+                checked_encoder(feature["path"], feature["fingerprint"])
             except (FileNotFoundError, ValueError) as exc:
                 problem = problem or str(exc)
         out.append(
