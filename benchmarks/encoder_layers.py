@@ -22,14 +22,14 @@ from the I-th; run N processes side by side)::
         --train ravdess:../shared/data/ravdess --train emodb:../corpora/emodb ... \\
         --cache-dir /tmp/fcache-loco [--condition gain:20 ...] [--join 2,3 ...] [--shard 0/2] \\
         [--up-to 3] [--augment noise,gain,telephone --augment-copies 1 --seed 0] \\
-        [--level rms] [--denoise wiener]
+        [--level rms] [--denoise wiener] [--declip sparse]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import click
 
@@ -46,12 +46,11 @@ def layer_features(
     encoder: str,
     pooling: str = "meanstd",
     up_to: int | None = None,
-    level: str = "recorded",
-    denoise: str = "",
+    settings: Mapping[str, object] | None = None,
 ) -> list[Encoder]:
     """One ``encoder-pooled`` feature per hidden state of ``encoder`` (0: the front end), or per
-    state ``0..up_to`` (the waveform at ``level`` and filtered by ``denoise``, as the feature's
-    parameters).
+    state ``0..up_to``, each with the feature ``settings`` given (the waveform's ``level``,
+    ``denoise``, ``declip``: as the feature's parameters).
 
     Raises:
         ValueError: ``up_to`` is not one of the encoder's states.
@@ -63,7 +62,7 @@ def layer_features(
         n = up_to + 1
     return [
         make_feature(
-            "encoder-pooled", path=encoder, layer=k, pooling=pooling, level=level, denoise=denoise
+            "encoder-pooled", path=encoder, layer=k, pooling=pooling, **(settings or {})
         )
         for k in range(n)
     ]
@@ -73,18 +72,17 @@ def joined_features(
     encoder: str,
     joins: Sequence[str],
     pooling: str = "meanstd",
-    level: str = "recorded",
-    denoise: str = "",
+    settings: Mapping[str, object] | None = None,
 ) -> list[Encoder]:
     """One ``encoder-pooled`` feature per ``--join`` comma list of layers (``LAYERS:mean``:
-    averaged, ``combine=mean``; else side by side)."""
+    averaged, ``combine=mean``; else side by side), each with the feature ``settings``."""
     out = []
     for spec in joins:
         layers, _, combine = spec.partition(":")
         out.append(
             make_feature(
                 "encoder-pooled", path=encoder, layers=layers, combine=combine or "stack",
-                pooling=pooling, level=level, denoise=denoise,
+                pooling=pooling, **(settings or {}),
             )
         )  # fmt: skip
     return out
@@ -166,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pooling", default="meanstd")
     ap.add_argument("--level", default="recorded", help="as the feature's level: recorded, rms")
     ap.add_argument("--denoise", default="", help="as the feature's denoise: wiener (default off)")
+    ap.add_argument("--declip", help="as the feature's declip, by this method (default off)")
     ap.add_argument(
         "--join", action="append", default=[], help="also cache LAYERS[:mean], e.g. 2,3"
     )
@@ -186,8 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(exc.format_message())
     paths = manifest.paths[index::count]
     try:
-        features = layer_features(args.encoder, args.pooling, args.up_to, args.level, args.denoise)
-        joined = joined_features(args.encoder, args.join, args.pooling, args.level, args.denoise)
+        settings: dict = {"level": args.level, "denoise": args.denoise}
+        if args.declip:
+            settings.update(declip=True, declip_method=args.declip)
+        features = layer_features(args.encoder, args.pooling, args.up_to, settings)
+        joined = joined_features(args.encoder, args.join, args.pooling, settings)
         outside = [j.layers for j in joined if max(j.layer_indices()) >= len(features)]
         if outside:
             raise ValueError(f"--join {outside[0]} reads states above --up-to {args.up_to}")

@@ -47,6 +47,15 @@ def test_every_layer_is_cached_as_the_single_layer_feature_computes_it(tmp_path:
     stamp = {p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")}
     mod.fill(features, paths, cache, progress=False)  # all there: nothing recomputed
     assert {p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")} == stamp
+    # the feature settings reach every layer's feature (and its cache key)
+    settings = {"level": "rms", "denoise": "wiener", "declip": True, "declip_method": "sparse"}
+    cleaned = mod.layer_features(folder, up_to=1, settings=settings)
+    assert [f.layer for f in cleaned] == [0, 1]
+    for f in cleaned:
+        assert (f.level, f.denoise, f.declip, f.declip_method) == ("rms", "wiener", True, "sparse")
+    joined = mod.joined_features(folder, ["0,1:mean"], settings=settings)[0]
+    assert joined.denoise == "wiener" and joined.declip_method == "sparse"
+    assert cache.get(cleaned[1], paths[0]) is None  # another key than the plain layer's
 
 
 def test_joined_layers_are_built_from_the_cached_single_layers(tmp_path: Path) -> None:
