@@ -247,6 +247,12 @@ LEVERS = (
         "clip and augmented copy before the log-mel, in training and at test)",
     ),
     (
+        "encoder-lr-whisper-base-l123mean-rms-denoise-declip",
+        "`level=rms` + `denoise=wiener` + `declip=true`, `declip_method=sparse` (clipped runs "
+        "redrawn by the sparse declipper before the filter, in training and at test; LOCO with "
+        "the two gain conditions only)",
+    ),
+    (
         "encoder-lr-whisper-base-l123mean-rms-denoise-dims",
         "`level=rms` + `denoise=wiener` + the arousal/valence head (`dimensions=true`: ridge "
         "regressions on the same summary; BAVED's levels and EmoDB's boredom teach it; BAVED a "
