@@ -68,12 +68,12 @@ class Feature:
         Raises:
             ValueError: an unknown method (the message lists the known ones).
         """
-        out = self
+        changes: dict = {}
         if declip is not None:
-            out = dataclasses.replace(out, declip=True, declip_method=check_method(declip))
+            changes.update(declip=True, declip_method=declip)
         if denoise is not None:
-            out = dataclasses.replace(out, denoise=check_denoise(denoise))
-        return out
+            changes["denoise"] = denoise
+        return dataclasses.replace(self, **changes) if changes else self  # checked on the way
 
     def front(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """What :meth:`__call__` computes from: the waveforms, declipped when :attr:`declip`,
