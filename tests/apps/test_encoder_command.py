@@ -1,4 +1,5 @@
-"""``emovox encoder convert``: a CTranslate2 Whisper folder to one emovox reads."""
+"""``emovox encoder convert`` (a CTranslate2 Whisper folder to one emovox reads) and
+``emovox encoder shrink``."""
 
 from __future__ import annotations
 
@@ -37,3 +38,25 @@ def test_a_folder_without_a_model_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{tmp_path} has no model.bin" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_shrink_keeps_the_first_layers_with_int8_feed_forward_weights(tmp_path: Path) -> None:
+    from emovox.features.encoder import encoder_fingerprint
+
+    source = make_tiny_whisper(tmp_path / "tiny")
+    out = tmp_path / "tiny-l1"
+    runner = CliRunner()
+    # the tiny encoder's width (16) is not a multiple of the int8 groups (32): named, nothing made
+    refused = runner.invoke(main, ["encoder", "shrink", str(source), str(out), "--layers", "1"])
+    assert refused.exit_code == 1 and "divisible by 32" in refused.output and not out.exists()
+    args = ["encoder", "shrink", str(source), str(out), "--layers", "1", "--int8", ""]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "the first 1 layers" in result.output
+    assert encoder_fingerprint(out) in result.output
+    mel = torch.randn(1, 80, 20)
+    with torch.no_grad():
+        whole = wh.load_whisper_encoder(source).hidden_states(mel)
+        torch.testing.assert_close(wh.load_whisper_encoder(out).hidden_states(mel)[1], whole[1])
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "already holds a model" in again.output

@@ -16,7 +16,7 @@ from tiny_whisper import TINY, as_ctranslate2, make_tiny_whisper, write_ctransla
 
 from emovox.features import feature_from_dict, make_feature
 from emovox.features import whisper as wh
-from emovox.features.encoder import Encoder, EncoderPooled
+from emovox.features.encoder import Encoder, EncoderPooled, encoder_fingerprint
 from emovox.features.spectral import hz_to_mel, mel_to_hz
 
 
@@ -186,3 +186,71 @@ def test_level_rms_gives_the_same_states_whatever_the_gain(tiny_whisper: Path) -
     assert feature_from_dict(levelled.to_dict()).level == "rms"
     with pytest.raises(ValueError, match="level must be one of"):
         EncoderPooled(path=str(tiny_whisper), level="peak")
+
+
+def test_a_shrunk_encoder_gives_the_first_states_of_the_whole_one(
+    tmp_path: Path, tiny_whisper: Path
+) -> None:
+    whole = wh.load_whisper_encoder(tiny_whisper)
+    mel = torch.randn(1, 80, 60)
+    with torch.no_grad():
+        states = whole.hidden_states(mel)
+        exact = wh.load_whisper_encoder(wh.shrink_encoder(tiny_whisper, tmp_path / "a", 1, int8=()))
+        kept = exact.hidden_states(mel)
+    assert len(exact.layers) == 1 and exact.layer_norm is None
+    assert len(kept) == 2  # the front end and layer 1, which the whole encoder does not norm
+    for x, y in zip(states[:2], kept, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert not torch.allclose(states[1], whole.layer_norm(states[1]))  # the norm was left out
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["encoder_layers"] == 1 and config["final_layer_norm"] is False
+    assert config["shrunk_from"]["encoder_layers"] == 2
+    assert config["shrunk_from"]["fingerprint"] == encoder_fingerprint(tiny_whisper)
+
+    small = wh.shrink_encoder(tiny_whisper, tmp_path / "b", 1, group=16)
+    with torch.no_grad():
+        rounded = wh.load_whisper_encoder(small).hidden_states(mel)
+    assert not torch.equal(rounded[1], states[1])  # int8 feed-forward weights: close, not equal
+    torch.testing.assert_close(rounded[1], states[1], rtol=0.05, atol=0.05)
+    assert (small / "model.safetensors").stat().st_size < (
+        tmp_path / "a" / "model.safetensors"
+    ).stat().st_size
+    everything = wh.shrink_encoder(tiny_whisper, tmp_path / "c", 2, int8=())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            wh.load_whisper_encoder(everything).hidden_states(mel)[-1], states[-1]
+        )  # all layers kept: the final norm is kept too
+
+
+def test_int8_groups_round_each_weight_by_at_most_half_a_step() -> None:
+    w = np.random.default_rng(0).normal(size=(6, 64)).astype(np.float32)
+    w[0, :32] = 0.0  # a group of zeros keeps a zero scale
+    q, scale = wh.quantise_int8(w, group=32)
+    assert q.dtype == np.int8 and scale.dtype == np.float16 and scale.shape == (6, 2)
+    back = q.astype(np.float32).reshape(6, 2, 32) * scale.astype(np.float32)[..., None]
+    step = scale.astype(np.float32)[..., None]
+    assert np.all(np.abs(back - w.reshape(6, 2, 32)) <= step / 2 + 1e-6)
+    assert np.abs(q).max() == wh.INT8_MAX and np.all(back[0, 0] == 0)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        wh.quantise_int8(np.zeros((2, 40)), group=32)
+
+
+def test_shrinking_refuses_what_it_cannot_do(tmp_path: Path, tiny_whisper: Path) -> None:
+    with pytest.raises(ValueError, match="has 2 layers; cannot keep 3"):
+        wh.shrink_encoder(tiny_whisper, tmp_path / "x", 3)
+    with pytest.raises(ValueError, match="not a Whisper folder"):
+        wh.shrink_encoder(tmp_path, tmp_path / "y", 1)
+    with pytest.raises(ValueError, match="divisible by 32"):  # width 16: groups of 16 at most
+        wh.shrink_encoder(tiny_whisper, tmp_path / "w", 1)
+    wh.shrink_encoder(tiny_whisper, tmp_path / "z", 1, group=16)
+    with pytest.raises(FileExistsError, match="already holds a model"):
+        wh.shrink_encoder(tiny_whisper, tmp_path / "z", 1, group=16)
+    broken = tmp_path / "broken"
+    wh.shrink_encoder(tiny_whisper, broken, 1, group=16)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(broken / "model.safetensors"))
+    del tensors["encoder.layers.0.fc1.weight_scale"]
+    save_file(tensors, str(broken / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"int8 tensor encoder\.layers\.0\.fc1\.weight has no"):
+        wh.load_whisper_encoder(broken)

@@ -330,6 +330,11 @@ class Encoder(Feature):
         self._shape = encoder_shape(folder)
         self.layer_indices()  # a layer the encoder lacks is refused here, not at the first clip
 
+    @property
+    def folder(self) -> Path:
+        """The encoder's folder on this machine (where :attr:`path` led)."""
+        return Path(self._folder)
+
     def to_dict(self) -> dict:
         """As :meth:`Feature.to_dict`, leaving ``layers`` out while it is empty, ``combine``
         while it is ``stack`` and ``level`` while it is ``recorded`` (configurations written

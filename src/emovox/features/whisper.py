@@ -15,7 +15,10 @@ functions with Whisper's own constants:
   ``model.safetensors``, the encoder's tensors named ``encoder.*`` or ``model.encoder.*``; the
   decoder's, if present, are ignored);
 - :func:`convert_ctranslate2`: a CTranslate2 Whisper folder (``model.bin``, as faster-whisper
-  uses, e.g. from a PyPI package that carries one) rewritten as such a folder, encoder only.
+  uses, e.g. from a PyPI package that carries one) rewritten as such a folder, encoder only;
+- :func:`shrink_encoder`: such a folder cut to its first layers, with the feed-forward weights
+  stored as int8 in small groups, small enough to ship inside a model bundle (Whisper base's
+  first three layers: 16 MB instead of 41).
 
 Audio is encoded as it is, without padding it to Whisper's 30-s window (a 3-s clip costs a
 tenth of the padded one); longer audio is cut into 30-s chunks by the caller.
@@ -48,6 +51,12 @@ DYNAMIC_RANGE = 8.0
 LOG_OFFSET = 4.0
 """Whisper's scaling of the log-mel: ``(log10 + 4) / 4``."""
 LAYER_NORM_EPS = 1e-5
+INT8_GROUP = 32
+"""Consecutive input weights of one output that share an int8 scale in a shrunk encoder."""
+INT8_MAX = 127
+SCALE_SUFFIX = "_scale"
+"""An int8 tensor ``NAME`` of a shrunk encoder is dequantised with the float16 ``NAME_scale``
+(one scale per :data:`INT8_GROUP` weights of a row)."""
 
 MODEL_TYPE = "whisper"
 """``config.json``'s ``model_type`` of a Whisper folder."""
@@ -99,14 +108,23 @@ class WhisperEncoder(nn.Module):
     """Whisper's audio encoder: log-mel ``[B, n_mels, T]`` to ``[B, T / 2, d_model]``."""
 
     def __init__(
-        self, n_mels: int, d_model: int, n_layers: int, n_heads: int, d_ffn: int, n_positions: int
+        self,
+        n_mels: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        d_ffn: int,
+        n_positions: int,
+        final_layer_norm: bool = True,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(n_mels, d_model, 3, padding=1)
         self.conv2 = nn.Conv1d(d_model, d_model, 3, stride=2, padding=1)
         self.embed_positions = nn.Embedding(n_positions, d_model)
         self.layers = nn.ModuleList(_Layer(d_model, n_heads, d_ffn) for _ in range(n_layers))
-        self.layer_norm = nn.LayerNorm(d_model, eps=LAYER_NORM_EPS)
+        # a shrunk encoder (its first layers only) has no final norm: its last state is a
+        # middle layer of the whole encoder, as that encoder gives it
+        self.layer_norm = nn.LayerNorm(d_model, eps=LAYER_NORM_EPS) if final_layer_norm else None
 
     @classmethod
     def from_config(cls, config: dict) -> WhisperEncoder:
@@ -119,7 +137,13 @@ class WhisperEncoder(nn.Module):
             n_heads=int(config["encoder_attention_heads"]),
             d_ffn=int(config.get("encoder_ffn_dim", 4 * d)),
             n_positions=int(config.get("max_source_positions", 1500)),
+            final_layer_norm=bool(config.get("final_layer_norm", True)),
         )
+
+    @property
+    def width(self) -> int:
+        """``d_model``: the width of every hidden state."""
+        return self.conv2.out_channels
 
     @property
     def n_mels(self) -> int:
@@ -132,7 +156,8 @@ class WhisperEncoder(nn.Module):
 
     def hidden_states(self, log_mel: torch.Tensor, up_to: int | None = None) -> list[torch.Tensor]:
         """``n_layers + 1`` tensors ``[B, T', d_model]``: the input of the first layer, then
-        each layer's output, the last one after the final layer norm. With ``up_to``, only the
+        each layer's output, the last one after the final layer norm (a shrunk encoder has
+        none: its states are those of the whole encoder it was cut from). With ``up_to``, only the
         states ``0..up_to`` (the layers above are not run: a probe of layer 3 of 6 costs about
         half the encoder).
 
@@ -151,7 +176,7 @@ class WhisperEncoder(nn.Module):
         for layer in self.layers[:n_run]:
             x = layer(x)
             states.append(x)
-        if n_run == len(self.layers):
+        if n_run == len(self.layers) and self.layer_norm is not None:
             states[-1] = self.layer_norm(x)
         return states
 
@@ -177,7 +202,8 @@ def is_whisper_folder(folder: str | Path) -> bool:
 
 def load_whisper_encoder(folder: str | Path) -> WhisperEncoder:
     """The encoder of the Whisper folder ``folder`` (``config.json`` and ``model.safetensors``),
-    float32, in eval mode.
+    float32, in eval mode; int8 tensors of a shrunk encoder (:func:`shrink_encoder`) are
+    dequantised with their scales.
 
     Raises:
         FileNotFoundError: no weights file.
@@ -200,9 +226,104 @@ def load_whisper_encoder(folder: str | Path) -> WhisperEncoder:
         hf = _hf_name(name)
         if prefix + hf not in tensors:
             raise ValueError(f"{weights} lacks the encoder tensor {prefix + hf}")
-        state[name] = tensors[prefix + hf].float()
+        state[name] = _dequantised(tensors, prefix + hf, weights)
     model.load_state_dict(state)
     return model.eval()
+
+
+def _dequantised(tensors: dict[str, torch.Tensor], name: str, source: Path) -> torch.Tensor:
+    """``tensors[name]`` as float32: an int8 tensor times its group scales ``name_scale``."""
+    t = tensors[name]
+    if t.dtype != torch.int8:
+        return t.float()
+    scale = tensors.get(name + SCALE_SUFFIX)
+    if scale is None or t.ndim != 2 or scale.shape[0] != t.shape[0] or not scale.shape[1]:
+        raise ValueError(f"{source}: the int8 tensor {name} has no fitting {name}{SCALE_SUFFIX}")
+    group = t.shape[1] // scale.shape[1]
+    if group * scale.shape[1] != t.shape[1]:
+        raise ValueError(f"{source}: {name}{SCALE_SUFFIX} does not divide the rows of {name}")
+    groups = t.float().view(t.shape[0], -1, group) * scale.float()[..., None]
+    return groups.reshape(t.shape)
+
+
+def quantise_int8(weight: np.ndarray, group: int = INT8_GROUP) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` ``[out, in]`` as int8 and float16 scales ``[out, in / group]``: each run of
+    ``group`` weights of a row shares the scale that maps its largest magnitude to 127 (the
+    float16 scale, rounded first, is the one the weights are divided by).
+
+    Raises:
+        ValueError: ``in`` is not a multiple of ``group``.
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 2 or w.shape[1] % group:
+        raise ValueError(f"a [out, in] weight, in divisible by {group}, is needed, not {w.shape}")
+    groups = w.reshape(w.shape[0], -1, group)
+    scale = (np.abs(groups).max(axis=2) / INT8_MAX).astype(np.float16)
+    safe = np.where(scale > 0, scale.astype(np.float32), 1.0)[..., None]
+    q = np.clip(np.rint(groups / safe), -INT8_MAX, INT8_MAX).astype(np.int8)
+    return q.reshape(w.shape), scale
+
+
+def shrink_encoder(
+    source: str | Path,
+    target: str | Path,
+    keep_layers: int,
+    int8: tuple[str, ...] = ("fc1", "fc2"),
+    group: int = INT8_GROUP,
+) -> Path:
+    """Write the Whisper folder ``source``'s first ``keep_layers`` layers as a Whisper folder at
+    ``target``: what a feature that reads hidden states ``0..keep_layers`` needs, and nothing
+    above. The weights of the linear layers named in ``int8`` (``fc1``, ``fc2``, ``q_proj``,
+    ...) are stored as int8 with a float16 scale per ``group`` weights (:func:`quantise_int8`);
+    every other tensor keeps its type. Its states are the source's up to that rounding.
+
+    Raises:
+        FileExistsError: ``target`` already holds a model (never overwritten).
+        ValueError: ``source`` is not a Whisper folder or has fewer layers.
+    """
+    from safetensors.numpy import save_file
+    from safetensors.torch import load_file
+
+    source, target = Path(source), Path(target)
+    if not is_whisper_folder(source) or not (source / WEIGHTS).is_file():
+        raise ValueError(f"{source} is not a Whisper folder (config.json, {WEIGHTS})")
+    if (target / WEIGHTS).exists() or (target / "config.json").exists():
+        raise FileExistsError(f"{target} already holds a model; choose another folder")
+    config = json.loads((source / "config.json").read_text())
+    n_layers = int(config["encoder_layers"])
+    if not 0 <= keep_layers <= n_layers:
+        raise ValueError(f"{source} has {n_layers} layers; cannot keep {keep_layers}")
+    tensors = load_file(str(source / WEIGHTS))
+    prefix = next((p for p in PREFIXES if any(k.startswith(p) for k in tensors)), PREFIXES[0])
+    final_norm = keep_layers == n_layers and bool(config.get("final_layer_norm", True))
+    config.update(encoder_layers=keep_layers, final_layer_norm=final_norm)
+    names = WhisperEncoder.from_config(config).state_dict()
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        key = prefix + _hf_name(name)
+        if key not in tensors:
+            raise ValueError(f"{source / WEIGHTS} lacks the encoder tensor {key}")
+        value = tensors[key].numpy()
+        module = name.split(".")[-2]
+        if name.startswith("layers.") and name.endswith(".weight") and module in int8:
+            value, scale = quantise_int8(value, group)
+            out["encoder." + _hf_name(name) + SCALE_SUFFIX] = scale
+        out["encoder." + _hf_name(name)] = value
+    from emovox.features.encoder import encoder_fingerprint
+
+    config.update(
+        shrunk_from={
+            "folder": source.name,
+            "fingerprint": encoder_fingerprint(source),
+            "encoder_layers": n_layers,
+            "int8": sorted(int8),
+            "int8_group": group,
+        },
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(t) for k, t in out.items()}, str(target / WEIGHTS))
+    atomic_write_text(target / "config.json", json.dumps(config, indent=2) + "\n")
+    return target
 
 
 def _hf_name(name: str) -> str:
@@ -337,6 +458,8 @@ __all__ = [
     "convert_ctranslate2",
     "is_whisper_folder",
     "load_whisper_encoder",
+    "quantise_int8",
     "read_ctranslate2",
+    "shrink_encoder",
     "whisper_log_mel",
 ]

@@ -3,6 +3,10 @@
 ``config.json`` holds everything needed to rebuild the model and its feature: the labels, the
 feature configuration, the sample rate, the architecture and its parameters, the training settings,
 a fingerprint of the training data and the metrics measured.
+
+A bundle may carry the pretrained encoder its feature reads, in a sub-folder of
+:data:`ENCODER_DIR`: the feature's ``path`` is then relative (``encoder/whisper-base-l3``) and is
+read inside the bundle's folder, wherever the folder has been copied.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ BUNDLE_FORMAT = "emovox-bundle"
 BUNDLE_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+ENCODER_DIR = "encoder"
+"""The sub-folder of a bundle that holds the pretrained encoder it carries, if any."""
 
 
 class BundleError(RuntimeError):
@@ -101,7 +107,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     config = _read_config(cfg_path)
     try:
         labels = _labels(config)
-        feature = feature_from_dict(config["feature"])
+        feature = feature_from_dict(feature_config_in(config["feature"], path))
         if config.get("sample_rate", feature.sample_rate) != feature.sample_rate:
             raise ValueError(
                 f"sample_rate {config['sample_rate']!r} differs from the feature's "
@@ -135,6 +141,18 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     model.to(device).eval()
     _dry_run(model, feature, len(labels), cfg_path)
     return Bundle(model=model, feature=feature, labels=labels, config=config, path=path)
+
+
+def feature_config_in(feature: dict, folder: str | os.PathLike) -> dict:
+    """A bundle's feature configuration with a relative ``path`` (an encoder the bundle
+    carries) made absolute under the bundle's ``folder`` when it is there; otherwise as it is
+    (an absolute path, or one the encoder search resolves by its folder name)."""
+    where = feature.get("path")
+    if isinstance(where, str) and where and not Path(where).is_absolute():
+        inside = Path(folder) / where
+        if inside.exists():
+            return {**feature, "path": str(inside.resolve())}
+    return feature
 
 
 def _read_config(cfg_path: Path) -> dict:

@@ -28,7 +28,14 @@ import shutil
 from pathlib import Path
 
 from emovox._fs import atomic_write_text
-from emovox.inference.bundle import CONFIG, WEIGHTS, BundleError, load_bundle
+from emovox.inference.bundle import (
+    CONFIG,
+    ENCODER_DIR,
+    WEIGHTS,
+    BundleError,
+    feature_config_in,
+    load_bundle,
+)
 from emovox.metrics import sign_ua
 
 INT8_FILE = "model.int8.onnx"
@@ -150,8 +157,9 @@ def shipped_models() -> list[ShippedModel]:
             config = _read_json(shipped_model_path(name) / CONFIG)
         except (BundleError, OSError, ValueError) as exc:
             problem = str(exc)
-        feature = config.get("feature", {})
-        if "fingerprint" in feature and feature.get("path"):
+        feature = feature_config_in(config.get("feature", {}), folder)
+        carried = Path(feature.get("path", "")).is_relative_to(folder.resolve())
+        if "fingerprint" in feature and feature.get("path") and not carried:
             needs = (
                 f"the encoder {Path(feature['path']).name} (fingerprint {feature['fingerprint']})"
             )
@@ -459,6 +467,11 @@ def check_model_card(
         problems.append(f"{src.group(1)}: model_params differ from the bundle's")
     for key in _RECIPE_KEYS:
         a, b = dict(metrics.get(key, {})), dict(config.get(key, {}))
+        if key == "feature" and a.get("fingerprint") and b.get("fingerprint"):
+            # the encoder is the one with that fingerprint, wherever it lies (a carried one
+            # lies inside the bundle)
+            a.pop("path", None)
+            b.pop("path", None)
         if key == "training":  # the seed is not part of the recipe
             # a setting added after the bundle (or the run) was made had its default then
             defaults = _training_defaults()
@@ -513,27 +526,42 @@ def install_default_model(
     root: str | os.PathLike = ".",
     model_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
     loco: str | os.PathLike | None = None,
+    carry_encoder: bool = False,
 ) -> Path:
     """Copy a trained bundle's two files into the package and re-render the card (with its
     leave-one-corpus-out sections when ``loco`` names that run).
 
     The bundle is loaded first (a broken one is refused) and its size checked against
     :data:`MAX_MODEL_BYTES`. Run from a source checkout: the package folder is then the one the
-    next wheel ships.
+    next wheel ships. With ``carry_encoder``, the pretrained encoder the bundle's feature reads
+    is copied too (``encoder/<its folder name>``, counted in the size) and the feature's path
+    made relative to it: the shipped model then needs nothing from the user's machine.
 
     Raises:
-        BundleError: the bundle does not load, or is too large.
+        BundleError: the bundle does not load, is too large, or has no encoder to carry.
     """
     src, dst = Path(bundle_dir), Path(model_dir)
-    load_bundle(src)
+    bundle = load_bundle(src)
+    config = _read_json(src / CONFIG)
+    encoder = None
+    if carry_encoder:
+        folder = getattr(bundle.feature, "folder", None)
+        if not isinstance(folder, Path):
+            raise BundleError(f"{src}: its feature reads no pretrained encoder to carry")
+        encoder = Path(folder)
+        config["feature"]["path"] = f"{ENCODER_DIR}/{encoder.name}"
     size = sum((src / n).stat().st_size for n in (WEIGHTS, CONFIG))
+    size += model_size(encoder) if encoder is not None else 0
     if size > MAX_MODEL_BYTES:
         raise BundleError(
             f"{src}: {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 1e6:.0f} MB limit"
         )
     dst.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS, CONFIG):
-        shutil.copyfile(src / name, dst / name)
+    shutil.copyfile(src / WEIGHTS, dst / WEIGHTS)
+    atomic_write_text(dst / CONFIG, json.dumps(config, indent=2) + "\n")
+    shutil.rmtree(dst / ENCODER_DIR, ignore_errors=True)  # the replaced model's
+    if encoder is not None:
+        shutil.copytree(encoder, dst / ENCODER_DIR / encoder.name)
     stale = dst / INT8_FILE
     if stale.is_file():  # exported from the weights just replaced
         stale.unlink()

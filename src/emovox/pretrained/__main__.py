@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     ins = sub.add_parser("install", help="Copy a trained bundle into the package, render the card.")
     ins.add_argument("bundle", help="A folder written by `emovox train --out`.")
+    ins.add_argument(
+        "--carry-encoder",
+        action="store_true",
+        help="Copy the pretrained encoder the bundle reads into the model's folder too.",
+    )
     for p in (ins, sub.add_parser("card", help="Re-render the card's generated block.")):
         p.add_argument("--metrics", help="metrics.json of `emovox evaluate` with the same recipe.")
         p.add_argument("--gain", help="JSON of benchmarks/gain_invariance.py.")
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 root=args.root,
                 model_dir=folder,
                 loco=args.loco,
+                carry_encoder=args.carry_encoder,
             )
             print(f"installed {args.bundle} in {path} ({model_size(path) / 1e6:.2f} MB)")
         elif args.cmd == "card":
