@@ -8,7 +8,7 @@ scores the same files with the bundle's float weights (torch) and with an int8 f
 it has VNNI, are recorded with the numbers.
 
     python benchmarks/int8_agreement.py --data ravdess:../shared/data/ravdess \\
-        --data emodb:../corpora/emodb [--model default] [--int8 FILE] [--limit 100] \\
+        --data emodb:../corpora/emodb [--model fast-7] [--int8 FILE] [--limit 100] \\
         --out benchmarks/results/int8_agreement.json
 """
 
@@ -73,7 +73,7 @@ def int8_recognizer(model: str, int8: str | None, workdir: Path) -> Recognizer:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", action="append", required=True, help="CORPUS:PATH (repeat)")
-    ap.add_argument("--model", default="default", help="a shipped name or a bundle folder")
+    ap.add_argument("--model", default="fast-7", help="a shipped name or a bundle folder")
     ap.add_argument("--int8", help="an int8 ONNX file to score instead of the bundle's own")
     ap.add_argument("--limit", type=int, default=100, help="files per corpus (random, seed 0)")
     ap.add_argument("--out", required=True)

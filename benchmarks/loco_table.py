@@ -256,7 +256,21 @@ LEVERS = (
         "encoder-lr-whisper-base-l123mean-rms-denoise-dims",
         "`level=rms` + `denoise=wiener` + the arousal/valence head (`dimensions=true`: ridge "
         "regressions on the same summary; BAVED's levels and EmoDB's boredom teach it; BAVED a "
-        "sixth fold, scored on arousal alone): the recipe of `--model whisper-base-7`",
+        "sixth fold, scored on arousal alone): the recipe of `--model whisper-base-7` (shipped "
+        "in the fourteenth session, replaced by the default below in the fifteenth)",
+    ),
+    (
+        "encoder-lr-whisper-base-l3-rms-denoise-declip",
+        "`encoder-lr-whisper-base-l123mean-rms-denoise-declip` on Whisper `base` shrunk to its "
+        "first three layers with int8 feed-forward weights (`emovox encoder shrink`): what "
+        "shrinking the encoder costs in nested validation",
+    ),
+    (
+        "encoder-lr-whisper-base-l3-rms-denoise-declip-dims",
+        "`level=rms` + `denoise=wiener` + `declip=true`, `declip_method=sparse` + the "
+        "arousal/valence head, on Whisper `base` shrunk to its first three layers with int8 "
+        "feed-forward weights (`emovox encoder shrink`, 16.4 MB): the recipe of the default model "
+        "(fifteenth session)",
     ),
     (
         "encoder-lr-whisper-base-l123mean-rms-balanced",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -54,6 +55,8 @@ def test_shrink_keeps_the_first_layers_with_int8_feed_forward_weights(tmp_path: 
     assert result.exit_code == 0, result.output
     assert "the first 1 layers" in result.output
     assert encoder_fingerprint(out) in result.output
+    shrunk_from = json.loads((out / "config.json").read_text())["shrunk_from"]
+    assert shrunk_from["fingerprint"] == encoder_fingerprint(source)
     mel = torch.randn(1, 80, 20)
     with torch.no_grad():
         whole = wh.load_whisper_encoder(source).hidden_states(mel)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import benchmark_module
 
-from emovox.pretrained import DEFAULT_MODEL_DIR
+from emovox.pretrained import PRETRAINED_DIR
 
 pytest.importorskip("onnxruntime")
 
@@ -30,7 +30,7 @@ def test_agreement_counts_kept_labels_and_leaves_failures_out() -> None:
     assert mod.agreement([pred("a", 0.5, ok=False)], [pred("a", 0.5)]) == {"files": 0, "failed": 1}
 
 
-def test_the_default_model_on_its_own_int8_file_and_on_a_given_one(
+def test_the_fast_model_on_its_own_int8_file_and_on_a_given_one(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
     mod = benchmark_module("int8_agreement")
@@ -40,7 +40,7 @@ def test_the_default_model_on_its_own_int8_file_and_on_a_given_one(
     assert own["per_corpus"]["ravdess"]["files"] == 4 and "vnni" in own["machine"]
     assert 0 <= own["all"]["labels_kept"] <= 100 and own["all"]["max_abs_diff"] < 0.1
     given = tmp_path / "given.int8.onnx"
-    given.write_bytes((DEFAULT_MODEL_DIR / "model.int8.onnx").read_bytes())
+    given.write_bytes((PRETRAINED_DIR / "fast-7" / "model.int8.onnx").read_bytes())
     mod.main([*data, "--int8", str(given), "--out", str(tmp_path / "given.json")])
     again = json.loads((tmp_path / "given.json").read_text())
     assert again["per_corpus"] == own["per_corpus"] and again["int8"] == str(given)

@@ -57,10 +57,14 @@ def test_default_path_resolves_and_loads() -> None:
     assert path == DEFAULT_MODEL_DIR and path.is_dir()
     bundle = load_bundle(path)
     assert bundle.labels == DEFAULT_EMOTIONS
-    assert bundle.config["model"]["name"] == "cnn"
+    assert bundle.config["model"]["name"] == "encoder-lr"
     corpora = {"ased", "baved", "emodb", "nemo", "ravdess", "tess"}  # BAVED: arousal only
     assert set(bundle.config["data"]["corpora"]) == corpora
-    assert bundle.config["training"]["corpus_balance"] and bundle.config["training"]["dimensions"]
+    assert bundle.config["training"]["dimensions"]
+    fast = load_bundle(pretrained.shipped_model_path("fast-7"))
+    assert fast.labels == DEFAULT_EMOTIONS and fast.config["model"]["name"] == "cnn"
+    assert set(fast.config["data"]["corpora"]) == corpora
+    assert fast.config["training"]["corpus_balance"] and fast.config["training"]["dimensions"]
 
 
 def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
@@ -73,15 +77,16 @@ def test_recognizer_load_without_a_path_uses_the_default_model() -> None:
     assert -1 <= pred.arousal <= 1 and -1 <= pred.valence <= 1  # the dimensions head
 
 
-def test_the_default_model_ships_its_int8_export_of_these_weights(numpy_clip) -> None:
+def test_the_fast_model_ships_its_int8_export_of_these_weights(numpy_clip) -> None:
     pytest.importorskip("onnxruntime")
     from emovox.inference.onnx_backend import read_metadata, weights_digest
 
-    int8 = DEFAULT_MODEL_DIR / pretrained.INT8_FILE
-    assert read_metadata(int8)["weights_sha256"] == weights_digest(DEFAULT_MODEL_DIR)
-    rec_8 = Recognizer.load(backend="onnx-int8")
+    folder = pretrained.shipped_model_path("fast-7")
+    int8 = folder / pretrained.INT8_FILE
+    assert read_metadata(int8)["weights_sha256"] == weights_digest(folder)
+    rec_8 = Recognizer.load("fast-7", backend="onnx-int8")
     assert rec_8.onnx_model.quantization == "int8" and rec_8.labels == DEFAULT_EMOTIONS
-    rec = Recognizer.load()
+    rec = Recognizer.load("fast-7")
     audio, sr = sf.read(str(numpy_clip.path), dtype="float32")
     sentences = [audio[round(s * sr) : round(e * sr)] for s, e, _, _ in numpy_clip.sentences]
     f = rec.predict_batch(sentences, sr=sr)
@@ -105,24 +110,28 @@ def test_the_ravdess_8_model_ships_under_its_name(tmp_path: Path, monkeypatch) -
     assert pretrained.resolve_model("elsewhere/model") == Path("elsewhere/model")
 
 
-def test_the_whisper_model_ships_its_head_and_names_the_encoder_it_needs(
+def test_the_default_model_carries_the_first_layers_of_whisper_base(
     tmp_path: Path, monkeypatch
 ) -> None:
-    folder = pretrained.shipped_model_path("whisper-base-7")
+    from emovox.features.encoder import encoder_fingerprint
+
+    folder = DEFAULT_MODEL_DIR
     config = json.loads((folder / "config.json").read_text())
     feature = config["feature"]
-    assert feature["name"] == "encoder-pooled" and Path(feature["path"]).name == "whisper-base"
-    assert feature["fingerprint"] == "54b006fb20089773" and feature["denoise"] == "wiener"
-    assert model_size(folder) < 200_000  # the regression only: the encoder is not shipped
+    assert feature["name"] == "encoder-pooled" and feature["path"] == "encoder/whisper-base-l3"
+    assert feature["layers"] == "1,2,3" and feature["denoise"] == "wiener"
+    encoder = folder / "encoder" / "whisper-base-l3"
+    assert encoder_fingerprint(encoder) == feature["fingerprint"]
+    shrunk = json.loads((encoder / "config.json").read_text())
+    assert shrunk["encoder_layers"] == 3 and not shrunk["final_layer_norm"]
+    assert shrunk["shrunk_from"]["fingerprint"] == "54b006fb20089773"  # Whisper base, converted
     card = (folder / MODEL_CARD).read_text()
-    assert feature["fingerprint"] in card and "emovox encoder convert" in card
-    # where the encoder is not on the machine, loading says what is missing and where to put it
-    moved = tmp_path / "whisper-base-7"
-    shutil.copytree(folder, moved)
-    config["feature"]["path"] = str(tmp_path / "nowhere" / "whisper-base")
-    (moved / "config.json").write_text(json.dumps(config))
+    assert feature["fingerprint"] in card and "emovox encoder shrink" in card and "MIT" in card
+    # a copy without its encoder looks for it by name and fingerprint, and says what is missing
+    moved = tmp_path / "default"
+    shutil.copytree(folder, moved, ignore=shutil.ignore_patterns("encoder"))
     monkeypatch.setenv("EMOVOX_ENCODER_PATH", str(tmp_path / "encoders"))
-    with pytest.raises(Exception, match=r"whisper-base.*54b006fb20089773.*EMOVOX_ENCODER_PATH"):
+    with pytest.raises(Exception, match=r"whisper-base-l3.*EMOVOX_ENCODER_PATH"):
         Recognizer.load(moved)
     clip = tmp_path / "x.wav"
     sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
@@ -180,7 +189,8 @@ def test_package_data_ships_every_file_of_the_bundled_folder() -> None:
     files = [
         p.relative_to(package).as_posix()
         for name in pretrained.SHIPPED_MODELS
-        for p in (pretrained.PRETRAINED_DIR / name).iterdir()
+        for p in (pretrained.PRETRAINED_DIR / name).rglob("*")
+        if p.is_file()
     ]
     for name in pretrained.SHIPPED_MODELS:
         want = {f"pretrained/{name}/{n}" for n in ("model.safetensors", "config.json")}
@@ -245,8 +255,8 @@ def test_model_card_names_the_licence_and_matches_the_metrics_file() -> None:
     assert "CC BY-NC-SA 4.0" in card and "e0196391" in card and "Livingstone" in card
     assert check_model_card(REPO) == []
     assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "ravdess-8") == []
-    assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "whisper-base-7") == []
-    assert "non-commercial research use only" in card and "--model ravdess-8" in card
+    assert check_model_card(REPO, pretrained.PRETRAINED_DIR / "fast-7") == []
+    assert "non-commercial research use only" in card and "--model fast-7" in card
     m_rel = card.split("<!-- sources: metrics=")[1].split()[0]
     metrics = json.loads((REPO / m_rel).read_text())
     for key in ("ua", "wa", "macro_f1"):
@@ -446,37 +456,41 @@ def test_models_lists_the_shipped_models_and_whether_each_can_run_here(
 
     from emovox.features.encoder import encoder_fingerprint
 
-    # the shipped folders, with whisper-base-7's encoder moved off this machine
-    for name in ("ravdess-8", "whisper-base-7"):
-        shutil.copytree(pretrained.PRETRAINED_DIR / name, tmp_path / "shipped" / name)
-    config_file = tmp_path / "shipped" / "whisper-base-7" / "config.json"
+    # the shipped folders, the default's encoder left behind (as a trimmed install would)
+    for name in pretrained.SHIPPED_MODELS:
+        shutil.copytree(
+            pretrained.PRETRAINED_DIR / name,
+            tmp_path / "shipped" / name,
+            ignore=shutil.ignore_patterns("encoder"),
+        )
+    config_file = tmp_path / "shipped" / "default" / "config.json"
     config = json.loads(config_file.read_text())
-    config["feature"]["path"] = str(tmp_path / "nowhere" / "whisper-base")
-    config_file.write_text(json.dumps(config))
+    fingerprint = config["feature"]["fingerprint"]
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL_DIR", tmp_path / "shipped" / "default")
     encoders = tmp_path / "encoders"
     monkeypatch.setenv("EMOVOX_ENCODER_PATH", str(encoders))
     found = {m.name: m for m in pretrained.shipped_models()}
     assert list(found) == list(pretrained.SHIPPED_MODELS)
-    assert found["default"].ready and found["ravdess-8"].ready
-    assert found["default"].dimensions == ["arousal", "valence"] and not found["ravdess-8"].needs
-    whisper = found["whisper-base-7"]
-    assert not whisper.ready and "54b006fb20089773" in whisper.needs
-    assert "EMOVOX_ENCODER_PATH" in whisper.problem and "emovox encoder convert" in whisper.problem
-    assert len(whisper.labels) == 7 and whisper.dimensions == ["arousal", "valence"]
+    assert found["fast-7"].ready and found["ravdess-8"].ready
+    assert found["fast-7"].dimensions == ["arousal", "valence"] and not found["ravdess-8"].needs
+    default = found["default"]
+    assert not default.ready and fingerprint in default.needs and "whisper-base-l3" in default.needs
+    assert "EMOVOX_ENCODER_PATH" in default.problem and "emovox encoder" in default.problem
+    assert len(default.labels) == 7 and default.dimensions == ["arousal", "valence"]
     # an encoder of that name but other weights: found, and refused by its fingerprint
-    make_tiny_whisper(encoders / "whisper-base")
-    assert "fingerprint" in pretrained.shipped_models()[2].problem
+    make_tiny_whisper(encoders / "whisper-base-l3")
+    assert "fingerprint" in pretrained.shipped_models()[0].problem
     # the model's own fingerprint there: ready, as loading it would find it
-    config["feature"]["fingerprint"] = encoder_fingerprint(encoders / "whisper-base")
+    config["feature"]["fingerprint"] = encoder_fingerprint(encoders / "whisper-base-l3")
     config_file.write_text(json.dumps(config))
-    assert pretrained.shipped_models()[2].ready
+    assert pretrained.shipped_models()[0].ready, pretrained.shipped_models()[0].problem
     res = CliRunner().invoke(main, ["models", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert [r["name"] for r in rows] == list(pretrained.SHIPPED_MODELS)
     assert all(r["ready"] for r in rows)
-    (encoders / "whisper-base" / "config.json").unlink()
+    (encoders / "whisper-base-l3" / "config.json").unlink()
     res = CliRunner().invoke(main, ["models"])
-    assert res.exit_code == 0 and "whisper-base-7  [not ready]" in res.output
-    assert "default  [ready]" in res.output and "reads the encoder whisper-base" in res.output
+    assert res.exit_code == 0 and "default  [not ready]" in res.output
+    assert "fast-7  [ready]" in res.output and "reads the encoder whisper-base-l3" in res.output

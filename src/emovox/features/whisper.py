@@ -270,12 +270,15 @@ def shrink_encoder(
     keep_layers: int,
     int8: tuple[str, ...] = ("fc1", "fc2"),
     group: int = INT8_GROUP,
+    source_fingerprint: str = "",
 ) -> Path:
     """Write the Whisper folder ``source``'s first ``keep_layers`` layers as a Whisper folder at
     ``target``: what a feature that reads hidden states ``0..keep_layers`` needs, and nothing
     above. The weights of the linear layers named in ``int8`` (``fc1``, ``fc2``, ``q_proj``,
     ...) are stored as int8 with a float16 scale per ``group`` weights (:func:`quantise_int8`);
     every other tensor keeps its type. Its states are the source's up to that rounding.
+    ``config.json`` records where it came from (``shrunk_from``: the source folder's name and
+    ``source_fingerprint``, its layers, the int8 layers and group).
 
     Raises:
         FileExistsError: ``target`` already holds a model (never overwritten).
@@ -309,12 +312,10 @@ def shrink_encoder(
             value, scale = quantise_int8(value, group)
             out["encoder." + _hf_name(name) + SCALE_SUFFIX] = scale
         out["encoder." + _hf_name(name)] = value
-    from emovox.features.encoder import encoder_fingerprint
-
     config.update(
         shrunk_from={
             "folder": source.name,
-            "fingerprint": encoder_fingerprint(source),
+            "fingerprint": source_fingerprint,
             "encoder_layers": n_layers,
             "int8": sorted(int8),
             "int8_group": group,

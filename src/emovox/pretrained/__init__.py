@@ -1,20 +1,23 @@
-"""The default model that ships inside the package, and its model card.
+"""The models that ship inside the package, and their model cards.
 
 ``emovox predict FILE`` (and ``live``, ``serve``, ``export``, ``Recognizer.load()``) use the
-bundle in ``emovox/pretrained/default/`` when no model folder is given. The folder holds the
-usual two bundle files (``model.safetensors``, ``config.json``) and ``MODEL_CARD.md``.
+bundle in ``emovox/pretrained/default/`` when no model folder is given; the other folders next
+to it are the models ``--model NAME`` names (:data:`SHIPPED_MODELS`). Each folder holds the
+usual two bundle files (``model.safetensors``, ``config.json``), ``MODEL_CARD.md``, and, for a
+model that reads a pretrained encoder, that encoder (``encoder/<name>``, shrunk to the layers
+the model reads: nothing is looked for on the user's machine).
 
 The card's numbers are not typed by hand: the block between ``<!-- generated -->`` and
 ``<!-- /generated -->`` is rendered from the bundled ``config.json`` and from the benchmark files
 it names (the cross-validated ``metrics.json`` of the same recipe, the gain-invariance JSON), and
 :func:`check_model_card` (run by the tests) fails when the card and those files disagree.
 
-Replacing the default model (run from the repository root)::
+Replacing a shipped model (run from the repository root; the default model's card gives its
+exact commands)::
 
-    emovox train --corpus ravdess --data DATA --labels emotion --model cnn --out /tmp/default_cnn
-    python -m emovox.pretrained install /tmp/default_cnn \\
-        --metrics benchmarks/results/cnn/metrics.json \\
-        --gain benchmarks/results/gain_invariance.json
+    emovox train $T --labels ... --arch encoder-lr --feature-param path=ENCODER ... --out /tmp/m
+    python -m emovox.pretrained install /tmp/m --carry-encoder \\
+        --metrics RUN/metrics.json --gain GAIN.json --loco RUN/metrics.json
     python -m emovox.pretrained check
 """
 
@@ -46,17 +49,19 @@ DEFAULT_MODEL_DIR = PRETRAINED_DIR / "default"
 """Where the bundled default model lives (inside the installed package)."""
 
 SHIPPED_MODELS = {
-    "default": "the default model: 7 emotions, six corpora in five languages",
-    "ravdess-8": "the earlier default: 8 emotions (calm kept), RAVDESS alone",
-    "whisper-base-7": "7 emotions read from Whisper base's encoder, which you supply: the most "
-    "accurate on unheard voices, an eighth of the default's speed",
+    "default": "the default model: 7 emotions read from the first layers of Whisper base's "
+    "encoder (carried inside), six corpora in five languages; the most accurate on unheard voices",
+    "fast-7": "a small network on log-mel, the same 7 emotions and corpora: about eight times "
+    "faster than the default, less accurate on unheard voices",
+    "ravdess-8": "8 emotions (calm kept), RAVDESS alone",
 }
 """The models inside the package, by the name ``--model NAME`` takes; each is the folder of that
 name next to this file, with its ``MODEL_CARD.md``."""
 
 MODEL_CARD = "MODEL_CARD.md"
 MAX_MODEL_BYTES = 20_000_000
-"""The bundled folder must stay under 20 MB (it ships in every wheel)."""
+"""A shipped model's folder, with any encoder it carries, must stay under 20 MB (it ships in
+every wheel)."""
 
 LICENCE = "CC BY-NC-SA 4.0"
 CITATION_DOI = "10.1371/journal.pone.0196391"

@@ -1,14 +1,14 @@
-"""``python -m emovox.pretrained``: replace the bundled model and keep its card true.
+"""``python -m emovox.pretrained``: replace a shipped model and keep its card true.
 
 Run from the repository root (the result files the card names are read from there)::
 
-    python -m emovox.pretrained install /tmp/default_cnn \\
-        --metrics benchmarks/results/cnn/metrics.json --gain benchmarks/results/gain_invariance.json
+    python -m emovox.pretrained install /tmp/bundle --carry-encoder \\
+        --metrics RUN/metrics.json --gain GAIN.json --loco RUN/metrics.json
     python -m emovox.pretrained card     # re-render the card's numbers from the files it names
     python -m emovox.pretrained check    # exit status 1 when the card and the files disagree
 
-``--model NAME`` (before the command) works on another shipped model (``ravdess-8``,
-``whisper-base-7``);
+``--model NAME`` (before the command) works on another shipped model (``fast-7``,
+``ravdess-8``);
 ``check`` checks every shipped model unless one is named.
 """
 

@@ -68,8 +68,10 @@ def shrink(source: str, target: str, keep_layers: int, int8: str) -> None:
     check_target(target, folder=True)
     names = tuple(n.strip() for n in int8.split(",") if n.strip())
     try:
-        folder = shrink_encoder(source, target, keep_layers, int8=names)
-    except (FileExistsError, ValueError) as exc:
+        folder = shrink_encoder(
+            source, target, keep_layers, int8=names, source_fingerprint=encoder_fingerprint(source)
+        )
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     size = (folder / WEIGHTS).stat().st_size
     click.echo(

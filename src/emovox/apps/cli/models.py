@@ -15,7 +15,7 @@ def models(as_json: bool) -> None:
 
     \b
     emovox models
-    emovox predict --model whisper-base-7 clip.wav   # once `emovox models` says it is ready
+    emovox predict --model fast-7 clip.wav   # a shipped model by its name
     """
     import dataclasses
 
