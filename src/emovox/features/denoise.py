@@ -80,15 +80,18 @@ def wiener_gains(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
     noise power ``[F]``, the a priori SNR tracked decision-directed (:data:`SMOOTHING`); 1 at the
     frequencies without any noise (digital silence)."""
     silent = noise <= TINY
-    post = power / np.where(silent, 1.0, noise)[:, None]  # a posteriori SNR
-    gains = np.empty_like(power)
+    # frames as rows ([T, F], contiguous): the recursion runs frame by frame
+    post = np.ascontiguousarray((power / np.where(silent, 1.0, noise)[:, None]).T)
+    gains = np.empty_like(post)
     previous = np.zeros(power.shape[0])  # |clean estimate|^2 / noise of the frame before
-    for t in range(power.shape[1]):
-        prior = SMOOTHING * previous + (1 - SMOOTHING) * np.maximum(post[:, t] - 1.0, 0.0)
-        prior = np.maximum(prior, MIN_PRIOR_SNR)
+    excess = np.maximum(post - 1.0, 0.0)  # a posteriori SNR less one, floored at 0
+    for t in range(post.shape[0]):
+        prior = SMOOTHING * previous + (1 - SMOOTHING) * excess[t]
+        np.maximum(prior, MIN_PRIOR_SNR, out=prior)
         g = prior / (1.0 + prior)
-        previous = g * g * post[:, t]
-        gains[:, t] = np.maximum(g, GAIN_FLOOR)
+        previous = g * g * post[t]
+        np.maximum(g, GAIN_FLOOR, out=gains[t])
+    gains = gains.T
     gains[silent] = 1.0  # nothing to remove where there is no noise at all
     return gains
 
