@@ -50,7 +50,13 @@ def make_recording(path: Path, n: int, sr: int = 16000, pause: float = 0.8) -> l
 @click.option("--utterances", default=10, show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="Pace (1: real time).")
 @click.option("--out", default=str(HERE / "results" / "live_latency.json"), show_default=True)
-def main(model_dir, utterances, speed, out) -> None:
+@click.option(
+    "--vad",
+    default="energy",
+    show_default=True,
+    help="As `emovox live --vad`; silero hears no speech in the synthetic voice, so energy.",
+)
+def main(model_dir, utterances, speed, out, vad) -> None:
     from rich.console import Console
 
     from emovox.apps.live import LATENCY_TARGET_MS, LiveDisplay, LiveSession, file_blocks, run_live
@@ -68,7 +74,7 @@ def main(model_dir, utterances, speed, out) -> None:
         rec = Recognizer.load(model_dir)
         wav = Path(tmp) / "utterances.wav"
         lengths = make_recording(wav, utterances, rec.sample_rate)
-        session = LiveSession(rec)
+        session = LiveSession(rec, vad=vad)
         display = LiveDisplay(rec.labels, console=Console(file=io.StringIO(), width=100))
         t0 = time.perf_counter()
         with display:
@@ -79,8 +85,9 @@ def main(model_dir, utterances, speed, out) -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "model": {"path": model_dir, "note": model_note},
         "what": "ms from the arrival of the audio block that ends an utterance (VAD decision, "
-        f"{session.cfg.min_silence} s of quiet after the speech) to the printed prediction",
+        f"{session.stream.cfg.min_silence} s of quiet after the speech) to the printed prediction",
         "pace": speed,
+        "vad": vad,
         "utterances_played": utterances,
         "utterance_seconds": [round(x, 2) for x in lengths],
         "utterances_detected": lat["count"],
