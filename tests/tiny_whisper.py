@@ -91,3 +91,17 @@ def as_ctranslate2(model: wh.WhisperEncoder, n_heads: int) -> dict[str, np.ndarr
             v[c + f"ffn/linear_{j}/weight"] = s[p + f"{fc}.weight"]
             v[c + f"ffn/linear_{j}/bias"] = s[p + f"{fc}.bias"]
     return v
+
+
+def train_on_tiny_whisper(corpus: Path, encoder: Path, out: Path, arch: str, *options) -> Path:
+    """``emovox train`` of ``arch`` on the synthetic ``corpus`` (its emotions as labels), reading
+    the Whisper folder ``encoder``; ``options`` are more command-line words (``"--feature-param",
+    "layer=1"``, ...). Returns ``out``, the bundle."""
+    from conftest import SYNTH_EMOTIONS, run_cli
+
+    run_cli([
+        "train", "--train", f"ravdess:{corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
+        "--arch", arch, "--feature-param", f"path={encoder}", *options,
+        "--out", out, "--quiet", "--no-cache",
+    ])  # fmt: skip
+    return out

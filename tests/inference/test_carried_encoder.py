@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest
-from tiny_whisper import make_tiny_whisper
+from conftest import synth_manifest
+from tiny_whisper import make_tiny_whisper, train_on_tiny_whisper
 
 from emovox import pretrained
 from emovox.inference.bundle import CONFIG, ENCODER_DIR, BundleError, feature_config_in, load_bundle
@@ -25,13 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 def whisper_bundle(synth_corpus: Path, tmp_path: Path) -> Path:
     """``encoder-lr`` trained on a tiny random Whisper encoder at ``tmp_path/encoders/tiny``."""
     encoder = make_tiny_whisper(tmp_path / "encoders" / "tiny")
-    out = tmp_path / "trained"
-    run_cli([
-        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
-        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", "--feature-param",
-        "layers=1,2", "--feature-param", "combine=mean", "--out", out, "--quiet", "--no-cache",
-    ])  # fmt: skip
-    return out
+    layers = ["--feature-param", "layers=1,2", "--feature-param", "combine=mean"]
+    return train_on_tiny_whisper(synth_corpus, encoder, tmp_path / "trained", "encoder-lr", *layers)
 
 
 def _model_folder(tmp_path: Path) -> Path:

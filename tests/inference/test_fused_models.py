@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest
-from tiny_whisper import make_tiny_whisper
+from tiny_whisper import make_tiny_whisper, train_on_tiny_whisper
 
 from emovox.apps.cli import main
 from emovox.inference.bundle import BundleError
@@ -27,12 +27,9 @@ def whisper_svm(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("fusion")
     encoder = make_tiny_whisper(root / "whisper")
     out = root / "whisper-svm"
-    run_cli([
-        "train", "--train", f"ravdess:{synth_corpus}", "--labels", LABELS,
-        "--arch", "encoder-svm", "--feature-param", f"path={encoder}",
-        "--feature-param", "layer=1", "--out", out, "--quiet", "--no-cache",
-    ])  # fmt: skip
-    return out
+    return train_on_tiny_whisper(
+        synth_corpus, encoder, out, "encoder-svm", "--feature-param", "layer=1"
+    )
 
 
 @pytest.fixture(scope="module")

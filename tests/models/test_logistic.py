@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest, toy_data
-from tiny_whisper import make_tiny_whisper
+from tiny_whisper import make_tiny_whisper, train_on_tiny_whisper
 
 from emovox.inference.recognizer import Recognizer
 from emovox.metrics import unweighted_accuracy
@@ -53,11 +53,7 @@ def test_trained_on_a_whisper_folder_it_is_a_small_bundle(
     encoder = make_tiny_whisper(tmp_path / "whisper")
     out = tmp_path / "whisper-lr"
     layer_args = [arg for item in layer_params for arg in ("--feature-param", item)]
-    run_cli([
-        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
-        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", *layer_args,
-        "--out", out, "--quiet", "--no-cache",
-    ])  # fmt: skip
+    train_on_tiny_whisper(synth_corpus, encoder, out, "encoder-lr", *layer_args)
     assert (out / "model.safetensors").stat().st_size < 10_000  # 4 x 32 weights, not vectors
     saved = json.loads((out / "config.json").read_text())["feature"]
     for item in layer_params:  # the bundle names the layers it was trained on
@@ -454,11 +450,8 @@ def test_train_param_dimensions_gives_the_regression_arousal_and_valence(
 ) -> None:
     encoder = make_tiny_whisper(tmp_path / "whisper")
     out = tmp_path / "whisper-lr-dims"
-    run_cli([
-        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
-        "--arch", "encoder-lr", "--feature-param", f"path={encoder}", "--feature-param",
-        "layer=1", "--train-param", "dimensions=true", "--out", out, "--quiet", "--no-cache",
-    ])  # fmt: skip
+    options = ["--feature-param", "layer=1", "--train-param", "dimensions=true"]
+    train_on_tiny_whisper(synth_corpus, encoder, out, "encoder-lr", *options)
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["dimensions"] == ["arousal", "valence"]
     curves = (out / "training_curves.csv").read_text().splitlines()

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SYNTH_EMOTIONS, run_cli, synth_manifest, toy_data
-from tiny_whisper import make_tiny_whisper
+from conftest import synth_manifest, toy_data
+from tiny_whisper import make_tiny_whisper, train_on_tiny_whisper
 
 from emovox.inference.predict import predict_logits
 from emovox.inference.recognizer import Recognizer
@@ -48,13 +48,11 @@ def test_trained_on_a_whisper_folder_it_predicts_with_arousal_and_valence(
 ) -> None:
     encoder = make_tiny_whisper(tmp_path / "whisper")
     out = tmp_path / "whisper-mlp"
-    run_cli([
-        "train", "--train", f"ravdess:{synth_corpus}", "--labels", ",".join(SYNTH_EMOTIONS),
-        "--arch", "encoder-mlp", "--feature-param", f"path={encoder}",
+    train_on_tiny_whisper(
+        synth_corpus, encoder, out, "encoder-mlp",
         "--feature-param", "layers=1,2", "--feature-param", "combine=mean",
         "--param", "hidden=8", "--train-param", "epochs=3", "--train-param", "dimensions=true",
-        "--out", out, "--quiet", "--no-cache",
-    ])  # fmt: skip
+    )  # fmt: skip
     assert "encoder-mlp" in (out / "config.json").read_text()
     rec = Recognizer.load(out)
     files = [u.path for u in synth_manifest(synth_corpus)][:4]
