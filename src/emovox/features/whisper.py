@@ -303,15 +303,15 @@ def shrink_encoder(
     names = WhisperEncoder.from_config(config).state_dict()
     out: dict[str, np.ndarray] = {}
     for name in names:
-        key = prefix + _hf_name(name)
-        if key not in tensors:
-            raise ValueError(f"{source / WEIGHTS} lacks the encoder tensor {key}")
-        value = tensors[key].numpy()
+        hf = _hf_name(name)
+        if prefix + hf not in tensors:
+            raise ValueError(f"{source / WEIGHTS} lacks the encoder tensor {prefix + hf}")
+        value = tensors[prefix + hf].numpy()
         module = name.split(".")[-2]
         if name.startswith("layers.") and name.endswith(".weight") and module in int8:
             value, scale = quantise_int8(value, group)
-            out["encoder." + _hf_name(name) + SCALE_SUFFIX] = scale
-        out["encoder." + _hf_name(name)] = value
+            out[f"encoder.{hf}{SCALE_SUFFIX}"] = scale
+        out[f"encoder.{hf}"] = value
     config.update(
         shrunk_from={
             "folder": source.name,

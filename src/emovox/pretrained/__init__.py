@@ -111,8 +111,13 @@ def shipped_model_path(name: str) -> Path:
     if name == "default":
         return default_model_path()
     return _complete(
-        PRETRAINED_DIR / name, f"the shipped model {name!r} is incomplete", "reinstall emovox"
+        _model_folder(name), f"the shipped model {name!r} is incomplete", "reinstall emovox"
     )
+
+
+def _model_folder(name: str) -> Path:
+    """Where the shipped model ``name`` lives, complete or not."""
+    return DEFAULT_MODEL_DIR if name == "default" else PRETRAINED_DIR / name
 
 
 def resolve_model(model: str | os.PathLike | None) -> Path:
@@ -155,7 +160,7 @@ def shipped_models() -> list[ShippedModel]:
 
     out = []
     for name, description in SHIPPED_MODELS.items():
-        folder = PRETRAINED_DIR / name
+        folder = _model_folder(name)
         config: dict = {}
         needs = problem = None
         try:
@@ -547,13 +552,12 @@ def install_default_model(
     """
     src, dst = Path(bundle_dir), Path(model_dir)
     bundle = load_bundle(src)
-    config = _read_json(src / CONFIG)
+    config = bundle.config  # as read from the bundle's config.json
     encoder = None
     if carry_encoder:
-        folder = getattr(bundle.feature, "folder", None)
-        if not isinstance(folder, Path):
+        encoder = getattr(bundle.feature, "folder", None)
+        if not isinstance(encoder, Path):
             raise BundleError(f"{src}: its feature reads no pretrained encoder to carry")
-        encoder = Path(folder)
         config["feature"]["path"] = f"{ENCODER_DIR}/{encoder.name}"
     size = sum((src / n).stat().st_size for n in (WEIGHTS, CONFIG))
     size += model_size(encoder) if encoder is not None else 0
